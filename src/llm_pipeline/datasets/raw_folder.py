@@ -1,0 +1,50 @@
+"""A folder of raw input files, loaded lazily as bytes so ingest decides how to decode each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kedro.io import AbstractDataset, DatasetError
+
+
+class RawFolderDataset(AbstractDataset[None, dict[str, Callable[[], bytes]]]):
+    """Files below ``path`` with one of ``suffixes``, as ``{file path: loader of bytes}``.
+
+    Keys are the files' POSIX paths including ``path``, so a quarantine entry names the file
+    as a user sees it.
+
+    Unlike ``PartitionedDataset`` an empty or missing folder is a valid, empty input: the
+    explicit validation set, for instance, is optional. Hidden files are ignored.
+    """
+
+    def __init__(self, path: str, suffixes: list[str], metadata: dict[str, Any] | None = None):
+        self._path = Path(path)
+        self._suffixes = tuple(s.lower() for s in suffixes)
+        self.metadata = metadata
+
+    def load(self) -> dict[str, Callable[[], bytes]]:
+        if not self._path.exists():
+            return {}
+        files = sorted(
+            p
+            for p in self._path.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in self._suffixes
+            and not any(part.startswith(".") for part in p.relative_to(self._path).parts)
+        )
+        return {f.as_posix(): _reader(f) for f in files}
+
+    def save(self, data: None) -> None:
+        raise DatasetError(f"{self._path} holds raw input; the pipeline never writes to it.")
+
+    def _exists(self) -> bool:
+        return self._path.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": self._path.as_posix(), "suffixes": list(self._suffixes)}
+
+
+def _reader(path: Path) -> Callable[[], bytes]:
+    return path.read_bytes

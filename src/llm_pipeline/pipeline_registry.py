@@ -1,0 +1,20 @@
+"""The stages, in the order the default run takes them."""
+
+from __future__ import annotations
+
+from kedro.framework.project import find_pipelines
+from kedro.pipeline import Pipeline
+
+STAGES = ("ingest", "validate", "pretrain", "finetune", "align", "evaluate", "register")
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    """One pipeline per stage, found in ``pipelines/<stage>``; ``__default__`` is all of them.
+
+    ``kedro run --pipeline ingest`` makes Kedro import only that stage's modules, so the
+    default pipeline is assembled only when every stage was loaded.
+    """
+    pipelines = find_pipelines(raise_errors=True)
+    if all(stage in pipelines for stage in STAGES):
+        pipelines["__default__"] = sum((pipelines[stage] for stage in STAGES), Pipeline([]))
+    return pipelines

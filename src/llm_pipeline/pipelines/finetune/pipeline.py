@@ -1,0 +1,24 @@
+"""Wiring of the finetune stage."""
+
+from kedro.pipeline import Node, Pipeline
+
+from llm_pipeline.pipelines.finetune import nodes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                nodes.finetune_model,
+                [
+                    "validated_conversations_train",
+                    "validated_conversations_validation",
+                    "base_model",
+                    "params:finetune",
+                    "params:launch",
+                ],
+                "sft_model",
+                name="finetune_model",
+            ),
+        ]
+    )

@@ -1,0 +1,1 @@
+"""The torchrun world: the launcher and one standalone entrypoint per trainer. Imports no Kedro."""

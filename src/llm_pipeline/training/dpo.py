@@ -1,0 +1,100 @@
+"""Direct preference optimisation with TRL's DPOTrainer on (prompt, chosen, rejected) pairs.
+
+    python -m llm_pipeline.training.dpo --config job.yaml
+    torchrun --nproc-per-node 2 -m llm_pipeline.training.dpo --config job.yaml
+
+Keys under ``dpo:`` are ``trl.DPOConfig`` fields. The reference model is a second, frozen copy
+of the starting model (TRL cannot name an in-memory model as its own reference).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llm_pipeline.training.jobs import (
+    checked_fields,
+    hardware_precision,
+    read_job,
+    save_model_folder,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class DPOJob(BaseModel):
+    """One DPO run: the starting model, the preference pairs and the DPOConfig."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    train_file: Path
+    eval_file: Path | None = None
+    model_dir: Path
+    output_dir: Path
+    checkpoint_dir: Path
+    dpo: dict[str, Any] = Field(default_factory=dict)
+    metric_prefix: str = "dpo"
+
+
+def read_preference_pairs(path: Path) -> Any:
+    """Pairs in TRL's conversational preference form: a user turn, two assistant answers."""
+    from datasets import Dataset
+
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            pair = json.loads(line)
+            rows.append(
+                {
+                    "prompt": [{"role": "user", "content": pair["prompt"]}],
+                    "chosen": [{"role": "assistant", "content": pair["chosen"]}],
+                    "rejected": [{"role": "assistant", "content": pair["rejected"]}],
+                }
+            )
+    return Dataset.from_list(rows)
+
+
+def run(job: DPOJob) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    from llm_pipeline.training.tracking import MlflowMetricsCallback
+
+    arguments = DPOConfig(
+        output_dir=str(job.checkpoint_dir),
+        report_to="none",
+        **{**hardware_precision(), **checked_fields(DPOConfig, job.dpo, "dpo")},
+    )
+    tokenizer = AutoTokenizer.from_pretrained(str(job.model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(job.model_dir))
+    reference = AutoModelForCausalLM.from_pretrained(str(job.model_dir))
+    train = read_preference_pairs(job.train_file)
+    evaluation = read_preference_pairs(job.eval_file) if job.eval_file else None
+    logger.info("DPO from %s on %d preference pairs", job.model_dir, len(train))
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=reference,
+        args=arguments,
+        train_dataset=train,
+        eval_dataset=evaluation,
+        processing_class=tokenizer,
+        callbacks=[MlflowMetricsCallback(job.metric_prefix)],
+    )
+    trainer.train()
+    save_model_folder(trainer, tokenizer, job, job.output_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    run(read_job(DPOJob, argv, __doc__ or ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""What the entrypoints share: reading a job file, checking config keys, saving a model folder."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel
+
+RUN_CONFIG_FILE = "llm_pipeline_config.yaml"
+TRAINING_LOG_FILE = "training_log.json"
+
+JobT = TypeVar("JobT", bound=BaseModel)
+
+
+def read_job(job_class: type[JobT], argv: list[str] | None, description: str) -> JobT:
+    """Parse ``--config job.yaml`` and validate it against ``job_class``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", type=Path, required=True, help="the job's YAML file")
+    args = parser.parse_args(argv)
+    return job_class.model_validate(yaml.safe_load(args.config.read_text(encoding="utf-8")))
+
+
+def checked_fields(config_class: type, fields: dict[str, Any], section: str) -> dict[str, Any]:
+    """``fields`` if every key is a parameter of ``config_class``; otherwise fail and name them.
+
+    Hugging Face config classes accept unknown keyword arguments silently, so a typo would
+    otherwise train a different model than the one asked for.
+    """
+    known = set(inspect.signature(config_class.__init__).parameters) - {"self", "kwargs"}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ValueError(
+            f"Unknown keys under '{section}': {unknown}. They must be fields of "
+            f"{config_class.__module__}.{config_class.__name__}."
+        )
+    return fields
+
+
+def is_rank_zero() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def save_model_folder(trainer: Any, tokenizer: Any, job: BaseModel, output_dir: Path) -> None:
+    """On rank 0, write model, tokenizer, resolved config and loss history; rename into place.
+
+    Every rank must call this (saving may gather weights); only rank 0 writes.
+    """
+    staging = output_dir.with_name(f".{output_dir.name}.saving")
+    trainer.save_model(str(staging))
+    if not trainer.is_world_process_zero():
+        return
+    tokenizer.save_pretrained(str(staging))
+    # The Trainer pickles its arguments here; the YAML below says the same without a pickle.
+    (staging / "training_args.bin").unlink(missing_ok=True)
+    resolved = job.model_dump(mode="json")
+    (staging / RUN_CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False))
+    history = json.dumps(trainer.state.log_history, indent=1)
+    (staging / TRAINING_LOG_FILE).write_text(history, encoding="utf-8")
+    if output_dir.exists() and not any(output_dir.iterdir()):
+        output_dir.rmdir()
+    elif output_dir.exists():
+        shutil.rmtree(output_dir)
+    os.replace(staging, output_dir)
+
+
+def hardware_precision() -> dict[str, bool]:
+    """bf16 where the GPU has it, else fp16 on a GPU, else fp32; explicit settings win."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"bf16": False, "fp16": False}
+    bf16 = torch.cuda.is_bf16_supported()
+    return {"bf16": bf16, "fp16": not bf16}

@@ -1,0 +1,164 @@
+"""Tests for MlflowRegistryDataset against a real MLflow store in a temporary SQLite file."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from importlib.metadata import version
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from kedro.io import DatasetError
+
+from llm_pipeline.datasets import (
+    MlflowRegistryDataset,
+    ModelFolder,
+    RegistryCandidate,
+)
+
+NAME = "shop-assistant"
+
+
+@contextmanager
+def isolated_mlflow(root: Path, mp: pytest.MonkeyPatch):
+    """Point tracking and registry at ``root/mlflow.db`` and artifacts at ``root``; undo after."""
+    import mlflow
+
+    # MLflow keeps the URIs it was given in module globals; remember them to restore exactly.
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    previous = tracking_utils._tracking_uri, registry_utils._registry_uri
+    uri = f"sqlite:///{root}/mlflow.db"
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    mp.setenv("MLFLOW_REGISTRY_URI", uri)
+    mp.chdir(root)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield uri
+    finally:
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    with isolated_mlflow(tmp_path, monkeypatch) as uri:
+        yield uri
+
+
+@pytest.fixture(scope="module")
+def registrations(tmp_path_factory, tiny_model_dir):
+    """Register the tiny model twice: v1 as challenger and champion, v2 as challenger only.
+
+    What the registry looked like after the first save is kept, since the second changes it.
+    """
+    import mlflow
+
+    root = tmp_path_factory.mktemp("registry")
+    with pytest.MonkeyPatch.context() as mp, isolated_mlflow(root, mp):
+        client = mlflow.MlflowClient()
+        registry = MlflowRegistryDataset(NAME)
+        with mlflow.start_run() as first_run:
+            registry.save(
+                RegistryCandidate(
+                    model=ModelFolder(tiny_model_dir),
+                    aliases=("challenger", "champion"),
+                    tags={"metric.perplexity": "12.5"},
+                )
+            )
+        first = client.get_model_version(NAME, "1")
+        champion_after_first = MlflowRegistryDataset(NAME, alias="champion").load()
+        with mlflow.start_run() as second_run:
+            registry.save(
+                RegistryCandidate(
+                    model=ModelFolder(tiny_model_dir),
+                    aliases=("challenger",),
+                    tags={"metric.perplexity": "13.0"},
+                )
+            )
+        yield SimpleNamespace(
+            client=client,
+            first=first,
+            first_run_id=first_run.info.run_id,
+            second_run_id=second_run.info.run_id,
+            champion_after_first=champion_after_first,
+        )
+
+
+def test_load_on_an_empty_store_is_none(store):
+    assert MlflowRegistryDataset(NAME, alias="champion").load() is None
+
+
+def test_load_without_an_alias_is_refused():
+    with pytest.raises(DatasetError, match="Set 'alias'"):
+        MlflowRegistryDataset(NAME).load()
+
+
+def test_save_without_an_active_run_is_refused(store, tiny_model_dir):
+    import mlflow
+
+    candidate = RegistryCandidate(model=ModelFolder(tiny_model_dir), aliases=("challenger",))
+
+    with pytest.raises(DatasetError, match="active MLflow run"):
+        MlflowRegistryDataset(NAME).save(candidate)
+
+    assert mlflow.active_run() is None
+    assert mlflow.MlflowClient().search_registered_models() == []
+
+
+def test_save_registers_a_version_with_its_aliases_and_tags(registrations):
+    first = registrations.first
+
+    assert int(first.version) == 1
+    assert sorted(first.aliases) == ["challenger", "champion"]
+    assert first.tags["metric.perplexity"] == "12.5"
+    assert first.run_id == registrations.first_run_id
+
+
+def test_load_gives_the_version_behind_the_alias(registrations):
+    champion = registrations.champion_after_first
+
+    assert champion["name"] == NAME
+    assert champion["version"] == 1
+    assert champion["run_id"] == registrations.first_run_id
+    assert champion["tags"]["metric.perplexity"] == "12.5"
+
+
+def test_second_save_moves_challenger_and_leaves_champion(registrations):
+    client = registrations.client
+
+    assert int(client.get_model_version_by_alias(NAME, "challenger").version) == 2
+    assert int(client.get_model_version_by_alias(NAME, "champion").version) == 1
+    assert MlflowRegistryDataset(NAME, alias="champion").load()["version"] == 1
+    challenger = MlflowRegistryDataset(NAME, alias="challenger").load()
+    assert challenger["version"] == 2
+    assert challenger["run_id"] == registrations.second_run_id
+    assert challenger["tags"]["metric.perplexity"] == "13.0"
+
+
+def test_load_of_an_unset_alias_is_none(registrations):
+    assert MlflowRegistryDataset(NAME, alias="production").load() is None
+
+
+def test_logged_model_pins_the_serving_packages(registrations):
+    import mlflow
+
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(f"models:/{NAME}/1")).read_text()
+
+    assert f"transformers=={version('transformers')}" in requirements
+    assert f"torch=={version('torch')}" in requirements
+    assert "torchvision" not in requirements
+
+
+def test_registered_model_loads_back_and_generates(registrations):
+    import mlflow
+
+    generator = mlflow.transformers.load_model(f"models:/{NAME}@challenger")
+    output = generator("Can I return my tent?", max_new_tokens=5, return_full_text=False)
+
+    assert isinstance(output[0]["generated_text"], str)
+    assert output[0]["generated_text"].strip()

@@ -1,0 +1,322 @@
+"""Tests for the evaluate nodes: ROUGE-L, prompts, perplexity and generation on a tiny model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from llm_pipeline.datasets import ModelFolder
+from llm_pipeline.pipelines.evaluate.nodes import (
+    evaluate_models,
+    generate_answers,
+    prompt_messages,
+    reference_perplexity,
+    rouge_l,
+    score_model,
+    words,
+)
+
+PAIRS = [
+    ("How long does the tent take to ship?", "The tent ships in 3 days."),
+    ("What does the camping stove cost?", "The camping stove costs 45 euros."),
+    ("Can I return my backpack?", "Yes, within two weeks."),
+    ("Hi", "Hello, how can I help?"),
+    ("Is the head lamp on sale?", "The head lamp is on sale for 20 euros."),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    return model, tokenizer
+
+
+def chat_prompt(tokenizer, question: str) -> str:
+    messages = [{"role": "user", "content": question}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+# --- words and ROUGE-L -------------------------------------------------------------------
+
+
+def test_words_are_lower_case_and_split_on_punctuation():
+    assert words("Where's my TENT? Café, 3 days!") == [
+        "where",
+        "s",
+        "my",
+        "tent",
+        "café",
+        "3",
+        "days",
+    ]
+
+
+def test_rouge_l_of_identical_text_is_one():
+    assert rouge_l("The tent ships in 3 days.", "The tent ships in 3 days.") == 1.0
+
+
+def test_rouge_l_of_disjoint_text_is_zero():
+    assert rouge_l("hello there", "tent ships tomorrow") == 0.0
+
+
+def test_rouge_l_partial_match_is_the_f1_of_the_longest_common_subsequence():
+    # LCS "the cat on the mat" = 5 words; precision 5/6, recall 5/5, F1 = 10/11.
+    assert rouge_l("the cat sat on the mat", "the cat on the mat") == pytest.approx(10 / 11)
+
+
+def test_rouge_l_counts_a_subsequence_not_a_substring():
+    # LCS "a c e" = 3 of 5 candidate and 3 of 3 reference words: F1 = 2 * 0.6 / 1.6 = 0.75.
+    assert rouge_l("a b c d e", "a c e") == pytest.approx(0.75)
+
+
+def test_rouge_l_ignores_case_and_punctuation():
+    assert rouge_l("THE Tent, ships!", "the tent ships") == 1.0
+
+
+@pytest.mark.parametrize("candidate, reference", [("", "the tent"), ("the tent", ""), ("?!", "?!")])
+def test_rouge_l_without_words_is_zero(candidate, reference):
+    assert rouge_l(candidate, reference) == 0.0
+
+
+def test_rouge_l_is_symmetric():
+    a, b = "the cat sat on the mat", "a cat on a mat today"
+    assert rouge_l(a, b) == pytest.approx(rouge_l(b, a))
+
+
+# --- prompt_messages ---------------------------------------------------------------------
+
+
+def row(**overrides) -> dict:
+    base = {
+        "prompt": "And the boots?",
+        "context": "Boots ship in 5 days.",
+        "messages": [
+            {"role": "user", "content": "Can I return my tent?"},
+            {"role": "assistant", "content": "Yes."},
+            {"role": "user", "content": "And the boots?"},
+        ],
+    }
+    return {**base, **overrides}
+
+
+def test_prompt_messages_uses_the_conversation_when_present():
+    example = row()
+
+    assert prompt_messages(example, include_context=False) == example["messages"]
+
+
+@pytest.mark.parametrize("messages", [[], None, float("nan")], ids=["empty", "none", "nan"])
+def test_prompt_messages_falls_back_to_the_prompt(messages):
+    assert prompt_messages(row(messages=messages), include_context=False) == [
+        {"role": "user", "content": "And the boots?"}
+    ]
+
+
+def test_prompt_messages_adds_the_context_as_a_first_system_turn_when_asked():
+    example = row()
+
+    messages = prompt_messages(example, include_context=True)
+
+    assert messages[0]["role"] == "system"
+    assert "Boots ship in 5 days." in messages[0]["content"]
+    assert messages[1:] == example["messages"]
+    assert len(example["messages"]) == 3
+
+
+@pytest.mark.parametrize("context", ["", None, float("nan")], ids=["empty", "none", "nan"])
+def test_prompt_messages_adds_no_system_turn_without_context(context):
+    messages = prompt_messages(row(context=context), include_context=True)
+
+    assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+
+
+def test_prompt_messages_ignores_the_context_unless_asked():
+    messages = prompt_messages(row(), include_context=False)
+
+    assert all(m["role"] != "system" for m in messages)
+
+
+# --- reference_perplexity and generate_answers on a real tiny model ---------------------
+
+
+def test_reference_perplexity_is_finite_and_above_one(tiny):
+    model, tokenizer = tiny
+    prompts = [chat_prompt(tokenizer, q) for q, _ in PAIRS]
+    references = [r for _, r in PAIRS]
+
+    perplexity = reference_perplexity(model, tokenizer, prompts, references, batch_size=2)
+
+    assert math.isfinite(perplexity)
+    assert perplexity > 1.0
+
+
+def test_reference_perplexity_does_not_depend_on_padding(tiny):
+    model, tokenizer = tiny
+    prompts = [chat_prompt(tokenizer, q) for q, _ in PAIRS]
+    references = [r for _, r in PAIRS]
+
+    one_by_one = reference_perplexity(model, tokenizer, prompts, references, batch_size=1)
+    padded = reference_perplexity(model, tokenizer, prompts, references, batch_size=4)
+
+    assert math.log(padded) == pytest.approx(math.log(one_by_one), abs=1e-4)
+
+
+def test_reference_perplexity_scores_only_the_reference_tokens(tiny):
+    import torch
+
+    model, tokenizer = tiny
+    prompt, reference = chat_prompt(tokenizer, PAIRS[0][0]), PAIRS[0][1]
+    prompt_length = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    ids = tokenizer(prompt + reference, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        log_probs = torch.log_softmax(model(torch.tensor([ids])).logits[0], dim=-1)
+    # Token i is predicted from position i - 1; only the reference's tokens count.
+    nll = [-log_probs[i - 1, ids[i]].item() for i in range(prompt_length, len(ids))]
+
+    perplexity = reference_perplexity(model, tokenizer, [prompt], [reference], batch_size=1)
+
+    assert perplexity == pytest.approx(math.exp(sum(nll) / len(nll)), rel=1e-5)
+
+
+def test_reference_perplexity_weights_examples_by_their_reference_tokens(tiny):
+    """The figure is pooled over tokens, not an average of per-example perplexities."""
+    model, tokenizer = tiny
+    prompts = [chat_prompt(tokenizer, q) for q, _ in PAIRS[:2]]
+    references = ["Yes.", PAIRS[1][1] + " " + PAIRS[0][1]]
+    counts, logs = [], []
+    for prompt, reference in zip(prompts, references, strict=True):
+        full = tokenizer(prompt + reference, add_special_tokens=False)["input_ids"]
+        counts.append(len(full) - len(tokenizer(prompt, add_special_tokens=False)["input_ids"]))
+        logs.append(math.log(reference_perplexity(model, tokenizer, [prompt], [reference], 1)))
+    assert counts[0] < counts[1]
+
+    pooled = reference_perplexity(model, tokenizer, prompts, references, batch_size=2)
+
+    expected = (counts[0] * logs[0] + counts[1] * logs[1]) / sum(counts)
+    assert math.log(pooled) == pytest.approx(expected, abs=1e-5)
+
+
+def test_reference_perplexity_falls_after_training_on_the_reference(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    prompt = chat_prompt(tokenizer, "How long does the tent take to ship?")
+    reference = "The tent ships in 3 days."
+    before = reference_perplexity(model.eval(), tokenizer, [prompt], [reference], batch_size=1)
+
+    ids = torch.tensor([tokenizer(prompt + reference, add_special_tokens=False)["input_ids"]])
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(30):
+        optimizer.zero_grad()
+        model(input_ids=ids, labels=ids).loss.backward()
+        optimizer.step()
+    after = reference_perplexity(model.eval(), tokenizer, [prompt], [reference], batch_size=1)
+
+    assert after < before / 2
+
+
+def test_generate_answers_gives_one_string_per_prompt(tiny):
+    model, tokenizer = tiny
+    prompts = [chat_prompt(tokenizer, q) for q, _ in PAIRS]
+
+    answers = generate_answers(model, tokenizer, prompts, {"batch_size": 2, "max_new_tokens": 4})
+
+    assert len(answers) == len(prompts)
+    assert all(isinstance(answer, str) for answer in answers)
+    assert any(answers)
+
+
+def test_generate_answers_does_not_depend_on_batching(tiny):
+    """Prompts of different lengths are padded on the left; padding must not change answers."""
+    model, tokenizer = tiny
+    prompts = [chat_prompt(tokenizer, q) for q, _ in PAIRS]
+
+    alone = generate_answers(model, tokenizer, prompts, {"batch_size": 1, "max_new_tokens": 6})
+    batched = generate_answers(model, tokenizer, prompts, {"batch_size": 5, "max_new_tokens": 6})
+
+    assert batched == alone
+
+
+def test_generate_answers_of_no_prompts_is_empty(tiny):
+    model, tokenizer = tiny
+
+    assert generate_answers(model, tokenizer, [], {"batch_size": 4, "max_new_tokens": 4}) == []
+
+
+# --- score_model and evaluate_models -----------------------------------------------------
+
+
+def test_score_model_reports_every_figure(tiny_model_dir, validation_set, eval_params):
+    metrics, answers = score_model(ModelFolder(tiny_model_dir), validation_set, eval_params)
+
+    assert set(metrics) == {"perplexity", "rouge_l", "answer_words", "examples"}
+    assert metrics["examples"] == 3
+    assert len(answers) == 3
+    assert math.isfinite(metrics["perplexity"]) and metrics["perplexity"] > 1.0
+    assert 0.0 <= metrics["rouge_l"] <= 1.0
+    assert metrics["answer_words"] == pytest.approx(np.mean([len(words(a)) for a in answers]))
+
+
+def test_score_model_puts_the_context_in_the_prompt_only_when_asked(
+    tiny_model_dir, validation_set, eval_params
+):
+    folder = ModelFolder(tiny_model_dir)
+    without, _ = score_model(folder, validation_set, {**eval_params, "include_context": False})
+    again, _ = score_model(folder, validation_set, {**eval_params, "include_context": False})
+    with_context, _ = score_model(folder, validation_set, {**eval_params, "include_context": True})
+
+    assert again == without
+    assert with_context["perplexity"] != pytest.approx(without["perplexity"], rel=1e-6)
+
+
+def test_evaluate_models_scores_each_model_under_its_name(
+    tiny_model_dir, other_model_dir, validation_set, eval_params
+):
+    original = validation_set.copy(deep=True)
+
+    metrics, tracked, samples = evaluate_models(
+        validation_set,
+        base_model=ModelFolder(tiny_model_dir),
+        sft_model=ModelFolder(other_model_dir),
+        aligned_model=ModelFolder(tiny_model_dir),
+        params=eval_params,
+    )
+
+    assert set(metrics) == {"base", "sft", "aligned"}
+    for figures in metrics.values():
+        assert set(figures) == {"perplexity", "rouge_l", "answer_words", "examples"}
+        assert figures["examples"] == 3
+    assert metrics["aligned"] == metrics["base"]
+    assert metrics["sft"]["perplexity"] != pytest.approx(metrics["base"]["perplexity"])
+    assert validation_set.equals(original)
+
+    assert set(tracked) == {f"{m}.{k}" for m in metrics for k in metrics[m]}
+    assert tracked["sft.perplexity"] == {"value": metrics["sft"]["perplexity"], "step": 0}
+    assert all(isinstance(entry["value"], float) for entry in tracked.values())
+    assert all(entry["step"] == 0 for entry in tracked.values())
+
+    assert list(samples.columns) == ["id", "prompt", "reference", "base", "sft", "aligned"]
+    assert len(samples) == eval_params["samples_in_report"]
+    assert samples["id"].tolist() == ["val-0001", "val-0002"]
+    assert samples["base"].tolist() == samples["aligned"].tolist()
+    assert all(isinstance(answer, str) for answer in samples["sft"])
+
+
+def test_evaluate_models_keeps_every_sample_when_the_report_allows_more(
+    tiny_model_dir, validation_set, eval_params
+):
+    folder = ModelFolder(tiny_model_dir)
+    params = {**eval_params, "samples_in_report": 50, "batch_size": 2}
+
+    _, _, samples = evaluate_models(validation_set, folder, folder, folder, params)
+
+    assert samples["id"].tolist() == ["val-0001", "val-0002", "val-0003"]

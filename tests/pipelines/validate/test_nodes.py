@@ -1,0 +1,119 @@
+"""Data contracts with real Great Expectations suites: what passes, what fails, and how it reads."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from llm_pipeline.pipelines.validate import nodes
+
+PARAMS = {
+    "min_rows": {"preferences_validation": 0},
+    "document_chars": {"min": 10, "max": 1000},
+    "message_chars": {"min": 1, "max": 500},
+    "examples_per_failure": 3,
+}
+
+
+def turn(role: str, content: str) -> dict:
+    return {"role": role, "content": content}
+
+
+def good_datasets() -> dict[str, pd.DataFrame]:
+    conversations = pd.DataFrame(
+        {
+            "id": ["conv-1", "conv-2"],
+            "messages": [
+                [turn("user", "Where is my parcel?"), turn("assistant", "On its way.")],
+                [
+                    turn("system", "Be brief."),
+                    turn("user", "Refund?"),
+                    turn("assistant", "Yes."),
+                    turn("user", "When?"),
+                    turn("assistant", "In 5 days."),
+                ],
+            ],
+        }
+    )
+    return {
+        "documents_train": pd.DataFrame(
+            {"id": ["d1", "d2"], "text": ["Shipping is free.", "Returns in 30 days."]}
+        ),
+        "documents_validation": pd.DataFrame({"id": ["d3"], "text": ["Gift cards never expire."]}),
+        "conversations_train": conversations,
+        "conversations_validation": conversations.iloc[:1],
+        "preferences_train": pd.DataFrame(
+            {"id": ["p1"], "prompt": ["Refund?"], "chosen": ["Within 5 days."], "rejected": ["No."]}
+        ),
+        "preferences_validation": pd.DataFrame(columns=["id", "prompt", "chosen", "rejected"]),
+        "validation_set": pd.DataFrame(
+            {"id": ["v1"], "prompt": ["Refund?"], "reference": ["Yes."]}
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def passing_report() -> dict:
+    return nodes.check_data_contracts(PARAMS, **good_datasets())
+
+
+def test_good_data_passes_every_contract(passing_report):
+    assert passing_report["success"] is True
+    assert {r["dataset"] for r in passing_report["datasets"]} == set(good_datasets())
+    assert all(r["evaluated_expectations"] >= 3 for r in passing_report["datasets"])
+    datasets = good_datasets()
+    assert nodes.enforce_data_contracts(passing_report, **datasets).keys() == datasets.keys()
+
+
+def test_broken_rows_fail_with_dataset_expectation_and_ids():
+    datasets = good_datasets()
+    datasets["conversations_train"] = pd.DataFrame(
+        {
+            "id": ["conv-ok", "conv-bad"],
+            "messages": [
+                [turn("user", "Hi"), turn("assistant", "Hello")],
+                [turn("user", "Hi"), turn("assistant", "Hello"), turn("user", "Still there?")],
+            ],
+        }
+    )
+    datasets["preferences_train"] = pd.DataFrame(
+        {"id": ["p1"], "prompt": ["Refund?"], "chosen": ["Same."], "rejected": ["Same."]}
+    )
+    datasets["documents_train"] = pd.DataFrame(
+        {"id": ["d1", "d1"], "text": ["short", "Long enough text."]}
+    )
+    report = nodes.check_data_contracts(PARAMS, **datasets)
+    assert report["success"] is False
+    failed = {
+        (r["dataset"], f["expectation"], f["column"]): f
+        for r in report["datasets"]
+        for f in r["failures"]
+    }
+    ends = failed[
+        ("conversations_train", "expect_column_values_to_be_in_set", "ends_with_assistant")
+    ]
+    assert ends["example_ids"] == ["conv-bad"]
+    assert ("preferences_train", "expect_column_values_to_be_in_set", "chosen_differs") in failed
+    assert ("documents_train", "expect_column_values_to_be_unique", "id") in failed
+    assert ("documents_train", "expect_column_value_lengths_to_be_between", "text") in failed
+
+    with pytest.raises(nodes.DataContractError) as error:
+        nodes.enforce_data_contracts(report, **datasets)
+    message = str(error.value)
+    assert "no training was started" in message
+    assert (
+        "conversations_train: expect_column_values_to_be_in_set on column 'ends_with_assistant'"
+        in message
+    )
+    assert "conv-bad" in message
+
+
+def test_an_empty_training_set_fails_its_row_count():
+    datasets = good_datasets()
+    datasets["preferences_train"] = datasets["preferences_validation"]
+    report = nodes.check_data_contracts(PARAMS, **datasets)
+    failures = next(r for r in report["datasets"] if r["dataset"] == "preferences_train")[
+        "failures"
+    ]
+    assert failures[0]["expectation"] == "expect_table_row_count_to_be_between"
+    assert report["success"] is False

@@ -1,0 +1,94 @@
+"""Test helpers: throw-away copies of the project, and Kedro and DVC commands run in them."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def tool(name: str) -> str:
+    """A command of this virtual environment (kedro, dvc), found beside the running python."""
+    return str(Path(sys.executable).parent / name)
+
+
+def command_environment(**extra: str) -> dict[str, str]:
+    """The environment for Kedro and DVC subprocesses: no telemetry, a git identity."""
+    env = dict(os.environ)
+    env.pop("KEDRO_ENV", None)
+    # dvc.yaml says `kedro run`: the environment's own commands come first, as when activated.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.update(
+        KEDRO_DISABLE_TELEMETRY="1",
+        DO_NOT_TRACK="1",
+        GIT_AUTHOR_NAME="llm-pipeline tests",
+        GIT_AUTHOR_EMAIL="tests@llm-pipeline.invalid",
+        GIT_COMMITTER_NAME="llm-pipeline tests",
+        GIT_COMMITTER_EMAIL="tests@llm-pipeline.invalid",
+        **extra,
+    )
+    return env
+
+
+def run_command(args: list[str], cwd: Path, **extra_env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        args, cwd=cwd, env=command_environment(**extra_env), capture_output=True, text=True
+    )
+
+
+def copy_project(target: Path, raw_data: Path) -> Path:
+    """A copy of the project's code and configuration with ``raw_data`` as data/01_raw."""
+    names = ["pyproject.toml", "conf", "src", "dvc.yaml", ".telemetry", ".gitignore"]
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "local")
+    for name in names:
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=ignore)
+        else:
+            shutil.copy2(source, target / name)
+    (target / "conf" / "local").mkdir(exist_ok=True)
+    shutil.copytree(raw_data, target / "data" / "01_raw")
+    return target
+
+
+ITEMS = ("hiking boots", "tent", "rain jacket", "backpack", "camping stove", "head lamp")
+FACTS = ("ships in", "costs", "arrives within", "can be returned within", "is on sale for")
+AMOUNTS = ("3 days", "5 days", "two weeks", "20 euros", "45 euros")
+
+
+def shop_sentences() -> list[str]:
+    facts = [f"The {i} {f} {a}." for i, f, a in itertools.product(ITEMS, FACTS, AMOUNTS)]
+    questions = [f"Can I return my {i} after {a}?" for i, a in itertools.product(ITEMS, AMOUNTS)]
+    return [*facts, *questions, "Thank you for shopping with us!", "Hello, how can I help?"]
+
+
+def build_tiny_model(folder: Path, seed: int = 0) -> Path:
+    """A one-layer Llama and its byte-level BPE tokenizer, saved as a Hugging Face folder."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from llm_pipeline.training.tokenizer import TokenizerConfig, train_tokenizer
+
+    train_tokenizer(shop_sentences(), TokenizerConfig(vocab_size=300, min_frequency=1), folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.bos_token_id,
+    )
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder

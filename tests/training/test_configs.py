@@ -1,0 +1,49 @@
+"""Every parameters file loads into the config classes that are its schema, in every environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from kedro.config import OmegaConfigLoader
+
+from llm_pipeline.settings import CONFIG_LOADER_ARGS
+from llm_pipeline.training.jobs import checked_fields
+from llm_pipeline.training.launch import LaunchConfig
+from llm_pipeline.training.tokenizer import TokenizerConfig
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def parameters(env: str) -> dict:
+    loader = OmegaConfigLoader(str(CONF), **{**CONFIG_LOADER_ARGS, "default_run_env": env})
+    return loader["parameters"]
+
+
+@pytest.mark.parametrize("env", ["local", "tiny"])
+def test_parameters_are_valid_library_configs(env, tmp_path):
+    from transformers import LlamaConfig, TrainingArguments
+    from trl import DPOConfig, SFTConfig
+
+    params = parameters(env)
+    LaunchConfig.model_validate(params["launch"])
+    TokenizerConfig.model_validate(params["pretrain"]["tokenizer"])
+    checked_fields(LlamaConfig, params["pretrain"]["model"], "model")
+    TrainingArguments(output_dir=str(tmp_path), **params["pretrain"]["training"])
+    SFTConfig(output_dir=str(tmp_path), bf16=False, **params["finetune"]["sft"])
+    DPOConfig(output_dir=str(tmp_path), bf16=False, **params["align"]["dpo"])
+    assert params["register"]["primary_metric"] in {"perplexity", "rouge_l"}
+
+
+def test_tiny_overrides_single_keys_and_keeps_the_rest():
+    base, tiny = parameters("local"), parameters("tiny")
+    assert tiny["pretrain"]["model"]["hidden_size"] < base["pretrain"]["model"]["hidden_size"]
+    assert tiny["pretrain"]["training"]["lr_scheduler_type"] == "cosine"
+    assert tiny["ingest"] == base["ingest"]
+
+
+def test_a_misspelt_model_key_is_refused():
+    from transformers import LlamaConfig
+
+    with pytest.raises(ValueError, match="hidden_sise"):
+        checked_fields(LlamaConfig, {"hidden_sise": 64}, "model")
