@@ -82,7 +82,16 @@ def test_one_mlflow_run_holds_params_training_curves_and_reports(tracking):
     assert len(tracking.get_metric_history(run.info.run_id, "pretrain/loss")) >= 2
     assert run.data.params["pretrain.model.hidden_size"] == "32"
     reports = {a.path for a in tracking.list_artifacts(run.info.run_id, "reports")}
-    assert {"reports/metrics.json", "reports/validation_report.json"} <= reports
+    assert {
+        "reports/metrics.json",
+        "reports/validation_report.json",
+        "reports/data_report.json",
+        "reports/data_report.png",
+    } <= reports
+    docs = {a.path for a in tracking.list_artifacts(run.info.run_id, "data_docs")}
+    assert "data_docs/index.html" in docs
+    data = {a.path for a in tracking.list_artifacts(run.info.run_id, "data")}
+    assert {"data/quarantine.jsonl", "data/accounting.jsonl"} <= data
 
 
 def test_models_are_versioned_folders_with_their_config(finished_run):

@@ -8,13 +8,14 @@ expectation that Data Docs and the report can name.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-CONTRACTS = ("documents", "conversations", "preferences", "validation_set")
+CONTRACTS = ("documents", "conversations", "preferences", "validation_set", "ingest_accounting")
 
 
 def contract_of(dataset: str) -> str:
@@ -36,16 +37,18 @@ def _roles_alternate(messages: list[dict]) -> bool:
     )
 
 
-def _text_lengths(frame: pd.DataFrame, column: str) -> pd.Series:
-    return frame[column].map(lambda v: len(v) if isinstance(v, str) else 0)
-
-
 def contract_view(contract: str, frame: pd.DataFrame) -> pd.DataFrame:
     """The flat columns the ``contract`` checks, derived from ``frame``."""
     frame = frame.reset_index(drop=True)
     view = pd.DataFrame({"id": frame["id"] if "id" in frame else pd.Series(dtype=object)})
     if contract == "documents":
         view["text"] = frame.get("text", pd.Series(dtype=object))
+    elif contract == "ingest_accounting":
+        view = (
+            frame[["source", "balanced"]]
+            .rename(columns={"source": "id"})
+            .astype({"balanced": bool})
+        )
     elif contract == "conversations":
         messages = frame.get("messages", pd.Series(dtype=object))
         view["roles_alternate"] = messages.map(_roles_alternate).astype(bool)
@@ -58,6 +61,7 @@ def contract_view(contract: str, frame: pd.DataFrame) -> pd.DataFrame:
         view["longest_turn"] = messages.map(
             lambda ms: max((len(m.get("content") or "") for m in ms), default=0)
         ).astype(int)
+        view["text"] = messages.map(lambda ms: "\n".join(m.get("content") or "" for m in ms))
     elif contract == "preferences":
         for column in ("prompt", "chosen", "rejected"):
             view[column] = frame.get(column, pd.Series(dtype=object))
@@ -65,6 +69,7 @@ def contract_view(contract: str, frame: pd.DataFrame) -> pd.DataFrame:
     elif contract == "validation_set":
         for column in ("prompt", "reference"):
             view[column] = frame.get(column, pd.Series(dtype=object))
+        view["leaks_into_training"] = frame.get("leaks_into_training", False)
     return view
 
 
@@ -73,12 +78,26 @@ def build_suite(contract: str, dataset: str, params: dict) -> Any:
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
+    from llm_pipeline.hygiene.pii import LEFTOVER_PATTERN
+
     suite = gx.ExpectationSuite(name=f"{dataset}_contract")
     min_rows = params["min_rows"].get(dataset, 1)
     suite.add_expectation(gxe.ExpectTableRowCountToBeBetween(min_value=min_rows))
     suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column="id"))
     suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column="id"))
-    if contract == "documents":
+    no_pii_left = {
+        "documents": ["text"],
+        "conversations": ["text"],
+        "preferences": ["prompt", "chosen", "rejected"],
+        "validation_set": ["prompt", "reference"],
+    }
+    for column in no_pii_left.get(contract, []):
+        suite.add_expectation(
+            gxe.ExpectColumnValuesToNotMatchRegex(column=column, regex=LEFTOVER_PATTERN)
+        )
+    if contract == "ingest_accounting":
+        suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="balanced", value_set=[True]))
+    elif contract == "documents":
         chars = params["document_chars"]
         suite.add_expectation(
             gxe.ExpectColumnValueLengthsToBeBetween(
@@ -116,21 +135,48 @@ def build_suite(contract: str, dataset: str, params: dict) -> Any:
                     column=column, min_value=chars["min"], max_value=chars["max"]
                 )
             )
+        suite.add_expectation(
+            gxe.ExpectColumnValuesToBeInSet(column="leaks_into_training", value_set=[False])
+        )
     return suite
 
 
-def validate_dataset(context: Any, dataset: str, frame: pd.DataFrame, params: dict) -> dict:
-    """Run ``dataset``'s contract; a JSON-ready summary with failing examples by id."""
-    contract = contract_of(dataset)
-    view = contract_view(contract, frame)
-    suite = build_suite(contract, dataset, params)
-    batch = (
-        context.data_sources.add_pandas(name=dataset)
-        .add_dataframe_asset(name=dataset)
-        .add_batch_definition_whole_dataframe(name=dataset)
-        .get_batch(batch_parameters={"dataframe": view})
-    )
-    result = batch.validate(suite, result_format="SUMMARY")
+def run_contracts(
+    frames: dict[str, pd.DataFrame], params: dict, project_dir: Path
+) -> tuple[list[dict], Path]:
+    """Validate each frame against its contract; summaries, and the Data Docs site's folder.
+
+    A file-backed context in ``project_dir`` keeps the validation results so Great
+    Expectations can render them as HTML Data Docs.
+    """
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="file", project_root_dir=str(project_dir))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    results = []
+    for dataset, frame in frames.items():
+        contract = contract_of(dataset)
+        view = contract_view(contract, frame)
+        suite = context.suites.add(build_suite(contract, dataset, params))
+        batch = (
+            context.data_sources.add_pandas(name=dataset)
+            .add_dataframe_asset(name=dataset)
+            .add_batch_definition_whole_dataframe(name=dataset)
+        )
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=dataset, data=batch, suite=suite)
+        )
+        result = definition.run(batch_parameters={"dataframe": view}, result_format="SUMMARY")
+        results.append(summarise_result(dataset, contract, len(frame), view, result, params))
+    context.build_data_docs()
+    return results, project_dir / "gx" / "uncommitted" / "data_docs" / "local_site"
+
+
+def summarise_result(
+    dataset: str, contract: str, rows: int, view: pd.DataFrame, result: Any, params: dict
+) -> dict:
+    """A JSON-ready summary of one validation, with failing examples named by row id."""
     examples = params["examples_per_failure"]
     failures = []
     for outcome in result.results:
@@ -138,34 +184,29 @@ def validate_dataset(context: Any, dataset: str, frame: pd.DataFrame, params: di
             continue
         config = outcome.expectation_config
         details = outcome.result or {}
-        rows = details.get("partial_unexpected_index_list") or []
+        indexes = details.get("partial_unexpected_index_list") or []
         failures.append(
             {
                 "expectation": config.type,
                 "column": config.kwargs.get("column"),
                 "unexpected_count": details.get("unexpected_count"),
-                "observed_value": details.get("observed_value"),
+                "observed_value": _plain([details.get("observed_value")])[0],
                 "examples": _plain(details.get("partial_unexpected_list", [])[:examples]),
-                "example_ids": [str(view["id"].iloc[i]) for i in rows[:examples] if i < len(view)],
+                "example_ids": [
+                    str(view["id"].iloc[i]) for i in indexes[:examples] if i < len(view)
+                ],
                 "error": (outcome.exception_info or {}).get("exception_message"),
             }
         )
     return {
         "dataset": dataset,
         "contract": contract,
-        "rows": len(frame),
+        "rows": rows,
         "success": bool(result.success),
         "evaluated_expectations": result.statistics["evaluated_expectations"],
         "successful_expectations": result.statistics["successful_expectations"],
         "failures": failures,
     }
-
-
-def ephemeral_context() -> Any:
-    """A Great Expectations context that writes no files and calls no network."""
-    import great_expectations as gx
-
-    return gx.get_context(mode="ephemeral")
 
 
 def _plain(values: list) -> list:

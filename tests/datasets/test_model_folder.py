@@ -50,7 +50,7 @@ def test_save_replaces_an_existing_target_and_leaves_nothing_beside_it(tmp_path)
 def test_save_refuses_anything_but_a_model_folder(tmp_path):
     dataset = ModelFolderDataset(str(tmp_path / "model"))
 
-    with pytest.raises(DatasetError, match="Expected a ModelFolder, got str"):
+    with pytest.raises(DatasetError, match="Expected a Folder, got str"):
         dataset.save(str(tmp_path / "somewhere"))
 
 

@@ -1,11 +1,18 @@
-"""Custom Kedro datasets: raw input folders, JSON Lines tables, model folders, the registry."""
+"""Custom Kedro datasets: raw input folders, JSON Lines tables, folders, the model registry."""
 
 from llm_pipeline.datasets.jsonl import JSONLinesDataset
 from llm_pipeline.datasets.mlflow_registry import MlflowRegistryDataset, RegistryCandidate
-from llm_pipeline.datasets.model_folder import ModelFolder, ModelFolderDataset
+from llm_pipeline.datasets.model_folder import (
+    Folder,
+    FolderDataset,
+    ModelFolder,
+    ModelFolderDataset,
+)
 from llm_pipeline.datasets.raw_folder import RawFolderDataset
 
 __all__ = [
+    "Folder",
+    "FolderDataset",
     "JSONLinesDataset",
     "MlflowRegistryDataset",
     "ModelFolder",

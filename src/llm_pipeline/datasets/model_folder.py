@@ -1,7 +1,7 @@
-"""Hugging Face model and tokenizer folders as catalog entries.
+"""Folders as catalog entries: Hugging Face model and tokenizer folders, report sites.
 
 Training runs in torchrun workers that write a folder; what passes through the Kedro catalog is a
-``ModelFolder`` handle, never weights in memory. Saving moves the folder into place atomically.
+handle to it, never weights in memory. Saving moves the folder into place atomically.
 """
 
 from __future__ import annotations
@@ -20,10 +20,15 @@ from llm_pipeline.training.jobs import RUN_CONFIG_FILE
 
 
 @dataclass(frozen=True)
-class ModelFolder:
-    """A folder holding a Hugging Face model or tokenizer and the config it was made with."""
+class Folder:
+    """A folder of files made by one node, such as a static HTML site."""
 
     path: Path
+
+
+@dataclass(frozen=True)
+class ModelFolder(Folder):
+    """A folder holding a Hugging Face model or tokenizer and the config it was made with."""
 
     def read_run_config(self) -> dict[str, Any]:
         """The resolved config that produced this folder (empty when made elsewhere)."""
@@ -35,17 +40,50 @@ class ModelFolder:
         return json.loads((self.path / name).read_text(encoding="utf-8"))
 
 
-class ModelFolderDataset(AbstractVersionedDataset[ModelFolder, ModelFolder]):
-    """A model folder at ``path``; with ``versioned: true`` one sub-folder per run."""
+class FolderDataset(AbstractVersionedDataset[Folder, Folder]):
+    """A folder at ``path``; with ``versioned: true`` one sub-folder per run.
+
+    With ``mlflow_artifact_path`` the saved folder is also logged to the active MLflow run
+    (kedro-mlflow's artifact dataset logs single files only).
+    """
 
     def __init__(
         self,
         path: str,
         version: Version | None = None,
+        mlflow_artifact_path: str | None = None,
         metadata: dict[str, Any] | None = None,
     ):
         super().__init__(PurePosixPath(path), version)
+        self._mlflow_artifact_path = mlflow_artifact_path
         self.metadata = metadata
+
+    def load(self) -> Folder:
+        path = Path(self._get_load_path().as_posix())
+        if not path.is_dir():
+            raise DatasetError(f"{path} does not exist: run the stage that makes it first.")
+        return Folder(path)
+
+    def save(self, data: Folder) -> None:
+        if not isinstance(data, Folder):
+            raise DatasetError(f"Expected a Folder, got {type(data).__name__}.")
+        target = Path(self._get_save_path().as_posix())
+        replace_directory_atomically(Path(data.path), target)
+        if self._mlflow_artifact_path is not None:
+            import mlflow
+
+            if mlflow.active_run() is not None:
+                mlflow.log_artifacts(str(target), self._mlflow_artifact_path)
+
+    def _exists(self) -> bool:
+        return Path(self._get_load_path().as_posix()).exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": self._filepath.as_posix(), "version": self._version}
+
+
+class ModelFolderDataset(FolderDataset):
+    """A Hugging Face model or tokenizer folder; loading checks that it holds one."""
 
     def load(self) -> ModelFolder:
         path = Path(self._get_load_path().as_posix())
@@ -55,15 +93,3 @@ class ModelFolderDataset(AbstractVersionedDataset[ModelFolder, ModelFolder]):
                 "tokenizer.json): run the stage that makes it first."
             )
         return ModelFolder(path)
-
-    def save(self, data: ModelFolder) -> None:
-        if not isinstance(data, ModelFolder):
-            raise DatasetError(f"Expected a ModelFolder, got {type(data).__name__}.")
-        target = Path(self._get_save_path().as_posix())
-        replace_directory_atomically(Path(data.path), target)
-
-    def _exists(self) -> bool:
-        return Path(self._get_load_path().as_posix()).exists()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"path": self._filepath.as_posix(), "version": self._version}

@@ -10,7 +10,7 @@ from kedro.io import AbstractDataset, DatasetError
 
 
 class RawFolderDataset(AbstractDataset[None, dict[str, Callable[[], bytes]]]):
-    """Files below ``path`` with one of ``suffixes``, as ``{file path: loader of bytes}``.
+    """Files below ``path`` (with one of ``suffixes``, if given), as ``{file path: loader}``.
 
     Keys are the files' POSIX paths including ``path``, so a quarantine entry names the file
     as a user sees it.
@@ -19,9 +19,14 @@ class RawFolderDataset(AbstractDataset[None, dict[str, Callable[[], bytes]]]):
     explicit validation set, for instance, is optional. Hidden files are ignored.
     """
 
-    def __init__(self, path: str, suffixes: list[str], metadata: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        path: str,
+        suffixes: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
         self._path = Path(path)
-        self._suffixes = tuple(s.lower() for s in suffixes)
+        self._suffixes = tuple(s.lower() for s in suffixes) if suffixes else None
         self.metadata = metadata
 
     def load(self) -> dict[str, Callable[[], bytes]]:
@@ -31,7 +36,7 @@ class RawFolderDataset(AbstractDataset[None, dict[str, Callable[[], bytes]]]):
             p
             for p in self._path.rglob("*")
             if p.is_file()
-            and p.suffix.lower() in self._suffixes
+            and (self._suffixes is None or p.suffix.lower() in self._suffixes)
             and not any(part.startswith(".") for part in p.relative_to(self._path).parts)
         )
         return {f.as_posix(): _reader(f) for f in files}
@@ -43,7 +48,7 @@ class RawFolderDataset(AbstractDataset[None, dict[str, Callable[[], bytes]]]):
         return self._path.exists()
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": self._path.as_posix(), "suffixes": list(self._suffixes)}
+        return {"path": self._path.as_posix(), "suffixes": self._suffixes}
 
 
 def _reader(path: Path) -> Callable[[], bytes]:

@@ -1,21 +1,25 @@
-"""Ingest nodes on small fixtures: parsing, quarantine, normalisation, duplicates, splits."""
+"""Ingest nodes on small fixtures: reading, quarantine, cleaning, PII, duplicates, splits, leaks."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from llm_pipeline.pipelines.ingest import nodes
 
-PARAMS = {
-    "unicode_form": "NFC",
-    "document_validation_fraction": 0.5,
-    "conversation_validation_fraction": 0.3,
-    "preference_validation_fraction": 0.3,
-    "split_salt": "test",
-}
+CONF = Path(__file__).resolve().parents[3] / "conf" / "base" / "parameters_ingest.yml"
+
+
+@pytest.fixture
+def params() -> dict:
+    loaded = yaml.safe_load(CONF.read_text())["ingest"]
+    loaded["document_validation_fraction"] = 0.5
+    loaded["conversation_validation_fraction"] = 0.3
+    return loaded
 
 
 def files(**contents: bytes) -> dict:
@@ -23,74 +27,52 @@ def files(**contents: bytes) -> dict:
 
 
 def jsonl(*records: object) -> bytes:
-    return "\n".join(json.dumps(r) if not isinstance(r, str) else r for r in records).encode()
+    lines = [r if isinstance(r, str) else json.dumps(r) for r in records]
+    return "\n".join(lines).encode()
 
 
-def test_normalise_text_unifies_unicode_spaces_and_line_endings():
-    text = "Cafe\u0301  opens\t at 9\r\n\r\n\r\n\r\nClosed   Sundays  "
-    assert nodes.normalise_text(text) == "Café opens at 9\n\nClosed Sundays"
+def turns(*pairs: str) -> list[dict]:
+    roles = ["user", "assistant"] * len(pairs)
+    return [{"role": role, "content": text} for role, text in zip(roles, pairs, strict=False)]
 
 
-def test_documents_from_every_format_and_bad_rows_quarantined_with_file_line_rule():
+def test_documents_from_every_format_and_bad_rows_quarantined_with_file_line_rule(params):
     raw = files(
         **{
-            "docs/a.md": b"# Shipping\n\nStandard shipping takes 3-5 days.",
-            "docs/b.txt": b"Returns within 30 days.",
-            "docs/c.jsonl": jsonl({"text": "Gift cards never expire."}, "{not json", {"t": 1}),
-            "docs/d.txt": b"\xff\xfe broken",
+            "docs/a.md": b"# Shipping\n\nStandard shipping takes 3-5 business days.",
+            "docs/b.html": (
+                b"<html><body><script>x()</script><p>Returns within 30 days.</p></body></html>"
+            ),
+            "docs/c.jsonl": jsonl(
+                {"text": "Gift cards never expire at all."}, "{not json", {"t": 1}
+            ),
+            "docs/d.txt": b"\x00\x01\x02\x03binary\x00",
             "docs/e.txt": b"   ",
         }
     )
-    documents, quarantine = nodes.read_documents(raw, PARAMS)
-    assert sorted(documents["source"]) == ["docs/a.md", "docs/b.txt", "docs/c.jsonl"]
-    assert documents["id"].is_unique
+    documents, quarantine, counts = nodes.read_documents(raw, params)
+    assert sorted(documents["source"]) == ["docs/a.md", "docs/b.html", "docs/c.jsonl"]
+    assert "x()" not in " ".join(documents["text"])
     rules = {(q.source, q.line, q.rule) for q in quarantine.itertuples()}
-    assert rules == {
-        ("docs/c.jsonl", 2, "malformed_json"),
-        ("docs/c.jsonl", 3, "schema"),
-        ("docs/d.txt", 1, "invalid_utf8"),
-        ("docs/e.txt", 1, "empty"),
-    }
+    assert ("docs/c.jsonl", 2, "malformed_json") in rules
+    assert ("docs/c.jsonl", 3, "schema") in rules
+    assert {r[2] for r in rules if r[0] == "docs/d.txt"} == {"binary_file"}
+    assert {r[2] for r in rules if r[0] == "docs/e.txt"} == {"empty_file"}
+    per_file = counts.set_index("source")["rows_seen"]
+    assert per_file["docs/c.jsonl"] == 3
 
 
-def test_exact_duplicates_after_normalisation_are_quarantined_and_the_first_is_kept():
-    raw = files(
-        **{
-            "a.jsonl": jsonl({"text": "Free  shipping over $50."}, {"text": "Other text here."}),
-            "b.txt": b"Free shipping over $50.   ",
-        }
-    )
-    documents, quarantine = nodes.read_documents(raw, PARAMS)
-    assert len(documents) == 2
-    assert list(quarantine["rule"]) == ["duplicate"]
-    assert quarantine.iloc[0]["source"] == "b.txt"
-    assert "a.jsonl line 1" in quarantine.iloc[0]["detail"]
-
-
-def test_every_row_read_is_in_the_output_or_the_quarantine():
-    lines = [
-        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
-        for i in range(20)
-    ]
-    lines += [
-        {"prompt": "p", "response": "r"},
-        {"prompt": "p", "response": "r"},
-        "oops",
-        {"messages": []},
-    ]
-    conversations, quarantine = nodes.read_conversations(
-        files(**{"c.jsonl": jsonl(*lines)}), PARAMS
-    )
-    assert len(conversations) + len(quarantine) == len(lines)
-    assert sorted(conversations["line"].tolist() + quarantine["line"].tolist()) == list(
-        range(1, 25)
-    )
+def test_strict_mode_stops_at_bad_input_naming_file_line_and_rule(params):
+    params["strict"] = True
+    raw = files(**{"c.jsonl": jsonl({"prompt": "q", "response": "a"}, "oops")})
+    with pytest.raises(nodes.IngestError, match=r"c\.jsonl:2: malformed_json"):
+        nodes.read_conversations(raw, params)
 
 
 @pytest.mark.parametrize(
     ("record", "reason"),
     [
-        ({"messages": [{"role": "user", "content": "hi"}]}, "end with an assistant"),
+        ({"messages": turns("hi")}, "end with an assistant"),
         (
             {
                 "messages": [
@@ -100,91 +82,164 @@ def test_every_row_read_is_in_the_output_or_the_quarantine():
             },
             "alternate",
         ),
-        (
-            {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]},
-            "alternate",
-        ),
         ({"messages": [{"role": "robot", "content": "a"}]}, "needs a role"),
         ({"messages": [{"role": "user", "content": " "}]}, "no content"),
         ({"prompt": "only a prompt"}, "'prompt' and 'response'"),
     ],
 )
 def test_conversation_schema_rules(record, reason):
-    messages, why = nodes.conversation_messages(record)
-    assert messages is None
+    fields, why = nodes.conversation_fields(record)
+    assert fields is None
     assert reason in why
 
 
-def test_prompt_response_and_system_messages_are_accepted():
-    messages, _ = nodes.conversation_messages({"prompt": "Where?", "response": "Here."})
-    assert [m["role"] for m in messages] == ["user", "assistant"]
-    system = {"role": "system", "content": "Be kind."}
-    turns = [system, {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
-    assert nodes.conversation_messages({"messages": turns})[0] == turns
-
-
-def test_preferences_with_identical_answers_are_quarantined():
+def test_preferences_in_text_and_messages_form(params):
     raw = files(
         **{
             "p.jsonl": jsonl(
-                {"prompt": "q", "chosen": "good", "rejected": "bad"},
+                {"prompt": "Refund?", "chosen": "Within 5 days.", "rejected": "No."},
+                {
+                    "chosen": turns("Refund?", "Within 5 days."),
+                    "rejected": turns("Refund?", "Never."),
+                },
                 {"prompt": "q", "chosen": "same", "rejected": "same"},
-                {"prompt": "q", "chosen": "good"},
             )
         }
     )
-    preferences, quarantine = nodes.read_preferences(raw, PARAMS)
-    assert len(preferences) == 1
-    assert sorted(quarantine["rule"]) == ["identical_pair", "schema"]
+    preferences, quarantine, _ = nodes.read_preferences(raw, params)
+    assert preferences[["prompt", "chosen", "rejected"]].values.tolist() == [
+        ["Refund?", "Within 5 days.", "No."],
+        ["Refund?", "Within 5 days.", "Never."],
+    ]
+    assert quarantine["detail"].tolist() == ["chosen equals rejected"]
+
+
+def frame(kind: str, rows: list[dict]) -> pd.DataFrame:
+    base = {"source": "f.jsonl", "category": "jsonl"}
+    records = [{**base, "id": f"{kind}-{i}", "line": i + 1, **row} for i, row in enumerate(rows)]
+    return pd.DataFrame(records, columns=nodes.COLUMNS[kind])
+
+
+def empty(kind: str) -> pd.DataFrame:
+    return frame(kind, [])
+
+
+def test_cleaning_normalises_strips_boilerplate_and_enforces_lengths(params):
+    footer = "Northwind Outfitters - all rights reserved"
+    texts = [f"Topic {i}: caf\u0065\u0301 \x07opens  at {i}.\r\n{footer}" for i in range(6)]
+    documents = frame("documents", [{"text": t} for t in [*texts, "tiny"]])
+    cleaned, _, _, _, quarantine, counts = nodes.clean_records(
+        documents, empty("conversations"), empty("preferences"), empty("validation"), params
+    )
+    assert cleaned["text"].tolist()[0] == "Topic 0: café opens at 0."
+    assert counts["boilerplate_lines"] == 1
+    assert quarantine["rule"].tolist() == ["too_short"]
+    assert quarantine["line"].tolist() == [7]
+
+
+def test_personal_data_is_redacted_everywhere_and_counted(params):
+    documents = frame("documents", [{"text": "Write to ann@example.com or call +1 415 555 0134."}])
+    conversations = frame(
+        "conversations", [{"messages": turns("My card is 4111 1111 1111 1111", "Thanks")}]
+    )
+    result = nodes.redact_personal_data(
+        documents, conversations, empty("preferences"), empty("validation"), params
+    )
+    redacted_docs, redacted_chats, _, _, counts = result
+    assert "ann@example.com" not in redacted_docs["text"][0]
+    assert "<EMAIL>" in redacted_docs["text"][0]
+    assert "4111" not in redacted_chats["messages"][0][0]["content"]
+    assert counts["documents"] == {"email": 1, "phone": 1}
+    assert counts["conversations"] == {"card_number": 1}
+
+
+def test_exact_and_near_duplicates_across_files_keep_the_earliest(params):
+    base = " ".join(f"word{i}" for i in range(200))
+    near = base.replace("word50", "changed")
+    rows = [
+        {"source": "b.jsonl", "line": 1, "category": "jsonl", "text": base},
+        {"source": "a.jsonl", "line": 2, "category": "jsonl", "text": near},
+        {
+            "source": "a.jsonl",
+            "line": 1,
+            "category": "jsonl",
+            "text": "something else entirely " * 5,
+        },
+        {"source": "c.jsonl", "line": 1, "category": "jsonl", "text": base},
+    ]
+    documents = pd.DataFrame(rows)
+    kept, *_, quarantine, counts = nodes.drop_duplicates(
+        documents, empty("conversations"), empty("preferences"), empty("validation"), params
+    )
+    assert kept["source"].tolist() == ["a.jsonl", "a.jsonl"]
+    assert sorted(quarantine["rule"]) == ["duplicate", "near_duplicate"]
+    assert counts["documents"] == {"rows": 4, "exact": 1, "near": 1}
+    assert kept["id"].is_unique
 
 
 def conversation_frame(count: int) -> pd.DataFrame:
-    rows = []
-    for i in range(count):
-        messages = [
-            {"role": "user", "content": f"question {i}"},
-            {"role": "assistant", "content": f"answer {i}"},
-        ]
-        rows.append(
-            {"id": f"conv-{i:04d}", "source": "c.jsonl", "line": i + 1, "messages": messages}
-        )
-    return pd.DataFrame(rows)
+    rows = [{"messages": turns(f"question {i}", f"answer {i}")} for i in range(count)]
+    return frame("conversations", rows)
 
 
-def test_split_is_deterministic_disjoint_and_complete():
-    frame = conversation_frame(200)
-    empty = pd.DataFrame(columns=["id", "prompt", "reference", "context", "messages"])
-    train, held_out, validation = nodes.split_conversations(frame, empty, PARAMS)
-    again = nodes.split_conversations(frame, empty, PARAMS)
+def test_split_is_deterministic_disjoint_and_complete(params):
+    conversations = conversation_frame(200)
+    train, held_out, validation = nodes.split_conversations(
+        conversations, empty("validation"), params
+    )
+    again = nodes.split_conversations(conversations, empty("validation"), params)
     assert train["id"].tolist() == again[0]["id"].tolist()
     assert set(train["id"]).isdisjoint(held_out["id"])
     assert len(train) + len(held_out) == 200
     assert 30 < len(held_out) < 90
-    assert len(validation) == len(held_out)
-    first = validation.iloc[0]
-    assert first["reference"].startswith("answer")
-    assert first["messages"][-1]["role"] == "user"
+    assert validation["reference"].str.startswith("answer").all()
 
 
-def test_explicit_validation_examples_replace_the_conversation_split():
-    raw = files(
-        **{
-            "v.jsonl": jsonl(
-                {"prompt": "How long?", "reference": "Three days.", "context": "Ships in 3 days."}
-            )
-        }
+def test_validation_leaks_are_removed_from_training_or_fail_the_run(params):
+    prompt = (
+        "Is there a reduced price for people in college and how do I prove that I qualify for it?"
     )
-    explicit, quarantine = nodes.read_validation_examples(raw, PARAMS)
-    assert quarantine.empty
-    _, _, validation = nodes.split_conversations(conversation_frame(50), explicit, PARAMS)
-    assert validation["prompt"].tolist() == ["How long?"]
-    assert validation.iloc[0]["context"] == "Ships in 3 days."
+    validation = pd.DataFrame(
+        [
+            {
+                "id": "val-1",
+                "prompt": prompt,
+                "reference": "Yes, 10% off.",
+                "context": None,
+                "messages": None,
+            }
+        ]
+    )
+    documents = frame("documents", [{"text": "Unrelated text about tents and boots in winter."}])
+    leaked_chat = turns(f"Hello! {prompt} Thanks.", "Yes.")
+    conversations = frame(
+        "conversations", [{"messages": turns("Hi", "Hello")}, {"messages": leaked_chat}]
+    )
+    _, kept_chats, _, quarantine, report = nodes.remove_validation_leaks(
+        documents, conversations, empty("preferences"), validation, params
+    )
+    assert len(kept_chats) == 1
+    assert quarantine["rule"].tolist() == ["validation_leak"]
+    assert quarantine["line"].tolist() == [2]
+    assert report["leaked_validation_examples"] == ["val-1"]
+    params["leakage"]["action"] = "fail"
+    with pytest.raises(nodes.IngestError, match="leaked"):
+        nodes.remove_validation_leaks(
+            documents, conversations, empty("preferences"), validation, params
+        )
 
 
-def test_gather_quarantine_orders_by_file_and_line_and_keeps_columns_when_empty():
-    empty = pd.DataFrame(columns=nodes.QUARANTINE_COLUMNS)
-    assert list(nodes.gather_quarantine(empty, empty).columns) == nodes.QUARANTINE_COLUMNS
-    a = pd.DataFrame([nodes.quarantine_entry("b.jsonl", 3, "schema", "x", None)])
-    b = pd.DataFrame([nodes.quarantine_entry("a.jsonl", 9, "schema", "x", None)])
-    merged = nodes.gather_quarantine(a, empty, b)
-    assert merged["source"].tolist() == ["a.jsonl", "b.jsonl"]
+def test_accounting_balances_only_when_every_row_is_placed():
+    files_seen = pd.DataFrame(
+        [{"source": "a.jsonl", "kind": "documents", "rows_seen": 3, "encoding": "utf-8"}]
+    )
+    out = pd.DataFrame({"source": ["a.jsonl", "a.jsonl"], "line": [1, 2]})
+    quarantine = pd.DataFrame([nodes.quarantine_entry("a.jsonl", 3, "schema", "x", None)])
+    accounting = nodes.account_for_every_row(
+        quarantine, documents_files=files_seen, documents_train=out
+    )
+    assert accounting["balanced"].tolist() == [True]
+    lost = nodes.account_for_every_row(
+        quarantine.iloc[:0], documents_files=files_seen, documents_train=out
+    )
+    assert lost["balanced"].tolist() == [False]

@@ -1,70 +1,81 @@
-"""The ingest pipeline over an in-memory catalog, on the small sample data."""
+"""The ingest pipeline over an in-memory catalog, on the sample data with broken files added."""
 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
+import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from llm_pipeline.datasets import RawFolderDataset
+from llm_pipeline.datasets import JSONLinesDataset, RawFolderDataset
 from llm_pipeline.pipelines.ingest import create_pipeline
 
-PARAMS = {
-    "unicode_form": "NFC",
-    "document_validation_fraction": 0.1,
-    "conversation_validation_fraction": 0.1,
-    "preference_validation_fraction": 0.1,
-    "split_salt": "test",
-}
+CONF = Path(__file__).resolve().parents[3] / "conf" / "base" / "parameters_ingest.yml"
+KINDS = ("documents", "conversations", "preferences", "validation")
 
 
-def raw_catalog(root) -> DataCatalog:
-    folders = {
-        "raw_documents": ("documents", [".txt", ".md", ".jsonl"]),
-        "raw_conversations": ("conversations", [".jsonl"]),
-        "raw_preferences": ("preferences", [".jsonl"]),
-        "raw_validation": ("validation", [".jsonl"]),
+def run_ingest(raw: Path, written: Path) -> dict:
+    datasets = {f"raw_{kind}": RawFolderDataset(str(raw / kind)) for kind in KINDS}
+    datasets["params:ingest"] = MemoryDataset(yaml.safe_load(CONF.read_text())["ingest"])
+    # On disk, as in the project: memory datasets are released once their last reader ran.
+    for name in ("quarantine", "ingest_accounting"):
+        datasets[name] = JSONLinesDataset(str(written / f"{name}.jsonl"))
+    outputs = SequentialRunner().run(create_pipeline(), DataCatalog(datasets=datasets))
+    loaded = {name: dataset.load() for name, dataset in outputs.items()}
+    return {
+        **loaded,
+        **{name: datasets[name].load() for name in ("quarantine", "ingest_accounting")},
     }
-    datasets = {
-        name: MemoryDataset(RawFolderDataset(str(root / folder), suffixes).load())
-        for name, (folder, suffixes) in folders.items()
-    }
-    datasets["params:ingest"] = MemoryDataset(PARAMS)
-    return DataCatalog(datasets=datasets)
 
 
-def test_ingest_pipeline_accounts_for_every_row(small_raw_data, tmp_path):
+def test_ingest_accounts_for_every_row_and_removes_planted_problems(small_raw_data, tmp_path):
     raw = tmp_path / "01_raw"
-    import shutil
-
     shutil.copytree(small_raw_data, raw)
-    broken = raw / "conversations" / "broken.jsonl"
-    broken.write_text('{"messages": [{"role": "user", "content": "hi"}]}\nnot json\n')
-    catalog = raw_catalog(raw)
-    SequentialRunner().run(create_pipeline(), catalog)
-
-    lines_in = sum(
-        1
-        for path in (raw / "conversations").glob("*.jsonl")
-        for line in path.read_text().splitlines()
-        if line.strip()
-    )
-    train = catalog.load("ingested_conversations_train")
-    held_out = catalog.load("ingested_conversations_validation")
-    quarantine = catalog.load("quarantine")
-    conversation_rows = quarantine[quarantine["source"].str.contains("conversations")]
-    assert len(train) + len(held_out) + len(conversation_rows) == lines_in
-    broken_rules = conversation_rows[conversation_rows["source"].str.endswith("broken.jsonl")]
-    assert sorted(broken_rules["rule"]) == ["malformed_json", "schema"]
-
-    validation = catalog.load("ingested_validation_set")
-    explicit = [
-        json.loads(x)
-        for x in (raw / "validation" / "validation_set.jsonl").read_text().splitlines()
+    first_chat = (raw / "conversations" / "support_chats.jsonl").read_text().splitlines()[0]
+    validation_prompt = json.loads(
+        (raw / "validation" / "validation_set.jsonl").read_text().splitlines()[0]
+    )["prompt"]
+    planted = [
+        json.dumps({"messages": [{"role": "user", "content": "hi"}]}),
+        "not json",
+        first_chat,
+        json.dumps(
+            {
+                "prompt": f"{validation_prompt} My email is kim@example.org",
+                "response": "Call me on +44 20 7946 0958.",
+            }
+        ),
     ]
-    assert len(validation) == len(explicit)
-    training_prompts = {m["content"] for ms in train["messages"] for m in ms if m["role"] == "user"}
-    assert not training_prompts & set(validation["prompt"])
-    assert len(catalog.load("ingested_documents_train")) > 0
-    assert len(catalog.load("ingested_preferences_train")) > 0
+    (raw / "conversations" / "zz_planted.jsonl").write_text("\n".join(planted) + "\n")
+    (raw / "documents" / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+
+    outputs = run_ingest(raw, tmp_path)
+    accounting = outputs["ingest_accounting"]
+    assert accounting["balanced"].all()
+    assert set(accounting["source"]) >= {str(raw / "conversations" / "zz_planted.jsonl")}
+    quarantine = outputs["quarantine"]
+    planted_rules = quarantine[quarantine["source"].str.endswith("zz_planted.jsonl")]
+    assert dict(zip(planted_rules["line"], planted_rules["rule"], strict=True)) == {
+        1: "schema",
+        2: "malformed_json",
+        3: "duplicate",
+        4: "validation_leak",
+    }
+    assert quarantine[quarantine["source"].str.endswith("photo.txt")]["rule"].tolist() == [
+        "binary_file"
+    ]
+    written = json.dumps(
+        [
+            outputs[name].to_dict(orient="records")
+            for name in outputs
+            if name.startswith("ingested_")
+        ],
+        default=str,
+    )
+    assert "kim@example.org" not in written
+    report = outputs["data_report"]
+    assert report["every_row_accounted_for"] is True
+    assert report["rows_in"] == report["rows_out"] + report["rows_quarantined"]

@@ -7,6 +7,17 @@ import pytest
 
 from llm_pipeline.pipelines.validate import nodes
 
+LEAKAGE = {"ngram": 13, "fields": ["prompt"], "min_words": 8}
+ACCOUNTING = pd.DataFrame(
+    {
+        "source": ["a.jsonl"],
+        "kind": ["documents"],
+        "rows_seen": [2],
+        "rows_out": [2],
+        "rows_quarantined": [0],
+        "balanced": [True],
+    }
+)
 PARAMS = {
     "min_rows": {"preferences_validation": 0},
     "document_chars": {"min": 10, "max": 1000},
@@ -54,12 +65,16 @@ def good_datasets() -> dict[str, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def passing_report() -> dict:
-    return nodes.check_data_contracts(PARAMS, **good_datasets())
+    report, _ = nodes.check_data_contracts(PARAMS, LEAKAGE, ACCOUNTING, **good_datasets())
+    return report
 
 
 def test_good_data_passes_every_contract(passing_report):
     assert passing_report["success"] is True
-    assert {r["dataset"] for r in passing_report["datasets"]} == set(good_datasets())
+    assert {r["dataset"] for r in passing_report["datasets"]} == {
+        *good_datasets(),
+        "ingest_accounting",
+    }
     assert all(r["evaluated_expectations"] >= 3 for r in passing_report["datasets"])
     datasets = good_datasets()
     assert nodes.enforce_data_contracts(passing_report, **datasets).keys() == datasets.keys()
@@ -82,8 +97,9 @@ def test_broken_rows_fail_with_dataset_expectation_and_ids():
     datasets["documents_train"] = pd.DataFrame(
         {"id": ["d1", "d1"], "text": ["short", "Long enough text."]}
     )
-    report = nodes.check_data_contracts(PARAMS, **datasets)
+    report, docs = nodes.check_data_contracts(PARAMS, LEAKAGE, ACCOUNTING, **datasets)
     assert report["success"] is False
+    assert (docs.path / "index.html").exists()
     failed = {
         (r["dataset"], f["expectation"], f["column"]): f
         for r in report["datasets"]
@@ -111,9 +127,29 @@ def test_broken_rows_fail_with_dataset_expectation_and_ids():
 def test_an_empty_training_set_fails_its_row_count():
     datasets = good_datasets()
     datasets["preferences_train"] = datasets["preferences_validation"]
-    report = nodes.check_data_contracts(PARAMS, **datasets)
+    report, _ = nodes.check_data_contracts(PARAMS, LEAKAGE, ACCOUNTING, **datasets)
     failures = next(r for r in report["datasets"] if r["dataset"] == "preferences_train")[
         "failures"
     ]
     assert failures[0]["expectation"] == "expect_table_row_count_to_be_between"
     assert report["success"] is False
+
+
+def test_personal_data_left_over_leaks_and_unbalanced_accounting_fail():
+    datasets = good_datasets()
+    datasets["documents_train"] = pd.DataFrame(
+        {"id": ["d1"], "text": ["Mail jane@example.com for the refund."]}
+    )
+    prompt = "Can I return a tent that I have already used on a camping trip last weekend please?"
+    datasets["validation_set"] = pd.DataFrame(
+        {"id": ["v1"], "prompt": [prompt], "reference": ["No."]}
+    )
+    datasets["conversations_train"] = pd.DataFrame(
+        {"id": ["c1"], "messages": [[turn("user", prompt), turn("assistant", "No.")]]}
+    )
+    unbalanced = ACCOUNTING.assign(rows_out=1, balanced=False)
+    report, _ = nodes.check_data_contracts(PARAMS, LEAKAGE, unbalanced, **datasets)
+    failed = {(r["dataset"], f["column"]) for r in report["datasets"] for f in r["failures"]}
+    assert ("documents_train", "text") in failed
+    assert ("validation_set", "leaks_into_training") in failed
+    assert ("ingest_accounting", "balanced") in failed

@@ -8,6 +8,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 
+from llm_pipeline.datasets import FolderDataset
 from llm_pipeline.pipelines.validate import create_pipeline
 from llm_pipeline.pipelines.validate.nodes import DataContractError
 from llm_pipeline.pipelines.validate.pipeline import DATASETS
@@ -23,6 +24,13 @@ PARAMS = {
 def catalog_with(frames: dict[str, pd.DataFrame], report_path) -> DataCatalog:
     datasets = {f"ingested_{name}": MemoryDataset(frame) for name, frame in frames.items()}
     datasets["params:validate"] = MemoryDataset(PARAMS)
+    datasets["params:ingest.leakage"] = MemoryDataset(
+        {"ngram": 13, "fields": ["prompt"], "min_words": 8}
+    )
+    datasets["ingest_accounting"] = MemoryDataset(
+        pd.DataFrame({"source": ["a.jsonl"], "balanced": [True]})
+    )
+    datasets["data_docs"] = FolderDataset(str(report_path.parent / "data_docs"))
     # On disk, as in the project's catalog: a memory dataset is released once consumed.
     datasets["validation_report"] = JSONDataset(filepath=str(report_path))
     return DataCatalog(datasets=datasets)
@@ -51,6 +59,7 @@ def test_passing_contracts_hand_every_dataset_on(tmp_path):
     for name in DATASETS:
         assert outputs[f"validated_{name}"].load().equals(frames()[name])
     assert catalog.load("validation_report")["success"] is True
+    assert (tmp_path / "data_docs" / "index.html").exists()
 
 
 def test_a_failing_contract_stops_the_run_after_saving_the_report(tmp_path):

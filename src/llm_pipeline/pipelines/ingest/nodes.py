@@ -1,37 +1,42 @@
-"""Ingest: read the four kinds of raw input, normalise, drop exact duplicates, split.
+"""Ingest: read the four kinds of raw input, clean, redact personal data, de-duplicate, split.
 
 Every row read ends up in an output or in the quarantine with the file, line and rule that
-refused it. Nothing here imports torch or transformers: ingest starts fast.
+refused it, and ``account_for_every_row`` proves it per file. Nothing here imports torch or
+transformers: ingest starts fast.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import re
-import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
 import pandas as pd
+
+from llm_pipeline.hygiene import cleaning, near_duplicates, pii, readers, records
 
 logger = logging.getLogger(__name__)
 
 RawFiles = dict[str, Callable[[], bytes]]
 QUARANTINE_COLUMNS = ["source", "line", "rule", "detail", "record"]
 ROLES = ("system", "user", "assistant")
+KINDS = ("documents", "conversations", "preferences", "validation")
+COLUMNS = {
+    "documents": ["id", "source", "line", "category", "text"],
+    "conversations": ["id", "source", "line", "category", "messages"],
+    "preferences": ["id", "source", "line", "category", "prompt", "chosen", "rejected"],
+    "validation": [
+        "id", "source", "line", "category", "prompt", "reference", "context", "messages"
+    ],
+}  # fmt: skip
+FILE_COLUMNS = ["source", "kind", "rows_seen", "encoding"]
+_LOGGED_PER_NODE = 50
 
-_SPACES = re.compile(r"[ \t\f\v]+")
-_BLANK_LINES = re.compile(r"\n{3,}")
 
-
-def normalise_text(text: str, form: str = "NFC") -> str:
-    """Unicode-normalise, unify line endings, squeeze runs of spaces and blank lines."""
-    text = unicodedata.normalize(form, text).replace("\r\n", "\n").replace("\r", "\n")
-    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+class IngestError(ValueError):
+    """Bad input in strict mode: the message names the file, the line and the rule."""
 
 
 def content_hash(*parts: str) -> str:
@@ -47,34 +52,23 @@ def quarantine_entry(source: str, line: int, rule: str, detail: str, record: Any
     return {"source": source, "line": line, "rule": rule, "detail": detail, "record": record}
 
 
-def _decode(source: str, data: bytes) -> tuple[str | None, dict | None]:
-    try:
-        return data.decode("utf-8-sig"), None
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        detail = f"byte {error.start}: {error.reason}"
-        return None, quarantine_entry(source, line, "invalid_utf8", detail, None)
+def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=columns)
 
 
-def iter_json_lines(source: str, data: bytes) -> Iterator[tuple[int, dict | None, dict | None]]:
-    """``(line number, object, None)`` per JSON object, or ``(line, None, quarantine entry)``."""
-    text, problem = _decode(source, data)
-    if problem is not None:
-        yield problem["line"], None, problem
-        return
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as error:
-            yield number, None, quarantine_entry(source, number, "malformed_json", str(error), line)
-            continue
-        if not isinstance(value, dict):
-            detail = f"expected a JSON object, got {type(value).__name__}"
-            yield number, None, quarantine_entry(source, number, "not_an_object", detail, value)
-            continue
-        yield number, value, None
+def report_quarantined(entries: list[dict], params: dict, step: str) -> None:
+    """Log each refused row by file, line and rule; in strict mode, stop instead."""
+    described = [f"{q['source']}:{q['line']}: {q['rule']}: {q['detail']}" for q in entries]
+    if params.get("strict") and described:
+        shown = "\n".join(described[:20])
+        more = f"\n… and {len(described) - 20} more" if len(described) > 20 else ""
+        raise IngestError(f"{step}: {len(described)} rows refused (strict mode):\n{shown}{more}")
+    for line in described[:_LOGGED_PER_NODE]:
+        logger.warning("%s: %s", step, line)
+    if len(described) > _LOGGED_PER_NODE:
+        logger.warning(
+            "%s: … and %d more quarantined rows", step, len(described) - _LOGGED_PER_NODE
+        )
 
 
 def _text_field(record: dict, name: str) -> str | None:
@@ -82,178 +76,318 @@ def _text_field(record: dict, name: str) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=columns)
+def _category(source: str, kind_folder: str) -> str:
+    """The sub-folder a file sits in below its kind's folder, else its format."""
+    parts = PurePosixPath(source).parts
+    if kind_folder in parts:
+        below = parts[parts.index(kind_folder) + 1 : -1]
+        if below:
+            return below[0]
+    return PurePosixPath(source).suffix.lstrip(".").lower() or "none"
 
 
-def _drop_exact_duplicates(rows: list[dict], quarantine: list[dict], kind: str) -> list[dict]:
-    """Keep the first row of each id (ids are content hashes); quarantine the others."""
-    kept: dict[str, dict] = {}
-    for row in rows:
-        first = kept.get(row["id"])
-        if first is None:
-            kept[row["id"]] = row
-            continue
-        detail = f"same normalised {kind} as {first['source']} line {first['line']}"
-        record = {k: v for k, v in row.items() if k not in ("id", "source", "line")}
-        quarantine.append(quarantine_entry(row["source"], row["line"], "duplicate", detail, record))
-    return list(kept.values())
+def read_files(
+    files: RawFiles, kind: str, params: dict, parse: Callable[[dict], tuple[dict | None, str]]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Records of ``kind`` from every file, what was refused, and how many rows each file had.
 
-
-def read_documents(raw_documents: RawFiles, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Documents from txt and md files (one per file) and jsonl files (``text`` per line)."""
-    rows: list[dict] = []
-    quarantine: list[dict] = []
-    for source, load in raw_documents.items():
-        data = load()
-        if PurePosixPath(source).suffix.lower() == ".jsonl":
-            for number, record, problem in iter_json_lines(source, data):
-                if problem is not None:
-                    quarantine.append(problem)
-                elif (text := _text_field(record, "text")) is None:
-                    quarantine.append(
-                        quarantine_entry(source, number, "schema", "no non-empty 'text'", record)
-                    )
-                else:
-                    rows.append({"source": source, "line": number, "text": text})
-            continue
-        text, problem = _decode(source, data)
-        if problem is not None:
-            quarantine.append(problem)
-        elif not text.strip():
-            quarantine.append(quarantine_entry(source, 1, "empty", "the file has no text", None))
-        else:
-            rows.append({"source": source, "line": 1, "text": text})
-    for row in rows:
-        row["text"] = normalise_text(row["text"], params["unicode_form"])
-        row["id"] = "doc-" + content_hash(row["text"])[:16]
-    rows = _drop_exact_duplicates(rows, quarantine, "document")
-    logger.info("Read %d documents, quarantined %d rows", len(rows), len(quarantine))
-    columns = ["id", "source", "line", "text"]
-    return _frame(rows, columns), _frame(quarantine, QUARANTINE_COLUMNS)
-
-
-def conversation_messages(record: dict) -> tuple[list[dict] | None, str]:
-    """The record's turns as role/content messages, or ``None`` and the rule it breaks.
-
-    Accepts ``messages`` (role/content) or ``prompt``/``response``; turns must alternate
-    user/assistant after an optional system message and end with the assistant.
+    ``parse`` turns a raw record into the kind's fields, or ``None`` and the schema rule broken.
     """
-    if "messages" not in record:
-        prompt, response = _text_field(record, "prompt"), _text_field(record, "response")
-        if prompt is None or response is None:
-            return None, "needs 'messages', or non-empty 'prompt' and 'response'"
-        return [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}], ""
-    messages = record["messages"]
-    if not isinstance(messages, list) or not messages:
+    config = readers.ReaderConfig.model_validate(params["reader"])
+    rows, quarantine, file_counts = [], [], []
+    for source, load in files.items():
+        reading = readers.read_raw_file(source, load(), config)
+        file_counts.append(
+            {
+                "source": source,
+                "kind": kind,
+                "rows_seen": reading.rows_seen,
+                "encoding": reading.encoding,
+            }
+        )
+        quarantine.extend(
+            quarantine_entry(q.source, q.line, q.rule, q.detail, q.record)
+            for q in reading.quarantined
+        )
+        category = _category(source, kind)
+        for record in reading.records:
+            fields, reason = parse(record.fields)
+            if fields is None:
+                quarantine.append(
+                    quarantine_entry(source, record.line, "schema", reason, record.fields)
+                )
+                continue
+            rows.append({"source": source, "line": record.line, "category": category, **fields})
+    report_quarantined(quarantine, params, f"read {kind}")
+    logger.info("Read %d %s rows from %d files", len(rows), kind, len(files))
+    columns = [c for c in COLUMNS[kind] if c != "id"]
+    return (
+        _frame(rows, columns),
+        _frame(quarantine, QUARANTINE_COLUMNS),
+        _frame(file_counts, FILE_COLUMNS),
+    )
+
+
+def document_fields(record: dict) -> tuple[dict | None, str]:
+    text = _text_field(record, "text")
+    return ({"text": text}, "") if text else (None, "needs a non-empty 'text'")
+
+
+def _messages(value: Any) -> tuple[list[dict] | None, str]:
+    if not isinstance(value, list) or not value:
         return None, "'messages' must be a non-empty list"
     turns = []
-    for index, message in enumerate(messages):
+    for index, message in enumerate(value):
         if not isinstance(message, dict) or message.get("role") not in ROLES:
             return None, f"message {index} needs a role among {list(ROLES)}"
         if _text_field(message, "content") is None:
             return None, f"message {index} has no content"
         turns.append({"role": message["role"], "content": message["content"]})
+    return turns, ""
+
+
+def conversation_fields(record: dict) -> tuple[dict | None, str]:
+    """Turns as role/content ``messages``, from ``messages`` or ``prompt``/``response``.
+
+    Turns must alternate user/assistant after an optional system message and end with the
+    assistant.
+    """
+    if "messages" not in record:
+        prompt, response = _text_field(record, "prompt"), _text_field(record, "response")
+        if prompt is None or response is None:
+            return None, "needs 'messages', or non-empty 'prompt' and 'response'"
+        turns = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+        return {"messages": turns}, ""
+    turns, reason = _messages(record["messages"])
+    if turns is None:
+        return None, reason
     dialogue = turns[1:] if turns[0]["role"] == "system" else turns
     expected = ["user", "assistant"] * (len(dialogue) // 2 + 1)
     if not dialogue or [t["role"] for t in dialogue] != expected[: len(dialogue)]:
         return None, "roles must alternate user, assistant after an optional system message"
     if dialogue[-1]["role"] != "assistant":
         return None, "the conversation must end with an assistant message"
-    return turns, ""
+    return {"messages": turns}, ""
 
 
-def read_conversations(
-    raw_conversations: RawFiles, params: dict
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Conversations from jsonl files, normalised to role/content ``messages``."""
-    rows: list[dict] = []
-    quarantine: list[dict] = []
-    for source, load in raw_conversations.items():
-        for number, record, problem in iter_json_lines(source, load()):
-            if problem is not None:
-                quarantine.append(problem)
-                continue
-            messages, reason = conversation_messages(record)
-            if messages is None:
-                quarantine.append(quarantine_entry(source, number, "schema", reason, record))
-                continue
-            for message in messages:
-                message["content"] = normalise_text(message["content"], params["unicode_form"])
-            flat = [part for m in messages for part in (m["role"], m["content"])]
-            rows.append(
-                {
-                    "id": "conv-" + content_hash(*flat)[:16],
-                    "source": source,
-                    "line": number,
-                    "messages": messages,
-                }
-            )
-    rows = _drop_exact_duplicates(rows, quarantine, "conversation")
-    logger.info("Read %d conversations, quarantined %d rows", len(rows), len(quarantine))
-    columns = ["id", "source", "line", "messages"]
-    return _frame(rows, columns), _frame(quarantine, QUARANTINE_COLUMNS)
+def _last(turns: list[dict], role: str) -> str | None:
+    return next((t["content"] for t in reversed(turns) if t["role"] == role), None)
 
 
-def _read_text_records(
-    files: RawFiles, fields: tuple[str, ...], optional: tuple[str, ...], prefix: str, params: dict
-) -> tuple[list[dict], list[dict]]:
-    """Rows of jsonl files that have every field in ``fields`` as non-empty text."""
-    rows: list[dict] = []
-    quarantine: list[dict] = []
-    for source, load in files.items():
-        for number, record, problem in iter_json_lines(source, load()):
-            if problem is not None:
-                quarantine.append(problem)
-                continue
-            missing = [name for name in fields if _text_field(record, name) is None]
-            if missing:
-                detail = f"missing or empty {missing}"
-                quarantine.append(quarantine_entry(source, number, "schema", detail, record))
-                continue
-            row = {"source": source, "line": number}
-            for name in fields + optional:
-                value = _text_field(record, name)
-                row[name] = normalise_text(value, params["unicode_form"]) if value else None
-            row["id"] = prefix + content_hash(*(row[name] or "" for name in fields))[:16]
-            rows.append(row)
-    return rows, quarantine
+def preference_fields(record: dict) -> tuple[dict | None, str]:
+    """``prompt``/``chosen``/``rejected`` as text, or in TRL's conversational (messages) form."""
+    chosen, rejected, prompt = record.get("chosen"), record.get("rejected"), record.get("prompt")
+    if isinstance(chosen, list) and isinstance(rejected, list):
+        chosen_turns, reason = _messages(chosen)
+        rejected_turns, reason_rejected = _messages(rejected)
+        if chosen_turns is None or rejected_turns is None:
+            return None, reason or reason_rejected
+        prompt_turns, _ = _messages(prompt) if isinstance(prompt, list) else (None, "")
+        prompt_text = (
+            _last(prompt_turns or chosen_turns, "user")
+            if prompt is None or prompt_turns
+            else prompt
+        )
+        fields = {
+            "prompt": prompt_text,
+            "chosen": _last(chosen_turns, "assistant"),
+            "rejected": _last(rejected_turns, "assistant"),
+        }
+    else:
+        fields = {name: _text_field(record, name) for name in ("prompt", "chosen", "rejected")}
+    missing = [name for name, value in fields.items() if not value]
+    if missing:
+        return None, f"missing or empty {missing}"
+    if fields["chosen"] == fields["rejected"]:
+        return None, "chosen equals rejected"
+    return fields, ""
 
 
-def read_preferences(raw_preferences: RawFiles, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def validation_fields(record: dict) -> tuple[dict | None, str]:
+    prompt, reference = _text_field(record, "prompt"), _text_field(record, "reference")
+    if prompt is None or reference is None:
+        return None, "needs non-empty 'prompt' and 'reference'"
+    context = _text_field(record, "context")
+    return {"prompt": prompt, "reference": reference, "context": context, "messages": None}, ""
+
+
+def read_documents(raw_documents: RawFiles, params: dict) -> tuple:
+    """Documents: one per txt, md, html or pdf file; one per jsonl, csv or parquet row."""
+    return read_files(raw_documents, "documents", params, document_fields)
+
+
+def read_conversations(raw_conversations: RawFiles, params: dict) -> tuple:
+    """Conversations as role/content ``messages``."""
+    return read_files(raw_conversations, "conversations", params, conversation_fields)
+
+
+def read_preferences(raw_preferences: RawFiles, params: dict) -> tuple:
     """Preference pairs (``prompt``, ``chosen``, ``rejected``); a pair must differ."""
-    fields = ("prompt", "chosen", "rejected")
-    rows, quarantine = _read_text_records(raw_preferences, fields, (), "pref-", params)
-    distinct = []
-    for row in rows:
-        if row["chosen"] == row["rejected"]:
-            record = {name: row[name] for name in fields}
-            quarantine.append(
-                quarantine_entry(
-                    row["source"], row["line"], "identical_pair", "chosen equals rejected", record
-                )
-            )
-        else:
-            distinct.append(row)
-    distinct = _drop_exact_duplicates(distinct, quarantine, "preference pair")
-    logger.info("Read %d preference pairs, quarantined %d rows", len(distinct), len(quarantine))
-    columns = ["id", "source", "line", *fields]
-    return _frame(distinct, columns), _frame(quarantine, QUARANTINE_COLUMNS)
+    return read_files(raw_preferences, "preferences", params, preference_fields)
 
 
-def read_validation_examples(
-    raw_validation: RawFiles, params: dict
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_validation_examples(raw_validation: RawFiles, params: dict) -> tuple:
     """Explicit held-out examples (``prompt``, ``reference``, optional ``context``)."""
-    rows, quarantine = _read_text_records(
-        raw_validation, ("prompt", "reference"), ("context",), "val-", params
+    return read_files(raw_validation, "validation", params, validation_fields)
+
+
+TEXT_FIELDS = {
+    "documents": ("text",),
+    "preferences": ("prompt", "chosen", "rejected"),
+    "validation": ("prompt", "reference", "context"),
+}
+
+
+def _map_texts(frame: pd.DataFrame, kind: str, change: Callable[[str], str]) -> pd.DataFrame:
+    """``frame`` with ``change`` applied to every text field (and every turn's content)."""
+    frame = frame.copy()
+    for column in TEXT_FIELDS.get(kind, ()):
+        frame[column] = [change(v) if isinstance(v, str) else v for v in frame[column]]
+    if kind == "conversations":
+        frame["messages"] = [
+            [{"role": t["role"], "content": change(t["content"])} for t in turns]
+            for turns in frame["messages"]
+        ]
+    return frame
+
+
+def _length_problem(row: dict, kind: str, config: cleaning.CleaningConfig) -> str | None:
+    if kind == "documents":
+        low, high, texts = config.min_document_chars, config.max_document_chars, [row["text"]]
+    else:
+        low, high = config.min_message_chars, config.max_message_chars
+        if kind == "conversations":
+            texts = [t["content"] for t in row["messages"]]
+        else:
+            texts = [row[c] for c in TEXT_FIELDS[kind] if c != "context"]
+    for text in texts:
+        if len(text) < low:
+            return f"too_short: {len(text)} characters, at least {low} required"
+        if len(text) > high:
+            return f"too_long: {len(text)} characters, at most {high} allowed"
+    return None
+
+
+def clean_records(
+    documents: pd.DataFrame,
+    conversations: pd.DataFrame,
+    preferences: pd.DataFrame,
+    validation: pd.DataFrame,
+    params: dict,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Normalise every text, strip repeated boilerplate lines from documents, enforce lengths."""
+    config = cleaning.CleaningConfig.model_validate(params["cleaning"])
+    frames = dict(zip(KINDS, (documents, conversations, preferences, validation), strict=True))
+    frames = {
+        kind: _map_texts(frame, kind, lambda text: cleaning.clean_text(text, config))
+        for kind, frame in frames.items()
+    }
+    boilerplate = cleaning.boilerplate_lines(frames["documents"]["text"], config)
+    frames["documents"] = _map_texts(
+        frames["documents"], "documents", lambda text: cleaning.remove_lines(text, boilerplate)
     )
-    rows = _drop_exact_duplicates(rows, quarantine, "validation example")
-    for row in rows:
-        row["messages"] = [{"role": "user", "content": row["prompt"]}]
-    logger.info("Read %d explicit validation examples", len(rows))
-    columns = ["id", "source", "line", "prompt", "reference", "context", "messages"]
-    return _frame(rows, columns), _frame(quarantine, QUARANTINE_COLUMNS)
+    quarantine = []
+    for kind, frame in frames.items():
+        keep = []
+        for row in frame.to_dict(orient="records"):
+            problem = _length_problem(row, kind, config)
+            keep.append(problem is None)
+            if problem is not None:
+                rule, detail = problem.split(": ", 1)
+                record = {k: v for k, v in row.items() if k not in ("source", "line", "category")}
+                quarantine.append(
+                    quarantine_entry(row["source"], row["line"], rule, detail, record)
+                )
+        frames[kind] = frame[pd.Series(keep, index=frame.index, dtype=bool)].reset_index(drop=True)
+    report_quarantined(quarantine, params, "clean")
+    logger.info("Removed %d boilerplate lines seen in many documents", len(boilerplate))
+    counts = {"boilerplate_lines": len(boilerplate)}
+    return (*frames.values(), _frame(quarantine, QUARANTINE_COLUMNS), counts)
+
+
+def redact_personal_data(
+    documents: pd.DataFrame,
+    conversations: pd.DataFrame,
+    preferences: pd.DataFrame,
+    validation: pd.DataFrame,
+    params: dict,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Replace personal data and secrets by typed placeholders; count them per kind and type."""
+    config = pii.PiiConfig.model_validate(params["pii"])
+    counts: dict[str, dict[str, int]] = {}
+    redacted = []
+    for kind, frame in zip(KINDS, (documents, conversations, preferences, validation), strict=True):
+        found: dict[str, int] = {}
+
+        def redact(text: str, found: dict[str, int] = found) -> str:
+            clean, hits = pii.redact(text, config)
+            for kind_of_pii, count in hits.items():
+                found[kind_of_pii] = found.get(kind_of_pii, 0) + count
+            return clean
+
+        redacted.append(_map_texts(frame, kind, redact))
+        counts[kind] = found
+        if found:
+            logger.info("Redacted in %s: %s", kind, found)
+    return (*redacted, counts)
+
+
+def drop_duplicates(
+    documents: pd.DataFrame,
+    conversations: pd.DataFrame,
+    preferences: pd.DataFrame,
+    validation: pd.DataFrame,
+    params: dict,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Exact (normalised hash) and near (MinHash LSH) duplicates across all files of a kind.
+
+    Rows are ordered by file and line first, so the kept copy is always the earliest one.
+    Validation examples are only de-duplicated exactly: near-identical questions are fine there.
+    """
+    config = near_duplicates.NearDuplicateConfig.model_validate(params["near_duplicates"])
+    quarantine, counts, kept_frames = [], {}, []
+    prefix = {
+        "documents": "doc-",
+        "conversations": "conv-",
+        "preferences": "pref-",
+        "validation": "val-",
+    }
+    for kind, frame in zip(KINDS, (documents, conversations, preferences, validation), strict=True):
+        frame = frame.sort_values(["source", "line"], kind="stable").reset_index(drop=True)
+        keys = [records.record_key(kind, row) for row in frame.itertuples(index=False)]
+        frame["id"] = [prefix[kind] + content_hash(*key)[:16] for key in keys]
+        duplicate_of: dict[int, tuple[int, str, float]] = {}
+        first_by_id: dict[str, int] = {}
+        for index, row_id in enumerate(frame["id"]):
+            if row_id in first_by_id:
+                duplicate_of[index] = (first_by_id[row_id], "duplicate", 1.0)
+            else:
+                first_by_id[row_id] = index
+        exact = len(duplicate_of)
+        if kind != "validation" and len(frame) > 1:
+            candidates = [i for i in range(len(frame)) if i not in duplicate_of]
+            texts = [records.comparable_text(kind, keys[i]) for i in candidates]
+            for found in near_duplicates.find_near_duplicates(texts, config):
+                original = candidates[found.index]
+                duplicate_of[original] = (
+                    candidates[found.kept_index],
+                    "near_duplicate",
+                    found.similarity,
+                )
+        for index, (kept, rule, similarity) in sorted(duplicate_of.items()):
+            row, first = frame.iloc[index], frame.iloc[kept]
+            detail = f"{similarity:.2f} similar to {first['source']} line {first['line']}"
+            record = {
+                k: row[k] for k in COLUMNS[kind] if k not in ("id", "source", "line", "category")
+            }
+            quarantine.append(
+                quarantine_entry(row["source"], int(row["line"]), rule, detail, record)
+            )
+        keep = ~frame.index.isin(list(duplicate_of))
+        kept_frames.append(frame.loc[keep, COLUMNS[kind]].reset_index(drop=True))
+        counts[kind] = {"rows": len(frame), "exact": exact, "near": len(duplicate_of) - exact}
+        logger.info("%s: %d exact and %d near duplicates", kind, exact, len(duplicate_of) - exact)
+    return (*kept_frames, _frame(quarantine, QUARANTINE_COLUMNS), counts)
 
 
 def in_validation_split(row_id: str, fraction: float, salt: str) -> bool:
@@ -288,14 +422,14 @@ def validation_examples_from_conversations(conversations: pd.DataFrame) -> pd.Da
                 "id": "val-" + row.id.removeprefix("conv-"),
                 "source": row.source,
                 "line": row.line,
+                "category": row.category,
                 "prompt": prompt_messages[-1]["content"],
                 "reference": row.messages[-1]["content"],
                 "context": None,
                 "messages": prompt_messages,
             }
         )
-    columns = ["id", "source", "line", "prompt", "reference", "context", "messages"]
-    return _frame(rows, columns)
+    return _frame(rows, COLUMNS["validation"])
 
 
 def split_conversations(
@@ -310,7 +444,10 @@ def split_conversations(
         conversations, params["conversation_validation_fraction"], params["split_salt"]
     )
     if len(explicit_validation):
-        validation_set = explicit_validation
+        validation_set = explicit_validation.copy()
+        validation_set["messages"] = [
+            [{"role": "user", "content": prompt}] for prompt in validation_set["prompt"]
+        ]
         logger.info("Validation set: %d explicit examples", len(validation_set))
     else:
         validation_set = validation_examples_from_conversations(held_out)
@@ -318,12 +455,153 @@ def split_conversations(
     return train, held_out, validation_set
 
 
-def gather_quarantine(*quarantines: pd.DataFrame) -> pd.DataFrame:
-    """One quarantine for the whole ingest, ordered by file and line."""
+def remove_validation_leaks(
+    documents_train: pd.DataFrame,
+    conversations_train: pd.DataFrame,
+    preferences_train: pd.DataFrame,
+    validation_set: pd.DataFrame,
+    params: dict,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Training rows sharing a long n-gram with a validation example: removed, or the run fails.
+
+    ``leakage.fields`` says which validation fields are compared (the prompt by default: in a
+    knowledge-base domain the reference answer repeats facts the documents rightly teach).
+    """
+    config = near_duplicates.LeakageConfig.model_validate({"ngram": params["leakage"]["ngram"]})
+    fields = params["leakage"]["fields"]
+    validation_texts = records.leakage_probes(
+        validation_set, fields, params["leakage"]["min_words"]
+    )
+    quarantine, leaked_examples, kept = [], set(), []
+    frames = {
+        "documents": documents_train,
+        "conversations": conversations_train,
+        "preferences": preferences_train,
+    }
+    for kind, frame in frames.items():
+        leaks = near_duplicates.leaked_ngrams_index(
+            records.record_texts(kind, frame), validation_texts, config
+        )
+        leaking_rows: dict[int, int] = {}
+        for validation_index, train_indices in leaks.items():
+            leaked_examples.add(validation_index)
+            for train_index in train_indices:
+                leaking_rows.setdefault(train_index, validation_index)
+        for train_index, validation_index in sorted(leaking_rows.items()):
+            row = frame.iloc[train_index]
+            example = validation_set.iloc[validation_index]
+            detail = f"shares a {config.ngram}-word run with validation example {example['id']}"
+            record = {k: row[k] for k in COLUMNS[kind] if k not in ("source", "line", "category")}
+            quarantine.append(
+                quarantine_entry(row["source"], int(row["line"]), "validation_leak", detail, record)
+            )
+        kept.append(frame.drop(index=list(leaking_rows)).reset_index(drop=True))
+    report = {
+        "ngram": config.ngram,
+        "fields": list(fields),
+        "leaked_validation_examples": sorted(
+            str(validation_set.iloc[i]["id"]) for i in leaked_examples
+        ),
+        "removed_training_rows": len(quarantine),
+    }
+    if quarantine and params["leakage"]["action"] == "fail":
+        shown = "\n".join(f"{q['source']}:{q['line']}: {q['detail']}" for q in quarantine[:20])
+        raise IngestError(f"Validation examples leaked into training data:\n{shown}")
+    if quarantine:
+        logger.warning(
+            "%d validation examples leaked into %d training rows; those rows were removed",
+            len(leaked_examples),
+            len(quarantine),
+        )
+    return (*kept, _frame(quarantine, QUARANTINE_COLUMNS), report)
+
+
+def _redact_nested(value: Any, config: pii.PiiConfig) -> Any:
+    if isinstance(value, str):
+        return pii.redact(value, config)[0]
+    if isinstance(value, dict):
+        return {key: _redact_nested(item, config) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redact_nested(item, config) for item in value]
+    return value
+
+
+def gather_quarantine(params: dict, *quarantines: pd.DataFrame) -> pd.DataFrame:
+    """One quarantine for the whole ingest, ordered by file and line.
+
+    Refused records are kept for inspection, with personal data redacted like everything else
+    ingest writes.
+    """
     frames = [frame for frame in quarantines if len(frame)]
     if not frames:
         return _frame([], QUARANTINE_COLUMNS)
     merged = pd.concat(frames, ignore_index=True)
+    config = pii.PiiConfig.model_validate(params["pii"])
+    merged["record"] = [_redact_nested(record, config) for record in merged["record"]]
+    merged["detail"] = [_redact_nested(detail, config) for detail in merged["detail"]]
     for rule, count in merged["rule"].value_counts().items():
         logger.warning("Quarantined %d rows: %s", count, rule)
     return merged.sort_values(["source", "line"], kind="stable").reset_index(drop=True)
+
+
+def account_for_every_row(quarantine: pd.DataFrame, **tables: pd.DataFrame) -> pd.DataFrame:
+    """Per input file: rows in, rows out, rows quarantined, and whether they add up.
+
+    ``tables`` named ``*_files`` say how many rows each file had; the others are the outputs.
+    A row that is in two outputs (a held-out conversation is also a validation example)
+    counts once.
+    """
+    files = [frame for name, frame in tables.items() if name.endswith("_files")]
+    outputs = [
+        frame for name, frame in tables.items() if not name.endswith("_files") and len(frame)
+    ]
+    seen = pd.concat(files, ignore_index=True)
+    placed = pd.concat([frame[["source", "line"]] for frame in outputs], ignore_index=True)
+    out = placed.drop_duplicates().groupby("source").size() if len(placed) else pd.Series(dtype=int)
+    refused = quarantine.groupby("source").size() if len(quarantine) else pd.Series(dtype=int)
+    accounting = seen[["source", "kind", "rows_seen"]].copy()
+    accounting["rows_out"] = accounting["source"].map(out).fillna(0).astype(int)
+    accounting["rows_quarantined"] = accounting["source"].map(refused).fillna(0).astype(int)
+    accounting["balanced"] = (
+        accounting["rows_seen"] == accounting["rows_out"] + accounting["rows_quarantined"]
+    )
+    for row in accounting[~accounting["balanced"]].itertuples():
+        logger.error(
+            "%s: %d rows in, %d out, %d quarantined",
+            row.source,
+            row.rows_seen,
+            row.rows_out,
+            row.rows_quarantined,
+        )
+    return accounting.reset_index(drop=True)
+
+
+def build_data_report(
+    quarantine: pd.DataFrame,
+    accounting: pd.DataFrame,
+    cleaning_counts: dict,
+    pii_counts: dict,
+    duplicate_counts: dict,
+    leakage: dict,
+    **outputs: pd.DataFrame,
+) -> tuple[dict, Any, pd.DataFrame]:
+    """The data report as numbers, as a figure, and the length histogram for ``dvc plots``."""
+    from llm_pipeline.pipelines.ingest import report
+
+    by_kind = {
+        "documents": pd.concat([outputs["documents_train"], outputs["documents_validation"]]),
+        "conversations": pd.concat(
+            [outputs["conversations_train"], outputs["conversations_validation"]]
+        ),
+        "preferences": pd.concat([outputs["preferences_train"], outputs["preferences_validation"]]),
+        "validation": outputs["validation_set"],
+    }
+    hygiene = {
+        "cleaning": cleaning_counts,
+        "pii": pii_counts,
+        "duplicates": duplicate_counts,
+        "leakage": leakage,
+    }
+    histogram = report.length_histogram(by_kind)
+    summary = report.summarise(by_kind, quarantine, accounting, hygiene)
+    return summary, report.plot(summary, histogram), histogram

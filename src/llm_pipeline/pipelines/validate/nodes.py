@@ -7,11 +7,15 @@ when the gate then stops the run; training reads only what passed the gate.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from llm_pipeline import expectations
+from llm_pipeline.datasets.model_folder import Folder
 
 logger = logging.getLogger(__name__)
 
@@ -20,13 +24,39 @@ class DataContractError(RuntimeError):
     """A dataset broke its data contract; the message lists dataset, expectation, examples."""
 
 
-def check_data_contracts(params: dict, **datasets: pd.DataFrame) -> dict[str, Any]:
-    """Validate each dataset against its contract; the report says what passed and what not."""
-    context = expectations.ephemeral_context()
-    results = [
-        expectations.validate_dataset(context, name, frame, params)
-        for name, frame in sorted(datasets.items())
-    ]
+def flag_leaks(datasets: dict[str, pd.DataFrame], leakage: dict) -> pd.DataFrame:
+    """The validation set with ``leaks_into_training``: whether an example still shares a long
+    n-gram with any training row. Checked here again, independently of what ingest removed."""
+    from llm_pipeline.hygiene import near_duplicates, records
+
+    validation = datasets["validation_set"].copy()
+    texts = records.leakage_probes(validation, leakage["fields"], leakage["min_words"])
+    config = near_duplicates.LeakageConfig(ngram=leakage["ngram"])
+    leaked: set[int] = set()
+    for kind in ("documents", "conversations", "preferences"):
+        training = records.record_texts(kind, datasets[f"{kind}_train"])
+        leaked.update(near_duplicates.leaked_ngrams_index(training, texts, config))
+    validation["leaks_into_training"] = [i in leaked for i in range(len(validation))]
+    return validation
+
+
+def check_data_contracts(
+    params: dict, leakage: dict, ingest_accounting: pd.DataFrame, **datasets: pd.DataFrame
+) -> tuple[dict[str, Any], Folder]:
+    """Validate each dataset against its contract; the report, and the Data Docs HTML site.
+
+    The ingest accounting (rows in = rows out + rows quarantined, per file) is a contract too.
+    """
+    frames = {
+        **datasets,
+        "validation_set": flag_leaks(datasets, leakage),
+        "ingest_accounting": ingest_accounting,
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="llm-pipeline-contracts-"))
+    results, site = expectations.run_contracts(dict(sorted(frames.items())), params, workdir)
+    docs = Path(tempfile.mkdtemp(prefix="llm-pipeline-data-docs-"))
+    shutil.copytree(site, docs, dirs_exist_ok=True)
+    shutil.rmtree(workdir, ignore_errors=True)
     for result in results:
         logger.info(
             "Contract %s on %s: %s (%d/%d expectations, %d rows)",
@@ -37,7 +67,8 @@ def check_data_contracts(params: dict, **datasets: pd.DataFrame) -> dict[str, An
             result["evaluated_expectations"],
             result["rows"],
         )
-    return {"success": all(r["success"] for r in results), "datasets": results}
+    report = {"success": all(r["success"] for r in results), "datasets": results}
+    return report, Folder(docs)
 
 
 def describe_failures(report: dict[str, Any]) -> str:

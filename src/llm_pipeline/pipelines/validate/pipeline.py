@@ -21,8 +21,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.check_data_contracts,
-                {"params": "params:validate", **ingested},
-                "validation_report",
+                {
+                    "params": "params:validate",
+                    "leakage": "params:ingest.leakage",
+                    "ingest_accounting": "ingest_accounting",
+                    **ingested,
+                },
+                ["validation_report", "data_docs"],
                 name="check_data_contracts",
             ),
             Node(

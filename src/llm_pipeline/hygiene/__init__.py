@@ -1,0 +1,1 @@
+"""Text hygiene shared by ingest and the data contracts: readers, PII, near-duplicates."""

@@ -1,0 +1,104 @@
+"""The data report of an ingest: what came in, what went out, what was refused, and why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+LENGTH_BINS = [0, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 50_000, 1_000_000_000]
+
+
+def _lengths(kind: str, frame: pd.DataFrame) -> list[int]:
+    if not len(frame):
+        return []
+    if kind == "documents":
+        return [len(text) for text in frame["text"]]
+    if kind == "conversations":
+        return [len(turn["content"]) for turns in frame["messages"] for turn in turns]
+    if kind == "preferences":
+        return [len(text) for column in ("prompt", "chosen", "rejected") for text in frame[column]]
+    return [len(text) for text in frame["reference"]]
+
+
+def length_histogram(outputs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Characters per text, binned, per kind: what ``dvc plots`` draws."""
+    rows = []
+    for kind, frame in outputs.items():
+        counts, _ = np.histogram(_lengths(kind, frame), bins=LENGTH_BINS)
+        for start, count in zip(LENGTH_BINS[:-1], counts, strict=True):
+            rows.append({"kind": kind, "length_from": start, "texts": int(count)})
+    return pd.DataFrame(rows, columns=["kind", "length_from", "texts"])
+
+
+def summarise(
+    outputs: dict[str, pd.DataFrame],
+    quarantine: pd.DataFrame,
+    accounting: pd.DataFrame,
+    hygiene: dict[str, Any],
+) -> dict[str, Any]:
+    """Counts per kind, source and category, rates of duplicates and personal data."""
+    kinds: dict[str, Any] = {}
+    for kind, frame in outputs.items():
+        kinds[kind] = {
+            "rows": len(frame),
+            "by_source": frame.groupby("source").size().to_dict() if len(frame) else {},
+            "by_category": frame.groupby("category").size().to_dict() if len(frame) else {},
+        }
+    duplicates = hygiene["duplicates"]
+    pii_found = hygiene["pii"]
+    rows_read = {kind: counts["rows"] for kind, counts in duplicates.items()}
+    return {
+        "kinds": kinds,
+        "rows_in": int(accounting["rows_seen"].sum()),
+        "rows_out": int(accounting["rows_out"].sum()),
+        "rows_quarantined": int(accounting["rows_quarantined"].sum()),
+        "every_row_accounted_for": bool(accounting["balanced"].all()),
+        "quarantined_by_rule": quarantine.groupby("rule").size().to_dict()
+        if len(quarantine)
+        else {},
+        "duplicates": duplicates,
+        "duplicate_rate": {
+            kind: (c["exact"] + c["near"]) / c["rows"] if c["rows"] else 0.0
+            for kind, c in duplicates.items()
+        },
+        "pii_found": pii_found,
+        "pii_rate_per_1000_rows": {
+            kind: 1000 * sum(found.values()) / rows_read[kind] if rows_read.get(kind) else 0.0
+            for kind, found in pii_found.items()
+        },
+        "boilerplate_lines_removed": hygiene["cleaning"]["boilerplate_lines"],
+        "validation_leaks": hygiene["leakage"],
+    }
+
+
+def plot(summary: dict[str, Any], histogram: pd.DataFrame) -> Any:
+    """Four panels: rows per kind, text lengths, quarantine by rule, personal data by type."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(2, 2, figsize=(12, 8))
+    kinds = summary["kinds"]
+    axes[0, 0].bar(list(kinds), [k["rows"] for k in kinds.values()], color="#4c72b0")
+    axes[0, 0].set_title("Rows out, per kind")
+    for kind, group in histogram.groupby("kind"):
+        labels = [f"{x:,}" for x in group["length_from"]]
+        axes[0, 1].plot(labels, group["texts"], marker="o", label=kind)
+    axes[0, 1].set_title("Text length (characters, from)")
+    axes[0, 1].tick_params(axis="x", rotation=45)
+    axes[0, 1].legend()
+    rules = summary["quarantined_by_rule"] or {"none": 0}
+    axes[1, 0].barh(list(rules), list(rules.values()), color="#dd8452")
+    axes[1, 0].set_title("Quarantined rows, per rule")
+    by_type: dict[str, int] = {}
+    for found in summary["pii_found"].values():
+        for kind, count in found.items():
+            by_type[kind] = by_type.get(kind, 0) + count
+    by_type = by_type or {"none": 0}
+    axes[1, 1].bar(list(by_type), list(by_type.values()), color="#55a868")
+    axes[1, 1].set_title("Personal data redacted, per type")
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,302 @@
+"""PII and secrets: typed placeholders, counts, overlaps, config, the leftover pattern."""
+
+from __future__ import annotations
+
+import re
+import time
+from itertools import pairwise
+
+import phonenumbers
+import pytest
+from pydantic import ValidationError
+
+from llm_pipeline.hygiene import pii
+from llm_pipeline.hygiene.pii import (
+    LEFTOVER_PATTERN,
+    PII_TYPES,
+    PLACEHOLDERS,
+    PiiConfig,
+    find_pii,
+    iban_valid,
+    luhn_valid,
+    redact,
+)
+
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0"
+    ".dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+)
+PEM = (
+    "-----BEGIN RSA PRIVATE KEY-----\n"
+    "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n"
+    "VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n"
+    "-----END RSA PRIVATE KEY-----"
+)
+
+# (before, item, after, type): the item alone is replaced.
+FOUND = [
+    ("Write to ", "jane.doe+shop@example.co.uk", " today.", "email"),
+    ("Grüße an ", "jürgen@example.de", ", danke!", "email"),
+    ("Call me on ", "+1 415 555 0134", " after 5 pm.", "phone"),
+    ("Our London office: ", "(020) 7946 0958", ".", "phone"),
+    ("Berlin: ", "+49 30 901820", "", "phone"),
+    ("US line ", "415-555-0134", " (mobile)", "phone"),
+    ("Paris ", "01 23 45 67 89", " le soir", "phone"),
+    ("From abroad dial ", "0049 30 901820", ".", "phone"),
+    ("Call ", "1-800-555-0199", ", Monday to Friday.", "phone"),
+    ("The server ", "192.168.1.20", " is down.", "ip_address"),
+    ("ip=", "10.0.0.1", ",", "ip_address"),
+    ("host ", "1.2.3.4", " responded", "ip_address"),
+    ("Link-local ", "fe80::1ff:fe23:4567:890a", " again", "ip_address"),
+    ("v6 ", "2001:0db8:85a3:0000:0000:8a2e:0370:7334", ".", "ip_address"),
+    ("Card: ", "4111 1111 1111 1111", ", exp 12/27", "card_number"),
+    ("Müller paid with ", "5555-5555-5555-4444", ".", "card_number"),
+    ("Amex ", "378282246310005", "", "card_number"),
+    ("IBAN ", "DE89 3704 0044 0532 0130 00", ", thanks", "iban"),
+    ("Pay to ", "GB82WEST12345698765432", ".", "iban"),
+    ("", "NL91ABNA0417164300", "", "iban"),
+    ("key ", "AKIAIOSFODNN7EXAMPLE", " leaked", "secret"),
+    ("aws_secret_access_key = ", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "", "secret"),
+    ("AWS Secret Access Key: ", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "", "secret"),
+    ("token ", "ghp_" + "a1B2c3D4e5" * 3 + "f6G7h8", " in the log", "secret"),
+    ("", "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", "", "secret"),
+    ("OPENAI_KEY ", "sk-proj-abcdefghijklmnopqrstuvwxyz123456", "", "secret"),
+    ("slack ", "xoxb-123456789012-1234567890123-AbCdEfGhIjKl", "", "secret"),
+    ("maps ", "AIzaSyA1234567890abcdefghijklmnopqrstuv", "", "secret"),
+    ("Authorization: Bearer ", JWT, "", "secret"),
+    ('{"api_key": "', "abcd1234efgh5678ijkl", '"}', "secret"),
+    ("DB_PASSWORD=", "S3cr3t!Passw0rd", "", "secret"),
+    ("my password: ", "hunter2hunter2!", "", "secret"),
+    ("'password' => '", "correct-horse-battery", "'", "secret"),
+    ("Key below\n", PEM, "\nbye", "secret"),
+    ("cut off: ", "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "", "secret"),
+]
+
+ORDINARY = [
+    "Your order NW-48213 left our Portland warehouse on 2026-11-22 at 9:00.",
+    "The Summit down jacket is $1,299.00; standard shipping costs $5.95.",
+    "Orders over $75 ship free and arrive in 3-5 business days.",
+    "Please quote order 12345 when you call.",
+    "Size M fits a 96-101 cm chest; size L fits 102-107 cm.",
+    "Ship to 1200 Harbor Blvd, Suite 400, Portland, OR 97209 - thanks! Zip+4 is 97209-1234.",
+    "We shipped on 2026-04-12 10:30 and again on 22.11.2026 and 12/25/2026.",
+    "Version 1.2.3 of the app weighs 10.5 kg, oddly; 1.2.3.4.5 is a version too.",
+    "Since 1998 we have planted 25,000 trees; 30% of our packaging is recycled.",
+    "Open Monday to Friday 9:00-17:30 (10:30:00 on Saturdays).",
+    "I need to reset my password because the login page says: it is wrong.",
+    "Our key features: waterproof zips, taped seams and a lifetime repair service.",
+    "A risk-free-cancellation-policy-for-everyone applies; ask the desk-staff.",
+    "In C++ you write std::vector<int> and that's it.",
+    "This card 4111 1111 1111 1112 fails the Luhn check.",
+    "This IBAN GB82WEST12345698765433 fails its checksum.",
+    "Not an address: 256.1.1.1 or v1.2.3.4.",
+    "Mail us at support at northwind dot example, or @northwind on social media.",
+]
+
+
+def case_text(before: str, item: str, after: str) -> str:
+    return before + item + after
+
+
+@pytest.mark.parametrize(("before", "item", "after", "kind"), FOUND)
+def test_each_type_is_replaced_by_its_placeholder(
+    before: str, item: str, after: str, kind: str
+) -> None:
+    text = case_text(before, item, after)
+    assert redact(text) == (before + PLACEHOLDERS[kind] + after, {kind: 1})
+    start = len(before)
+    assert find_pii(text) == [(start, start + len(item), kind)]
+
+
+@pytest.mark.parametrize("text", ORDINARY)
+def test_ordinary_shop_text_is_left_alone(text: str) -> None:
+    assert redact(text) == (text, {})
+
+
+def test_ordinary_shop_text_never_reaches_the_slow_phone_matcher(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+
+    def counting_matcher(text: str, region: str, **kwargs: object) -> list[object]:
+        calls.append(text)
+        return []
+
+    pii._matched_phones.cache_clear()
+    monkeypatch.setattr(phonenumbers, "PhoneNumberMatcher", counting_matcher)
+    for text in ORDINARY:
+        redact(text)
+    assert calls == []
+    redact("Call me on (212) 555-0507.")
+    assert len(calls) == 1
+    pii._matched_phones.cache_clear()
+
+
+def test_several_items_in_one_text_are_all_replaced_and_counted() -> None:
+    text = (
+        "Hi, I'm Maya (maya.1987@gmail.com, +1 415 555 0134). Please refund card "
+        "4111-1111-1111-1111 for order NW-48213 of 2026-11-22, or write to "
+        "support@northwind-outfitters.example. My IP was 203.0.113.7."
+    )
+    assert redact(text) == (
+        "Hi, I'm Maya (<EMAIL>, <PHONE>). Please refund card <CARD_NUMBER> for order "
+        "NW-48213 of 2026-11-22, or write to <EMAIL>. My IP was <IP_ADDRESS>.",
+        {"email": 2, "phone": 1, "card_number": 1, "ip_address": 1},
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a JWT that is also the value of a token assignment
+        (f"token={JWT}", "token=<SECRET>"),
+        # "secret" and "key" both name this assignment
+        ("secret_key = abcdefgh12345678", "secret_key = <SECRET>"),
+        # digits of a phone number inside an email address
+        ("mail 4155550134@example.com now", "mail <EMAIL> now"),
+        # an IPv4 address whose twelve digits also look like a long number
+        ("at 192.168.100.200 today", "at <IP_ADDRESS> today"),
+        # an IBAN whose digits also form a long number
+        ("DE89 3704 0044 0532 0130 00", "<IBAN>"),
+        # a phone number next to a date, in one run of digits and spaces
+        ("2026-11-22 415-555-0134", "2026-11-22 <PHONE>"),
+    ],
+)
+def test_overlapping_candidates_are_replaced_once(text: str, expected: str) -> None:
+    redacted, counts = redact(text)
+    assert redacted == expected
+    assert sum(counts.values()) == 1
+
+
+def test_spans_are_sorted_and_never_overlap() -> None:
+    text = " | ".join(case_text(*case[:3]) for case in FOUND)
+    spans = find_pii(text)
+    assert len(spans) == len(FOUND)
+    assert [kind for _, _, kind in spans] == [case[3] for case in FOUND]
+    assert all(end <= next_start for (_, end, _), (next_start, _, _) in pairwise(spans))
+
+
+@pytest.mark.parametrize("text", [case_text(*case[:3]) for case in FOUND] + ORDINARY)
+def test_redacting_twice_changes_nothing_more(text: str) -> None:
+    once, _ = redact(text)
+    assert redact(once) == (once, {})
+
+
+def test_a_text_without_anything_to_redact_is_returned_as_is() -> None:
+    text = "Thanks so much, the boots fit perfectly!"
+    redacted, counts = redact(text)
+    assert redacted is text
+    assert counts == {}
+    assert find_pii("") == []
+
+
+def test_config_types_restricts_what_is_redacted() -> None:
+    text = "Mail jane@example.com or call +1 415 555 0134 from 10.0.0.1."
+    assert redact(text, PiiConfig(types=("email",))) == (
+        "Mail <EMAIL> or call +1 415 555 0134 from 10.0.0.1.",
+        {"email": 1},
+    )
+    assert redact(text, PiiConfig(types=("phone", "ip_address"))) == (
+        "Mail jane@example.com or call <PHONE> from <IP_ADDRESS>.",
+        {"phone": 1, "ip_address": 1},
+    )
+    assert redact(text, PiiConfig(types=())) == (text, {})
+
+
+def test_phone_regions_decide_numbers_without_a_country_code() -> None:
+    text = "Ring (020) 7946 0958 or +44 20 7946 0958."
+    assert redact(text, PiiConfig(phone_regions=("US",))) == (
+        "Ring (020) 7946 0958 or <PHONE>.",
+        {"phone": 1},
+    )
+    assert redact(text, PiiConfig(phone_regions=("GB",)))[1] == {"phone": 2}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"types": ("email", "ssn")}, {"phone_regions": ("US", "XX")}, {"colour": "red"}],
+)
+def test_config_refuses_unknown_types_regions_and_fields(fields: dict) -> None:
+    with pytest.raises(ValidationError):
+        PiiConfig(**fields)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "api_key" * 30_000,
+        "1 " * 50_000,
+        "4" * 200_000,
+        "-----BEGIN RSA PRIVATE KEY-----\n" * 3_000,
+        "a@" * 50_000,
+        "a:" * 50_000,
+        "1." * 50_000,
+        "password= " * 20_000,
+        "415-555-0134 " * 5_000,
+    ],
+)
+def test_adversarial_texts_take_linear_time(text: str) -> None:
+    started = time.process_time()
+    redact(text)
+    assert time.process_time() - started < 5  # about 0.1 s; quadratic work takes minutes
+
+
+def test_placeholders_cover_every_type() -> None:
+    assert set(PLACEHOLDERS) == set(PII_TYPES)
+    assert len(set(PLACEHOLDERS.values())) == len(PII_TYPES)
+
+
+@pytest.mark.parametrize(
+    ("digits", "valid"),
+    [
+        ("4111111111111111", True),
+        ("4111111111111112", False),
+        ("378282246310005", True),
+        ("79927398713", True),
+        ("79927398710", False),
+    ],
+)
+def test_luhn(digits: str, valid: bool) -> None:
+    assert luhn_valid(digits) is valid
+
+
+@pytest.mark.parametrize(
+    ("iban", "valid"),
+    [
+        ("DE89370400440532013000", True),
+        ("DE89370400440532013001", False),
+        ("GB82WEST12345698765432", True),
+        ("GB28WEST12345698765432", False),
+        ("FR1420041010050500013M02606", True),
+    ],
+)
+def test_iban_mod_97(iban: str, valid: bool) -> None:
+    assert iban_valid(iban) is valid
+
+
+LEFTOVER = re.compile(LEFTOVER_PATTERN)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "write to jane.doe@example.com",
+        "card 4111 1111 1111 1111",
+        "card 4111-1111-1111-1111",
+        "-----BEGIN OPENSSH PRIVATE KEY-----",
+        "key AKIAIOSFODNN7EXAMPLE",
+        "server 192.168.1.20.",
+    ],
+)
+def test_leftover_pattern_matches_raw_pii(raw: str) -> None:
+    assert LEFTOVER.search(raw)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [redact(case_text(*case[:3]))[0] for case in FOUND]
+    + [" ".join(PLACEHOLDERS.values())]
+    + [text for text in ORDINARY if "Luhn" not in text],
+)
+def test_leftover_pattern_passes_redacted_and_ordinary_text(text: str) -> None:
+    assert LEFTOVER.search(text) is None
