@@ -70,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     params = yaml.safe_load((CONF / "parameters_validate.yml").read_text())["validate"]
-    leakage = yaml.safe_load((CONF / "parameters_ingest.yml").read_text())["ingest"]["leakage"]
+    ingest = yaml.safe_load((CONF / "parameters_ingest.yml").read_text())["ingest"]
     datasets = frames(args.rows)
     accounting = pd.DataFrame(
         {
@@ -83,7 +83,9 @@ def main() -> None:
         }
     )
     start = time.perf_counter()
-    report, docs = check_data_contracts(params, leakage, accounting, **datasets)
+    report, docs = check_data_contracts(
+        params, ingest["leakage"], ingest["pii"], accounting, **datasets
+    )
     seconds = time.perf_counter() - start
     rows = sum(len(frame) for frame in datasets.values())
     print(f"rows: {rows}, contracts passed: {report['success']}, data docs: {docs.path}")

@@ -300,3 +300,11 @@ def test_leftover_pattern_matches_raw_pii(raw: str) -> None:
 )
 def test_leftover_pattern_passes_redacted_and_ordinary_text(text: str) -> None:
     assert LEFTOVER.search(text) is None
+
+
+def test_public_details_listed_in_keep_stay_as_written():
+    config = PiiConfig(keep=["Support@Shop.example", "1-800-555-0142"])
+    text = "Mail support@shop.example or jane@home.example, or call 1-800-555-0142."
+    redacted, counts = redact(text, config)
+    assert redacted == "Mail support@shop.example or <EMAIL>, or call 1-800-555-0142."
+    assert counts == {"email": 1}

@@ -49,6 +49,14 @@ class PiiConfig(BaseModel):
 
     types: tuple[PiiType, ...] = PII_TYPES
     phone_regions: tuple[str, ...] = ("US", "GB", "DE", "FR")
+    # Public details of the organisation itself (its support address, its hotline), kept as
+    # written; compared ignoring case.
+    keep: frozenset[str] = frozenset()
+
+    @field_validator("keep", mode="before")
+    @classmethod
+    def _casefold(cls, values: object) -> frozenset[str]:
+        return frozenset(str(value).casefold() for value in (values or ()))
 
     @field_validator("phone_regions")
     @classmethod
@@ -66,6 +74,8 @@ def redact(text: str, config: PiiConfig = DEFAULT_PII_CONFIG) -> tuple[str, dict
     """``text`` with every item found replaced by its placeholder, and the non-zero counts per
     type. A text with nothing to redact is returned as the same object."""
     spans = find_pii(text, config)
+    if spans and config.keep:
+        spans = [span for span in spans if text[span[0] : span[1]].casefold() not in config.keep]
     if not spans:
         return text, {}
     parts: list[str] = []

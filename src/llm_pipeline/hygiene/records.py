@@ -24,7 +24,14 @@ def comparable_text(kind: str, key: list[str]) -> str:
 
 
 def record_texts(kind: str, frame: pd.DataFrame) -> list[str]:
-    """``comparable_text`` of every row of ``frame``."""
+    """``comparable_text`` of every row of ``frame`` (column-wise where the kind allows)."""
+    if kind == "documents":
+        return frame["text"].tolist()
+    if kind == "conversations":
+        return [" ".join(turn["content"] for turn in turns) for turns in frame["messages"]]
+    if kind == "preferences":
+        columns = [frame[c].tolist() for c in ("prompt", "chosen", "rejected")]
+        return [" ".join(parts) for parts in zip(*columns, strict=True)]
     return [comparable_text(kind, record_key(kind, row)) for row in frame.itertuples(index=False)]
 
 

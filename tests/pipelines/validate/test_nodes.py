@@ -8,6 +8,7 @@ import pytest
 from llm_pipeline.pipelines.validate import nodes
 
 LEAKAGE = {"ngram": 13, "fields": ["prompt"], "min_words": 8}
+PII = {"keep": ["help@shop.example"], "types": ["email", "phone", "card_number"]}
 ACCOUNTING = pd.DataFrame(
     {
         "source": ["a.jsonl"],
@@ -65,7 +66,7 @@ def good_datasets() -> dict[str, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def passing_report() -> dict:
-    report, _ = nodes.check_data_contracts(PARAMS, LEAKAGE, ACCOUNTING, **good_datasets())
+    report, _ = nodes.check_data_contracts(PARAMS, LEAKAGE, PII, ACCOUNTING, **good_datasets())
     return report
 
 
@@ -97,7 +98,7 @@ def test_broken_rows_fail_with_dataset_expectation_and_ids():
     datasets["documents_train"] = pd.DataFrame(
         {"id": ["d1", "d1"], "text": ["short", "Long enough text."]}
     )
-    report, docs = nodes.check_data_contracts(PARAMS, LEAKAGE, ACCOUNTING, **datasets)
+    report, docs = nodes.check_data_contracts(PARAMS, LEAKAGE, PII, ACCOUNTING, **datasets)
     assert report["success"] is False
     assert (docs.path / "index.html").exists()
     failed = {
@@ -127,7 +128,7 @@ def test_broken_rows_fail_with_dataset_expectation_and_ids():
 def test_an_empty_training_set_fails_its_row_count():
     datasets = good_datasets()
     datasets["preferences_train"] = datasets["preferences_validation"]
-    report, _ = nodes.check_data_contracts(PARAMS, LEAKAGE, ACCOUNTING, **datasets)
+    report, _ = nodes.check_data_contracts(PARAMS, LEAKAGE, PII, ACCOUNTING, **datasets)
     failures = next(r for r in report["datasets"] if r["dataset"] == "preferences_train")[
         "failures"
     ]
@@ -148,8 +149,17 @@ def test_personal_data_left_over_leaks_and_unbalanced_accounting_fail():
         {"id": ["c1"], "messages": [[turn("user", prompt), turn("assistant", "No.")]]}
     )
     unbalanced = ACCOUNTING.assign(rows_out=1, balanced=False)
-    report, _ = nodes.check_data_contracts(PARAMS, LEAKAGE, unbalanced, **datasets)
+    report, _ = nodes.check_data_contracts(PARAMS, LEAKAGE, PII, unbalanced, **datasets)
     failed = {(r["dataset"], f["column"]) for r in report["datasets"] for f in r["failures"]}
-    assert ("documents_train", "text") in failed
+    assert ("documents_train", "personal_data") in failed
     assert ("validation_set", "leaks_into_training") in failed
     assert ("ingest_accounting", "balanced") in failed
+
+
+def test_kept_public_details_do_not_count_as_personal_data_left():
+    datasets = good_datasets()
+    datasets["documents_train"] = pd.DataFrame(
+        {"id": ["d1"], "text": ["Write to HELP@shop.example for anything."]}
+    )
+    report, _ = nodes.check_data_contracts(PARAMS, LEAKAGE, PII, ACCOUNTING, **datasets)
+    assert report["success"] is True

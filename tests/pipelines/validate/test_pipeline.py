@@ -27,6 +27,7 @@ def catalog_with(frames: dict[str, pd.DataFrame], report_path) -> DataCatalog:
     datasets["params:ingest.leakage"] = MemoryDataset(
         {"ngram": 13, "fields": ["prompt"], "min_words": 8}
     )
+    datasets["params:ingest.pii"] = MemoryDataset({"keep": []})
     datasets["ingest_accounting"] = MemoryDataset(
         pd.DataFrame({"source": ["a.jsonl"], "balanced": [True]})
     )

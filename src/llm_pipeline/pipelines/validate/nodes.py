@@ -41,7 +41,11 @@ def flag_leaks(datasets: dict[str, pd.DataFrame], leakage: dict) -> pd.DataFrame
 
 
 def check_data_contracts(
-    params: dict, leakage: dict, ingest_accounting: pd.DataFrame, **datasets: pd.DataFrame
+    params: dict,
+    leakage: dict,
+    pii: dict,
+    ingest_accounting: pd.DataFrame,
+    **datasets: pd.DataFrame,
 ) -> tuple[dict[str, Any], Folder]:
     """Validate each dataset against its contract; the report, and the Data Docs HTML site.
 
@@ -53,7 +57,7 @@ def check_data_contracts(
         "ingest_accounting": ingest_accounting,
     }
     workdir = Path(tempfile.mkdtemp(prefix="llm-pipeline-contracts-"))
-    results, site = expectations.run_contracts(dict(sorted(frames.items())), params, workdir)
+    results, site = expectations.run_contracts(dict(sorted(frames.items())), params, workdir, pii)
     docs = Path(tempfile.mkdtemp(prefix="llm-pipeline-data-docs-"))
     shutil.copytree(site, docs, dirs_exist_ok=True)
     shutil.rmtree(workdir, ignore_errors=True)

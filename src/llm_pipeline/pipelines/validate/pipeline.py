@@ -24,6 +24,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 {
                     "params": "params:validate",
                     "leakage": "params:ingest.leakage",
+                    "pii": "params:ingest.pii",
                     "ingest_accounting": "ingest_accounting",
                     **ingested,
                 },
