@@ -24,7 +24,12 @@ def comparable_text(kind: str, key: list[str]) -> str:
 
 
 def record_texts(kind: str, frame: pd.DataFrame) -> list[str]:
-    """``comparable_text`` of every row of ``frame`` (column-wise where the kind allows)."""
+    """``comparable_text`` of every row of ``frame`` (column-wise where the kind allows).
+
+    An empty table read back from an empty file has no columns at all: no texts.
+    """
+    if frame.empty:
+        return []
     if kind == "documents":
         return frame["text"].tolist()
     if kind == "conversations":

@@ -163,3 +163,13 @@ def test_kept_public_details_do_not_count_as_personal_data_left():
     )
     report, _ = nodes.check_data_contracts(PARAMS, LEAKAGE, PII, ACCOUNTING, **datasets)
     assert report["success"] is True
+
+
+def test_an_empty_table_without_columns_fails_its_row_count_and_nothing_else_breaks():
+    """An empty JSON Lines file reads back as a table with no columns at all."""
+    datasets = good_datasets()
+    datasets["preferences_train"] = pd.DataFrame()
+    report, _ = nodes.check_data_contracts(PARAMS, LEAKAGE, PII, ACCOUNTING, **datasets)
+    result = next(r for r in report["datasets"] if r["dataset"] == "preferences_train")
+    assert result["failures"][0]["expectation"] == "expect_table_row_count_to_be_between"
+    assert report["success"] is False
