@@ -28,8 +28,9 @@ PLACEHOLDERS: dict[str, str] = {
 }
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-# Deliberately coarser than the detectors (no checksums): a cheap "nothing obvious left" check
-# for a Great Expectations regex expectation on the cleaned output.
+# Deliberately coarser than the detectors (no checksums): a "nothing obvious left" pattern for
+# checks outside the pipeline (grep-style audits). The data contracts do not use it: they run
+# find_pii itself, which is faster on large tables and honours PiiConfig.keep.
 LEFTOVER_PATTERN: str = (
     r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
     r"|\b\d(?:[ -]?\d){12,18}\b"

@@ -114,6 +114,25 @@ def test_preferences_in_text_and_messages_form(params):
     assert quarantine["detail"].tolist() == ["chosen equals rejected"]
 
 
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        (
+            {"prompt": [{"role": "robot"}], "chosen": turns("q", "a"), "rejected": turns("q", "b")},
+            "prompt: message 0 needs a role among ['system', 'user', 'assistant']",
+        ),
+        (
+            {"prompt": "   ", "chosen": turns("q", "a"), "rejected": turns("q", "b")},
+            "missing or empty ['prompt']",
+        ),
+    ],
+)
+def test_preferences_in_messages_form_refuse_a_bad_prompt(record, reason):
+    fields, why = nodes.preference_fields(record)
+    assert fields is None
+    assert why == reason
+
+
 def frame(kind: str, rows: list[dict]) -> pd.DataFrame:
     base = {"source": "f.jsonl", "category": "jsonl"}
     records = [{**base, "id": f"{kind}-{i}", "line": i + 1, **row} for i, row in enumerate(rows)]

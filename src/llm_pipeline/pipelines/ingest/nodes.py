@@ -182,12 +182,15 @@ def preference_fields(record: dict) -> tuple[dict | None, str]:
         rejected_turns, reason_rejected = _messages(rejected)
         if chosen_turns is None or rejected_turns is None:
             return None, reason or reason_rejected
-        prompt_turns, _ = _messages(prompt) if isinstance(prompt, list) else (None, "")
-        prompt_text = (
-            _last(prompt_turns or chosen_turns, "user")
-            if prompt is None or prompt_turns
-            else prompt
-        )
+        if isinstance(prompt, list):
+            prompt_turns, reason = _messages(prompt)
+            if prompt_turns is None:
+                return None, f"prompt: {reason}"
+            prompt_text = _last(prompt_turns, "user")
+        elif prompt is None:  # the prompt is the user turn inside chosen
+            prompt_text = _last(chosen_turns, "user")
+        else:
+            prompt_text = _text_field(record, "prompt")
         fields = {
             "prompt": prompt_text,
             "chosen": _last(chosen_turns, "assistant"),
