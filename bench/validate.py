@@ -4,7 +4,8 @@
 
 Builds documents, conversations and preference pairs adding up to ``--rows`` rows, runs every
 contract (Great Expectations suites, leakage re-check, accounting, Data Docs) and prints the
-seconds as its last line (goal: under 10).
+seconds as its last line (goal: under 10). The validation prompt is long enough (``min_words``)
+to be looked for, so the leakage scan over all training rows is part of what is timed.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def frames(rows: int) -> dict[str, pd.DataFrame]:
         "validation_set": pd.DataFrame(
             {
                 "id": ["val-1"],
-                "prompt": ["How fast is express delivery to Canada?"],
+                "prompt": ["How fast is express delivery to Canada for a small parcel?"],
                 "reference": ["Two days."],
             }
         ),

@@ -2,17 +2,20 @@
 
 A contract runs on a flat view of a dataset: nested fields (conversation turns) are summarised
 into columns first (``roles_alternate``, ``ends_with_assistant``), so each rule is one plain
-expectation that Data Docs and the report can name.
+expectation that Data Docs and the report can name. The views are built with array operations
+over all rows at once: on a million rows a Python call per row costs more than the suites.
 """
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 logger = logging.getLogger(__name__)
@@ -21,11 +24,13 @@ logger = logging.getLogger(__name__)
 # at what ingest wrote.
 NO_PII_LEFT = {
     "documents": ["text"],
-    "conversations": ["text"],
+    "conversations": ["messages"],
     "preferences": ["prompt", "chosen", "rejected"],
     "validation_set": ["prompt", "reference"],
 }
 CONTRACTS = ("documents", "conversations", "preferences", "validation_set", "ingest_accounting")
+# Between two texts scanned as one string: something no personal-data detector reads across.
+_SCAN_SEPARATOR = "\n\x00\n"
 
 
 def contract_of(dataset: str) -> str:
@@ -36,61 +41,150 @@ def contract_of(dataset: str) -> str:
     raise KeyError(f"No data contract for dataset '{dataset}'")
 
 
-_ALTERNATING = ["user", "assistant"] * 512
+@dataclass(frozen=True)
+class Turns:
+    """Every turn of a conversations table in one flat sequence, and how many each row has."""
+
+    roles: np.ndarray  # object array; None where a turn has no role
+    contents: list[str]  # "" where a turn has no content
+    counts: np.ndarray  # turns per row
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Index of each row's first turn (where its turns would start, for a row without)."""
+        return np.cumsum(self.counts) - self.counts
+
+    @property
+    def row_of_turn(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.counts)), self.counts)
 
 
-def _conversation_summary(messages: list[dict]) -> tuple[bool, bool, int, int, str]:
-    """What the conversation contract checks, in one pass over the turns."""
-    roles = [m.get("role") for m in messages]
-    contents = [m.get("content") or "" for m in messages]
-    dialogue = roles[1:] if roles and roles[0] == "system" else roles
-    expected = (
-        _ALTERNATING[: len(dialogue)]
-        if len(dialogue) <= len(_ALTERNATING)
-        else (["user", "assistant"] * len(dialogue))[: len(dialogue)]
+def conversation_turns(messages: Sequence[Any]) -> Turns:
+    """Flatten a ``messages`` column; a value that is not a list of turns counts as no turns."""
+    conversations = [m if isinstance(m, list | tuple | np.ndarray) else () for m in messages]
+    turns = list(itertools.chain.from_iterable(conversations))
+    return Turns(
+        roles=np.array([turn.get("role") for turn in turns], dtype=object),
+        contents=[turn.get("content") or "" for turn in turns],
+        counts=np.fromiter(map(len, conversations), np.int64, len(conversations)),
     )
-    lengths = list(map(len, contents))
-    return (
-        bool(dialogue) and dialogue == expected,
-        bool(roles) and roles[-1] == "assistant",
-        min(lengths, default=0),
-        max(lengths, default=0),
-        "\n".join(contents),
-    )
 
 
-def contract_view(contract: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """The flat columns the ``contract`` checks, derived from ``frame``."""
-    frame = frame.reset_index(drop=True)
-    view = pd.DataFrame({"id": frame["id"] if "id" in frame else pd.Series(dtype=object)})
+def conversation_checks(turns: Turns) -> dict[str, np.ndarray]:
+    """Per row: roles alternate user, assistant, ... (after one optional system turn); the
+    last turn is the assistant's; the shortest and longest turn in characters (0 if none)."""
+    rows, counts, starts = len(turns.counts), turns.counts, turns.starts
+    checks = {
+        "roles_alternate": np.zeros(rows, dtype=bool),
+        "ends_with_assistant": np.zeros(rows, dtype=bool),
+        "shortest_turn": np.zeros(rows, dtype=np.int64),
+        "longest_turn": np.zeros(rows, dtype=np.int64),
+    }
+    if len(turns.roles) == 0:
+        return checks
+    has_turns = counts > 0
+    is_user, is_assistant = turns.roles == "user", turns.roles == "assistant"
+    # Clipped so a row without turns indexes something; has_turns masks what it reads.
+    first, last = np.minimum(starts, len(turns.roles) - 1), np.maximum(starts + counts - 1, 0)
+    opens_with_system = has_turns & (turns.roles[first] == "system")
+    row_of_turn = turns.row_of_turn
+    position = np.arange(len(turns.roles)) - (starts + opens_with_system)[row_of_turn]
+    in_order = (position < 0) | np.where(position % 2 == 0, is_user, is_assistant)
+    out_of_order = np.bincount(row_of_turn[~in_order], minlength=rows)
+    checks["roles_alternate"] = (counts > opens_with_system) & (out_of_order == 0)
+    checks["ends_with_assistant"] = has_turns & is_assistant[last]
+    lengths = np.fromiter(map(len, turns.contents), np.int64, len(turns.contents))
+    checks["shortest_turn"][has_turns] = np.minimum.reduceat(lengths, starts[has_turns])
+    checks["longest_turn"][has_turns] = np.maximum.reduceat(lengths, starts[has_turns])
+    return checks
+
+
+def conversation_texts(turns: Turns) -> list[str]:
+    """Each conversation's contents joined by spaces: ``records.record_texts`` for a
+    conversations table, from turns already flattened."""
+    bounds = np.cumsum(turns.counts).tolist()
+    contents = turns.contents
+    return [" ".join(contents[start:end]) for start, end in itertools.pairwise([0, *bounds])]
+
+
+def personal_data_found(
+    fields: Sequence[tuple[Sequence[Any], np.ndarray | None]], rows: int, pii_params: dict
+) -> list[str | None]:
+    """Per row: the first item of personal data in its texts (as ``type: text``), else None.
+
+    ``fields`` holds (texts, row of each text, or None when text ``i`` is row ``i``) in the
+    order a row reads. The organisation's own details (``pii.keep``) do not count.
+    """
+    from llm_pipeline.hygiene import pii
+
+    config = pii.PiiConfig.model_validate(pii_params)
+    found: list[str | None] = [None] * rows
+    for texts, row_of_text in fields:
+        # One scan over all texts joined is far cheaper than a call per text.
+        texts, joined = _joined(texts)
+        spans = pii.find_pii(joined, config)
+        if not spans:
+            continue
+        lengths = np.fromiter(map(len, texts), np.int64, len(texts)) + len(_SCAN_SEPARATOR)
+        text_starts = np.cumsum(lengths) - lengths
+        text_of_span = np.searchsorted(text_starts, [start for start, _, _ in spans], "right") - 1
+        rows_of_spans = text_of_span if row_of_text is None else row_of_text[text_of_span]
+        for (start, end, kind), row in zip(spans, rows_of_spans.tolist(), strict=True):
+            item = joined[start:end]
+            if found[row] is None and item.casefold() not in config.keep:
+                found[row] = f"{kind}: {item}"
+    return found
+
+
+def _joined(texts: Sequence[Any]) -> tuple[Sequence[str], str]:
+    """``texts`` with anything but a string (a null) as "", and all of them joined."""
+    try:
+        return texts, _SCAN_SEPARATOR.join(texts)
+    except TypeError:
+        texts = [text if isinstance(text, str) else "" for text in texts]
+        return texts, _SCAN_SEPARATOR.join(texts)
+
+
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """``frame[name]`` by position; nulls where the table has no such column."""
+    if name in frame:
+        return frame[name].to_numpy()
+    return np.full(len(frame), None, dtype=object)
+
+
+def contract_view(contract: str, frame: pd.DataFrame, pii_params: dict) -> pd.DataFrame:
+    """The flat columns the ``contract`` checks, derived from ``frame``, and for contracts in
+    ``NO_PII_LEFT`` ``personal_data``: the first item of personal data still in a row, else
+    null."""
+    if contract == "ingest_accounting":
+        return pd.DataFrame(
+            {"id": _column(frame, "source"), "balanced": _column(frame, "balanced").astype(bool)}
+        )
+    columns: dict[str, Any] = {"id": _column(frame, "id")}
+    fields = [(_column(frame, name), None) for name in NO_PII_LEFT.get(contract, [])]
     if contract == "documents":
-        view["text"] = frame.get("text", pd.Series(dtype=object))
-    elif contract == "ingest_accounting":
-        view = (
-            frame[["source", "balanced"]]
-            .rename(columns={"source": "id"})
-            .astype({"balanced": bool})
-        )
+        columns["text"] = _column(frame, "text")
     elif contract == "conversations":
-        summaries = [_conversation_summary(ms) for ms in frame.get("messages", [])]
-        columns = (
-            "roles_alternate",
-            "ends_with_assistant",
-            "shortest_turn",
-            "longest_turn",
-            "text",
-        )
-        for index, column in enumerate(columns):
-            view[column] = [summary[index] for summary in summaries]
+        turns = conversation_turns(_column(frame, "messages"))
+        columns.update(conversation_checks(turns))
+        fields = [(turns.contents, turns.row_of_turn)]
     elif contract == "preferences":
-        for column in ("prompt", "chosen", "rejected"):
-            view[column] = frame.get(column, pd.Series(dtype=object))
-        view["chosen_differs"] = (view["chosen"] != view["rejected"]).astype(bool)
+        for name in ("prompt", "chosen", "rejected"):
+            columns[name] = _column(frame, name)
+        chosen, rejected = pd.Series(columns["chosen"]), pd.Series(columns["rejected"])
+        columns["chosen_differs"] = (chosen != rejected).to_numpy(dtype=bool)
     elif contract == "validation_set":
-        for column in ("prompt", "reference"):
-            view[column] = frame.get(column, pd.Series(dtype=object))
-        view["leaks_into_training"] = frame.get("leaks_into_training", False)
-    return view
+        for name in ("prompt", "reference"):
+            columns[name] = _column(frame, name)
+        columns["leaks_into_training"] = (
+            _column(frame, "leaks_into_training")
+            if "leaks_into_training" in frame
+            else np.zeros(len(frame), dtype=bool)
+        )
+    if contract in NO_PII_LEFT:
+        columns["personal_data"] = personal_data_found(fields, len(frame), pii_params)
+    # Built in one go, so pandas holds each dtype in one block: no copies to consolidate later.
+    return pd.DataFrame(columns)
 
 
 def build_suite(contract: str, dataset: str, params: dict) -> Any:
@@ -151,49 +245,35 @@ def build_suite(contract: str, dataset: str, params: dict) -> Any:
     return suite
 
 
-def with_personal_data_found(view: pd.DataFrame, contract: str, pii_params: dict) -> pd.DataFrame:
-    """The view plus ``personal_data``: the first item of personal data still in a row (as
-    ``type: text``), else null. The organisation's own details (``pii.keep``) do not count."""
-    if contract not in NO_PII_LEFT:
-        return view
-    from llm_pipeline.hygiene import pii
-
-    config = pii.PiiConfig.model_validate(pii_params)
-    columns = [view[column].tolist() for column in NO_PII_LEFT[contract]]
-    texts = [
-        "\n".join(v for v in values if isinstance(v, str)) for values in zip(*columns, strict=True)
-    ]
-    # One scan over all rows joined is far cheaper than a call per row; the separator is
-    # something no detector reads across.
-    separator = "\n\x00\n"
-    joined = separator.join(texts)
-    starts = list(itertools.accumulate((len(t) + len(separator) for t in texts), initial=0))
-    found: list[str | None] = [None] * len(texts)
-    for start, end, kind in pii.find_pii(joined, config):
-        item = joined[start:end]
-        row = bisect.bisect_right(starts, start) - 1
-        if found[row] is None and item.casefold() not in config.keep:
-            found[row] = f"{kind}: {item}"
-    return view.assign(personal_data=found)
-
-
 def run_contracts(
-    frames: dict[str, pd.DataFrame], params: dict, project_dir: Path, pii_params: dict
-) -> tuple[list[dict], Path]:
-    """Validate each frame against its contract; summaries, and the Data Docs site's folder.
+    frames: dict[str, pd.DataFrame], params: dict, pii_params: dict, docs_dir: Path
+) -> list[dict]:
+    """Validate each frame against its contract: one summary per frame, and the Data Docs HTML
+    site of them all written to ``docs_dir``.
 
-    A file-backed context in ``project_dir`` keeps the validation results so Great
-    Expectations can render them as HTML Data Docs.
+    An ephemeral context keeps the results in memory, where a file-backed one would rewrite its
+    YAML config for every suite and datasource added; Data Docs render from memory just as well.
     """
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    context = gx.get_context(mode="file", project_root_dir=str(project_dir))
+    context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.update_data_docs_site(
+        "local_site",
+        {
+            "class_name": "SiteBuilder",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(docs_dir),
+            },
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
     results = []
     for dataset, frame in frames.items():
         contract = contract_of(dataset)
-        view = with_personal_data_found(contract_view(contract, frame), contract, pii_params)
+        view = contract_view(contract, frame, pii_params)
         suite = context.suites.add(build_suite(contract, dataset, params))
         batch = (
             context.data_sources.add_pandas(name=dataset)
@@ -206,7 +286,7 @@ def run_contracts(
         result = definition.run(batch_parameters={"dataframe": view}, result_format="SUMMARY")
         results.append(summarise_result(dataset, contract, len(frame), view, result, params))
     context.build_data_docs()
-    return results, project_dir / "gx" / "uncommitted" / "data_docs" / "local_site"
+    return results
 
 
 def summarise_result(

@@ -11,6 +11,9 @@ STAGES = ("ingest", "validate", "pretrain", "finetune", "align", "evaluate", "re
 def register_pipelines() -> dict[str, Pipeline]:
     """One pipeline per stage, found in ``pipelines/<stage>``; ``__default__`` is all of them.
 
+    Pipelines that are not stages, such as ``tune`` (a hyperparameter search that trains many
+    times), are registered too but run only when named: ``kedro run --pipeline tune``.
+
     ``kedro run --pipeline ingest`` makes Kedro import only that stage's modules, so the
     default pipeline is assembled only when every stage was loaded.
     """

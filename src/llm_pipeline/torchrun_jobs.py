@@ -1,11 +1,16 @@
 """The Kedro side of a training job: stage its data, launch it under torchrun, hand back a folder.
 
 Nodes pass tables in and get a ``ModelFolder`` back; the catalog moves that folder into place.
+Checkpoints live under ``launch.checkpoint_root`` in a folder named by the stage and by a
+fingerprint of the job and its data, so re-running a killed stage resumes where it stopped and a
+changed config or data set starts afresh.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -14,7 +19,13 @@ from typing import Any
 import pandas as pd
 
 from llm_pipeline.datasets.model_folder import ModelFolder
+from llm_pipeline.training.jobs import RUN_CONFIG_FILE, TRAINING_LOG_FILE
 from llm_pipeline.training.launch import LaunchConfig, launch
+
+logger = logging.getLogger(__name__)
+
+# How a folder was made, not what it holds: a re-made but identical model still matches.
+_UNFINGERPRINTED = {RUN_CONFIG_FILE, TRAINING_LOG_FILE}
 
 
 def write_json_lines(frame: pd.DataFrame, path: Path, columns: list[str]) -> Path:
@@ -33,10 +44,12 @@ def run_training_job(
 ) -> ModelFolder:
     """Run ``module`` under torchrun on ``tables`` and return the model folder it saved.
 
-    ``tables`` maps a job field (``train_file``) to a table and the columns to write. Data and
-    checkpoints live in a temporary folder that is removed afterwards; the model folder is a
-    separate temporary folder that the catalog moves into place.
+    ``tables`` maps a job field (``train_file``) to a table and the columns to write. The data
+    live in a temporary folder; checkpoints in the job's folder under ``checkpoint_root``,
+    removed after success unless ``keep_checkpoints`` (without a root, in the temporary folder).
+    The model folder is a separate temporary folder that the catalog moves into place.
     """
+    config = LaunchConfig.model_validate(launch_params)
     output_dir = Path(tempfile.mkdtemp(prefix="llm-pipeline-model-"))
     try:
         with tempfile.TemporaryDirectory(prefix="llm-pipeline-job-") as workdir:
@@ -45,14 +58,71 @@ def run_training_job(
                 field: write_json_lines(frame, work / f"{field}.jsonl", columns)
                 for field, (frame, columns) in tables.items()
             }
+            checkpoint_dir = job_checkpoint_dir(module, job, files, config) or work / "checkpoints"
             full_job = {
                 **job,
                 **files,
                 "output_dir": output_dir,
-                "checkpoint_dir": work / "checkpoints",
+                "checkpoint_dir": checkpoint_dir,
             }
-            launch(module, full_job, LaunchConfig.model_validate(launch_params), work)
+            launch(module, full_job, config, work, log_dir=checkpoint_dir / "torchrun_logs")
     except BaseException:
         shutil.rmtree(output_dir, ignore_errors=True)
         raise
+    if config.checkpoint_root is not None and not config.keep_checkpoints:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return ModelFolder(output_dir)
+
+
+def job_checkpoint_dir(
+    module: str, job: dict[str, Any], files: dict[str, Path], config: LaunchConfig
+) -> Path | None:
+    """``<checkpoint_root>/<stage>/<fingerprint>``, or None without a checkpoint root."""
+    if config.checkpoint_root is None:
+        return None
+    stage = module.rsplit(".", 1)[-1]
+    folder = config.checkpoint_root / stage / job_fingerprint(module, job, files, config)
+    if any(folder.glob("checkpoint-*")):
+        logger.info("%s has checkpoints of an interrupted run of this job", folder)
+    else:
+        logger.info("Checkpoints of this %s job go to %s", stage, folder)
+    return folder
+
+
+def job_fingerprint(
+    module: str, job: dict[str, Any], files: dict[str, Path], config: LaunchConfig
+) -> str:
+    """A digest of what decides a job's result: its settings, the contents of the folders and
+    files it names, its data and its number of processes."""
+    described = {
+        "module": module,
+        "job": _described(job),
+        "data": {field: _content_digest(path) for field, path in sorted(files.items())},
+        "processes": [config.nnodes, config.nproc_per_node],
+    }
+    text = json.dumps(described, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _described(value: Any) -> Any:
+    """``value`` with every existing file or folder it names replaced by a digest of its content."""
+    if isinstance(value, dict):
+        return {key: _described(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_described(item) for item in value]
+    names_path = isinstance(value, Path) or (isinstance(value, str) and "/" in value)
+    if names_path and Path(value).expanduser().exists():
+        return _content_digest(Path(value).expanduser())
+    return value
+
+
+def _content_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    files = sorted(path.rglob("*")) if path.is_dir() else [path]
+    for file in files:
+        if not file.is_file() or file.name in _UNFINGERPRINTED:
+            continue
+        digest.update(file.relative_to(path).as_posix().encode() if path.is_dir() else b"")
+        with file.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from llm_pipeline.hygiene import near_duplicates
 from llm_pipeline.hygiene.near_duplicates import (
     LeakageConfig,
     NearDuplicate,
@@ -323,3 +324,47 @@ def test_no_validation_or_no_training_text_means_no_leak() -> None:
     assert leaked_ngrams_index([], ["some validation words"]) == {}
     assert leaked_ngrams_index(["some training words"], []) == {}
     assert leaked_ngrams_index(["", "x"], ["", "   "]) == {}
+
+
+# --- worker processes ----------------------------------------------------------------------
+
+
+def test_two_workers_find_the_same_duplicates_and_leaks_as_one(monkeypatch) -> None:
+    # Small batches, so that a few hundred texts make many tasks spread over the workers.
+    monkeypatch.setattr(near_duplicates, "_BATCH_CHARS", 20_000)
+    rng = random.Random(47)
+    texts = [" ".join(random_words(rng, 60)) for _ in range(600)]
+    for index in range(0, 600, 7):
+        texts.append(" ".join(with_changes(texts[index].split(), [3], rng)))
+    validation = [" ".join(random_words(rng, 30)) for _ in range(20)]
+    for index in (5, 333, 640):
+        texts[index] += " " + " ".join(validation[index % 20].split()[2:16])
+
+    found = find_near_duplicates(texts, workers=1)
+    assert len(found) >= 80
+    assert find_near_duplicates(texts, workers=2) == found
+    leaks = leaked_ngrams_index(texts, validation, workers=1)
+    assert leaks == {5: [5], 13: [333], 0: [640]}
+    assert leaked_ngrams_index(texts, validation, workers=2) == leaks
+
+
+def test_signature_tables_of_parts_give_the_duplicates_of_the_whole() -> None:
+    rng = random.Random(53)
+    texts = [" ".join(random_words(rng, 80)) for _ in range(200)]
+    for index in range(0, 200, 9):
+        texts.append(" ".join(with_changes(texts[index].split(), [7], rng)))
+    texts += ["", "  ", texts[4]]  # no words, no words, an identical copy
+    config = NearDuplicateConfig()
+
+    parts = [near_duplicates.signature_table(texts[a:b], config) for a, b in ((0, 97), (97, 230))]
+    signatures = np.concatenate([part[0] for part in parts])
+    has_shingles = np.concatenate([part[1] for part in parts])
+
+    assert np.array_equal(signatures, minhash_signatures(texts, config))
+    assert has_shingles.tolist() == [bool(words(text)) for text in texts]
+    found = near_duplicates.near_duplicates_among(signatures, has_shingles, config)
+    assert found == find_near_duplicates(texts, config)
+    assert len(found) >= 24
+    assert by_index(found)[len(texts) - 1] == NearDuplicate(len(texts) - 1, 4, 1.0)
+    empty = near_duplicates.signature_table([], config)
+    assert empty[0].shape == (0, config.num_perm) and empty[1].shape == (0,)

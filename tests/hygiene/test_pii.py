@@ -145,6 +145,22 @@ def test_several_items_in_one_text_are_all_replaced_and_counted() -> None:
     )
 
 
+def test_a_secret_assignment_and_numbers_in_one_text_share_the_folded_copy() -> None:
+    # The folded copy is made for the assignment and reused for the numbers after it.
+    text = "API_KEY: abcdefgh12345678 and call +1 415 555 0134 from 10.0.0.7"
+    assert redact(text) == (
+        "API_KEY: <SECRET> and call <PHONE> from <IP_ADDRESS>",
+        {"secret": 1, "phone": 1, "ip_address": 1},
+    )
+
+
+@pytest.mark.parametrize(
+    "text", ["a line of ---------- dashes (...) and //// slashes", "+++++ ((((( ))))) ..........."]
+)
+def test_number_punctuation_without_digits_is_never_a_number(text: str) -> None:
+    assert find_pii(text) == []
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -1,6 +1,11 @@
-"""The torchrun launcher: its arguments, and a real failing job's error."""
+"""The torchrun launcher: its arguments, a failing rank's error, two nodes meeting."""
 
 from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import socket
 
 import pytest
 from pydantic import ValidationError
@@ -52,3 +57,80 @@ def test_a_failing_job_raises_with_exit_code_and_its_last_lines(tmp_path):
     tail = "\n".join(error.value.tail)
     assert "not_a_field" in tail
     assert "Extra inputs are not permitted" in tail
+
+
+RANK_ONE_FAILS = """
+import os, sys, time
+rank = int(os.environ["RANK"])
+print(f"rank {rank} starts", flush=True)
+if rank == 1:
+    print("rank 1 cannot read its shard", file=sys.stderr, flush=True)
+    raise SystemExit(3)
+print("rank 0 waits for the others", file=sys.stderr, flush=True)
+time.sleep(120)
+"""
+
+ALL_REDUCE = """
+import argparse, json
+from pathlib import Path
+import torch
+import torch.distributed as dist
+import yaml
+parser = argparse.ArgumentParser()
+parser.add_argument("--config", type=Path)
+folder = Path(yaml.safe_load(parser.parse_args().config.read_text())["output_dir"])
+dist.init_process_group("gloo")
+total = torch.tensor([dist.get_rank() + 1.0])
+dist.all_reduce(total)
+(folder / f"rank{dist.get_rank()}.json").write_text(
+    json.dumps({"world_size": dist.get_world_size(), "total": total.item()})
+)
+dist.destroy_process_group()
+"""
+
+
+def job_module(tmp_path, monkeypatch, name: str, source: str) -> str:
+    """A worker module written into ``tmp_path``, importable by the workers torchrun starts."""
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    )
+    return name
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_failure_on_one_rank_reports_that_rank_its_exit_code_and_its_own_log(
+    tmp_path, monkeypatch
+):
+    module = job_module(tmp_path, monkeypatch, "rank_one_fails", RANK_ONE_FAILS)
+    with pytest.raises(TrainingLaunchError) as error:
+        launch(module, {}, LaunchConfig(nproc_per_node=2), tmp_path / "job")
+    assert error.value.rank == 1
+    assert error.value.exit_code == 3
+    assert error.value.tail == ["rank 1 cannot read its shard"]
+    assert error.value.log_file.parts[-2:] == ("1", "stderr.log")
+    assert "on rank 1 with exit code 3" in str(error.value)
+
+
+@pytest.mark.slow
+def test_the_same_job_runs_as_two_nodes_meeting_at_a_c10d_endpoint(tmp_path, monkeypatch):
+    module = job_module(tmp_path, monkeypatch, "all_reduce_job", ALL_REDUCE)
+    endpoint = f"127.0.0.1:{free_port()}"
+    nodes = [
+        LaunchConfig(nnodes=2, node_rank=rank, rdzv_endpoint=endpoint, rdzv_id="two-nodes")
+        for rank in (0, 1)
+    ]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        runs = [
+            pool.submit(launch, module, {"output_dir": tmp_path}, node, tmp_path / f"node{rank}")
+            for rank, node in enumerate(nodes)
+        ]
+        for run in runs:
+            run.result(timeout=300)
+    results = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert results == [{"world_size": 2, "total": 3.0}] * 2

@@ -69,13 +69,22 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
 
     def save(self, data: RegistryCandidate) -> None:
         import mlflow
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
+
+        from llm_pipeline.training.models import is_adapter_folder, load_causal_lm
 
         if mlflow.active_run() is None:
             raise DatasetError("Registering a model needs an active MLflow run (kedro-mlflow).")
         path = str(data.model.path)
+        if is_adapter_folder(path):
+            raise DatasetError(
+                f"{path} is a soft prompt (finetune.method: prompt_tuning) on a local base model, "
+                "which the MLflow transformers flavour cannot register. Register a model made "
+                "with finetune.method full or lora, or stop before registering "
+                "(kedro run --pipelines finetune,align,evaluate)."
+            )
         components = {
-            "model": AutoModelForCausalLM.from_pretrained(path),
+            "model": load_causal_lm(path),
             "tokenizer": AutoTokenizer.from_pretrained(path),
         }
         info = mlflow.transformers.log_model(

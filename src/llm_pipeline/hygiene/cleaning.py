@@ -24,6 +24,9 @@ _ODD_SPACE = "\t\v\xa0\u2000-\u200a\u202f\u205f\u3000"
 _SPACES = re.compile(f"[ {_ODD_SPACE}]{{2,}}|[{_ODD_SPACE}]")
 _SPACE_AT_LINE_EDGE = re.compile(r" \n ?|\n ")
 _BLANK_LINES = re.compile(r"\n{3,}")
+# ASCII that ``isprintable`` accepts once tabs and newlines count as spaces: deleting these
+# from the bytes of an ASCII text leaves only its control characters, four times faster.
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F)) + b"\t\n"
 
 
 class CleaningConfig(BaseModel):
@@ -47,20 +50,24 @@ def clean_text(text: str, config: CleaningConfig) -> str:
     Python's regular expressions scan at tens of MB/s, C string methods at GB/s: each
     substitution runs only when a cheap membership test says it has something to change.
     """
-    if not text.isascii():  # ASCII is the same in every normal form
+    if text.isascii():  # ASCII is the same in every normal form
+        printable = not text.encode("ascii").translate(None, _PRINTABLE_ASCII)
+    else:
         text = unicodedata.normalize(config.unicode_form, text)
-    # isprintable() is False for controls, odd spaces and line separators alike.
-    if not text.replace("\n", " ").replace("\t", " ").isprintable():
+        # isprintable() is False for controls, odd spaces and line separators alike.
+        printable = text.replace("\n", " ").replace("\t", " ").isprintable()
+    if not printable:
         text = _LINE_BREAKS.sub("\n", text)
         if config.remove_control_characters:
             text = _CONTROL.sub("", text)
         text = _SPACES.sub(" ", text)
     elif "\t" in text or "  " in text:
         text = _SPACES.sub(" ", text)
-    if " \n" in text or "\n " in text:
-        text = _SPACE_AT_LINE_EDGE.sub("\n", text)
-    if "\n\n\n" in text:
-        text = _BLANK_LINES.sub("\n\n", text)
+    if "\n" in text:  # one memchr spares three slower searches for two-character needles
+        if " \n" in text or "\n " in text:
+            text = _SPACE_AT_LINE_EDGE.sub("\n", text)
+        if "\n\n\n" in text:
+            text = _BLANK_LINES.sub("\n\n", text)
     return text.strip()
 
 

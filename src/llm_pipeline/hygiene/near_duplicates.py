@@ -24,10 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from llm_pipeline.hygiene import parallel
+
 logger = logging.getLogger(__name__)
 
 _WORD = re.compile(r"\w+")
-_HASH_CHARS = 1 << 16  # small enough that the temporary arrays stay in cache: most of the speed
+_HASH_CHARS = 1 << 17  # small enough that the temporary arrays stay in cache: most of the speed
 _BATCH_CHARS = 1 << 20
 _EMPTY = np.uint32(0xFFFFFFFF)
 _LOW32 = np.uint64(0xFFFFFFFF)
@@ -330,13 +332,41 @@ def _signatures_of_batch(
     return signatures, filled.any(axis=1)
 
 
-def _signatures(texts: Sequence[str], config: NearDuplicateConfig) -> tuple[np.ndarray, np.ndarray]:
+def _signatures(
+    texts: Sequence[str], config: NearDuplicateConfig, workers: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     signatures = np.empty((len(texts), config.num_perm), dtype=np.uint32)
     has_shingles = np.zeros(len(texts), dtype=bool)
-    for start, chunk in _chunks(texts, _BATCH_CHARS):
-        end = start + len(chunk)
-        signatures[start:end], has_shingles[start:end] = _signatures_of_batch(chunk, config)
+    batches = [range(start, start + len(chunk)) for start, chunk in _chunks(texts, _BATCH_CHARS)]
+    _lowercase_word_characters()  # built once here, not once per worker
+    results = parallel.map_in_order(_signatures_of_range, batches, (texts, config), workers)
+    for batch, (batch_signatures, batch_has_shingles) in zip(batches, results, strict=True):
+        signatures[batch.start : batch.stop] = batch_signatures
+        has_shingles[batch.start : batch.stop] = batch_has_shingles
     return signatures, has_shingles
+
+
+def _signatures_of_range(shared: tuple, batch: range) -> tuple[np.ndarray, np.ndarray]:
+    texts, config = shared
+    return _signatures_of_batch(texts[batch.start : batch.stop], config)
+
+
+def build_tables() -> None:
+    """Build the lookup table every word hash reads, here: forked workers then share it."""
+    _lowercase_word_characters()
+
+
+def signature_table(
+    texts: Sequence[str], config: NearDuplicateConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Signature rows of ``texts``, and whether each text has a shingle at all, computed in
+    this process: a worker's share of ``find_near_duplicates``; ``near_duplicates_among``
+    finishes the job on the rows put together."""
+    config = config or NearDuplicateConfig()
+    texts = _as_texts(texts, "text")
+    if not texts:
+        return np.empty((0, config.num_perm), dtype=np.uint32), np.zeros(0, dtype=bool)
+    return _signatures_of_batch(texts, config)
 
 
 def minhash_signatures(
@@ -454,16 +484,25 @@ def _match_to_kept(
 
 
 def find_near_duplicates(
-    texts: Sequence[str], config: NearDuplicateConfig | None = None
+    texts: Sequence[str], config: NearDuplicateConfig | None = None, workers: int = 1
 ) -> list[NearDuplicate]:
     """Texts whose estimated Jaccard with an earlier kept text reaches the threshold.
 
     The kept copy is the first in input order, so the caller's ordering decides it. Texts
     without words have no shingles and are never reported. Identical signatures are grouped
     first, and an LSH bucket keeps at most 32 kept texts to verify against (warned when hit).
+    Signatures are computed by up to ``workers`` processes, with the same result.
     """
     config = config or NearDuplicateConfig()
-    signatures, has_shingles = _signatures(_as_texts(texts, "text"), config)
+    signatures, has_shingles = _signatures(_as_texts(texts, "text"), config, workers)
+    return near_duplicates_among(signatures, has_shingles, config)
+
+
+def near_duplicates_among(
+    signatures: np.ndarray, has_shingles: np.ndarray, config: NearDuplicateConfig | None = None
+) -> list[NearDuplicate]:
+    """``find_near_duplicates`` of the texts whose ``signature_table`` rows are given."""
+    config = config or NearDuplicateConfig()
     present = np.flatnonzero(has_shingles)
     representative = present[_identical_representatives(signatures[present], config.seed)]
     distinct = np.unique(representative)
@@ -476,7 +515,7 @@ def find_near_duplicates(
             duplicates.append(NearDuplicate(index, *kept_of[rep]))
         elif rep != index:
             duplicates.append(NearDuplicate(index, rep, 1.0))
-    logger.info("%d near-duplicates among %d texts", len(duplicates), len(texts))
+    logger.info("%d near-duplicates among %d texts", len(duplicates), len(signatures))
     return duplicates
 
 
@@ -551,27 +590,40 @@ def leaked_ngrams_index(
     train_texts: Sequence[str],
     validation_texts: Sequence[str],
     config: LeakageConfig | None = None,
+    workers: int = 1,
 ) -> dict[int, list[int]]:
     """Validation index -> sorted training indices that share an ``ngram``-word run with it.
 
     A validation text shorter than ``ngram`` words leaks when a training text contains all of
-    its words as one contiguous run. Training text is streamed in chunks.
+    its words as one contiguous run. Training text is streamed in chunks, by up to ``workers``
+    processes.
     """
     config = config or LeakageConfig()
     tables = _validation_tables(_as_texts(validation_texts, "validation text"), config.ngram)
     train_texts = _as_texts(train_texts, "training text")
-    keys = _hash_keys(_LEAKAGE_SEED)
-    pairs = []
-    for offset, chunk in _chunks(train_texts, _HASH_CHARS):
-        batch = _hash_words(chunk, keys)
-        for length, table in tables.items():
-            starts, validation = table.matches(_ngram_hashes_everywhere(batch, keys, length))
-            within = _runs_within_one_text(batch, starts, length)
-            training = batch.text_of_word[starts[within]] + offset
-            pairs.append(np.unique(validation[within] * (len(train_texts) + 1) + training))
+    batches = [
+        range(start, start + len(chunk)) for start, chunk in _chunks(train_texts, _BATCH_CHARS)
+    ]
+    _lowercase_word_characters()  # built once here, not once per worker
+    pairs = parallel.map_in_order(_leaks_in_range, batches, (train_texts, tables), workers)
     leaks: dict[int, list[int]] = {}
     for pair in np.unique(np.concatenate(pairs)) if pairs else []:
         validation_index, training_index = divmod(int(pair), len(train_texts) + 1)
         leaks.setdefault(validation_index, []).append(training_index)
     logger.info("%d of %d validation texts leak into training", len(leaks), len(validation_texts))
     return leaks
+
+
+def _leaks_in_range(shared: tuple, batch: range) -> np.ndarray:
+    """Distinct (validation index * (training texts + 1) + training index) of a batch."""
+    train_texts, tables = shared
+    keys = _hash_keys(_LEAKAGE_SEED)
+    pairs = [np.zeros(0, dtype=np.int64)]
+    for offset, chunk in _chunks(train_texts[batch.start : batch.stop], _HASH_CHARS):
+        words = _hash_words(chunk, keys)
+        for length, table in tables.items():
+            starts, validation = table.matches(_ngram_hashes_everywhere(words, keys, length))
+            within = _runs_within_one_text(words, starts, length)
+            training = words.text_of_word[starts[within]] + batch.start + offset
+            pairs.append(validation[within] * (len(train_texts) + 1) + training)
+    return np.unique(np.concatenate(pairs))

@@ -61,9 +61,15 @@ def read_preference_pairs(path: Path) -> Any:
 
 
 def run(job: DPOJob) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
+    from llm_pipeline.training.checkpoints import (
+        CompleteCheckpoints,
+        SameWeightsOnEveryRank,
+        resumable_checkpoint,
+    )
+    from llm_pipeline.training.models import is_adapter_folder, load_causal_lm
     from llm_pipeline.training.tracking import MlflowMetricsCallback
 
     arguments = DPOConfig(
@@ -72,8 +78,14 @@ def run(job: DPOJob) -> None:
         **{**hardware_precision(), **checked_fields(DPOConfig, job.dpo, "dpo")},
     )
     tokenizer = AutoTokenizer.from_pretrained(str(job.model_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(job.model_dir))
-    reference = AutoModelForCausalLM.from_pretrained(str(job.model_dir))
+    if is_adapter_folder(job.model_dir):
+        # TRL's DPO runs the backbone and LM head itself, which a soft prompt wrapper breaks.
+        raise ValueError(
+            f"{job.model_dir} is a soft prompt (finetune.method: prompt_tuning), which DPO cannot "
+            "train. Align a model fine-tuned with finetune.method full or lora."
+        )
+    model = load_causal_lm(job.model_dir)
+    reference = load_causal_lm(job.model_dir)
     train = read_preference_pairs(job.train_file)
     evaluation = read_preference_pairs(job.eval_file) if job.eval_file else None
     logger.info("DPO from %s on %d preference pairs", job.model_dir, len(train))
@@ -84,9 +96,13 @@ def run(job: DPOJob) -> None:
         train_dataset=train,
         eval_dataset=evaluation,
         processing_class=tokenizer,
-        callbacks=[MlflowMetricsCallback(job.metric_prefix)],
+        callbacks=[
+            MlflowMetricsCallback(job.metric_prefix),
+            CompleteCheckpoints(),
+            SameWeightsOnEveryRank(),
+        ],
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resumable_checkpoint(job.checkpoint_dir))
     save_model_folder(trainer, tokenizer, job, job.output_dir)
 
 

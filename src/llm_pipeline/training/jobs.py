@@ -54,6 +54,8 @@ def save_model_folder(trainer: Any, tokenizer: Any, job: BaseModel, output_dir: 
     """
     staging = output_dir.with_name(f".{output_dir.name}.saving")
     trainer.save_model(str(staging))
+    # The other ranks still look into the staging folder while saving: rename only after them.
+    trainer.accelerator.wait_for_everyone()
     if not trainer.is_world_process_zero():
         return
     tokenizer.save_pretrained(str(staging))
@@ -71,10 +73,14 @@ def save_model_folder(trainer: Any, tokenizer: Any, job: BaseModel, output_dir: 
 
 
 def hardware_precision() -> dict[str, bool]:
-    """bf16 where the GPU has it, else fp16 on a GPU, else fp32; explicit settings win."""
+    """bf16 where the GPU has it, else fp16 on a GPU, else fp32; explicit settings win.
+
+    Without any accelerator this also says ``use_cpu``: only then do several torchrun processes
+    train as one data-parallel job instead of each training alone on all the data.
+    """
     import torch
 
     if not torch.cuda.is_available():
-        return {"bf16": False, "fp16": False}
+        return {"bf16": False, "fp16": False, "use_cpu": not torch.backends.mps.is_available()}
     bf16 = torch.cuda.is_bf16_supported()
     return {"bf16": bf16, "fp16": not bf16}

@@ -2,8 +2,8 @@
 
 The launcher runs ``python -m torch.distributed.run`` as a child process with an argument list
 (never a shell string), hands the workers the active MLflow run so rank 0 logs into it, streams
-their output into the log and, when they fail, raises an error with the exit code and the last
-lines they printed.
+their output into the log and, when they fail, raises an error with the failing rank, its exit
+code and the last lines of that rank's own log (torchrun writes one log per rank).
 """
 
 from __future__ import annotations
@@ -11,8 +11,11 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import re
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,10 +26,20 @@ logger = logging.getLogger(__name__)
 
 RUN_ID_VARIABLE = "LLM_PIPELINE_MLFLOW_RUN_ID"
 _TAIL_LINES = 40
+# torchrun's failure summary: the first rank that failed, and how.
+_ROOT_CAUSE = re.compile(
+    r"Root Cause.*?rank\s*:\s*(?P<rank>\d+) \(local_rank: (?P<local_rank>\d+)\)"
+    r".*?exitcode\s*:\s*(?P<exit_code>-?\d+)",
+    re.DOTALL,
+)
 
 
 class LaunchConfig(BaseModel):
-    """How many processes on how many machines; ``rdzv_endpoint`` unset means this node alone."""
+    """How many processes on how many machines; ``rdzv_endpoint`` unset means this node alone.
+
+    ``checkpoint_root`` is where a stage keeps its checkpoints so that a killed run resumes
+    (unset: a temporary folder, no resume); ``keep_checkpoints`` keeps them after success.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -36,17 +49,36 @@ class LaunchConfig(BaseModel):
     rdzv_endpoint: str | None = None
     rdzv_id: str = "llm-pipeline"
     max_restarts: int = Field(0, ge=0)
+    checkpoint_root: Path | None = None
+    keep_checkpoints: bool = False
 
 
 class TrainingLaunchError(RuntimeError):
-    """A torchrun job ended with a non-zero exit code."""
+    """A torchrun job ended with a non-zero exit code.
 
-    def __init__(self, module: str, exit_code: int, tail: list[str]):
+    ``exit_code`` is the failing rank's when torchrun names it, else torchrun's own; ``tail`` is
+    the end of that rank's log (else of the combined output).
+    """
+
+    def __init__(
+        self,
+        module: str,
+        exit_code: int,
+        tail: list[str],
+        rank: int | None = None,
+        log_file: Path | None = None,
+    ):
         self.module = module
         self.exit_code = exit_code
         self.tail = tail
+        self.rank = rank
+        self.log_file = log_file
+        who = "" if rank is None else f" on rank {rank}"
+        where = "" if log_file is None else f" (full log: {log_file})"
         last = "\n".join(tail)
-        super().__init__(f"{module} failed under torchrun with exit code {exit_code}:\n{last}")
+        super().__init__(
+            f"{module} failed under torchrun{who} with exit code {exit_code}{where}:\n{last}"
+        )
 
 
 def torchrun_arguments(config: LaunchConfig) -> list[str]:
@@ -67,23 +99,37 @@ def torchrun_arguments(config: LaunchConfig) -> list[str]:
     ]
 
 
-def launch(module: str, job: dict[str, Any], config: LaunchConfig, workdir: Path) -> None:
-    """Write ``job`` into ``workdir``, then run ``module --config <job file>`` under torchrun."""
+def launch(
+    module: str,
+    job: dict[str, Any],
+    config: LaunchConfig,
+    workdir: Path,
+    log_dir: Path | None = None,
+) -> None:
+    """Write ``job`` into ``workdir``, then run ``module --config <job file>`` under torchrun.
+
+    Each rank's output is streamed into this process's log and kept in a file under ``log_dir``
+    (default: inside ``workdir``).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
-    job_file = workdir / f"{module.rsplit('.', 1)[-1]}_job.yaml"
+    name = module.rsplit(".", 1)[-1]
+    job_file = workdir / f"{name}_job.yaml"
     job_file.write_text(yaml.safe_dump(_plain(job), sort_keys=False), encoding="utf-8")
+    logs = _fresh_log_dir(log_dir or workdir / "torchrun_logs")
     command = [
         sys.executable,
         "-m",
         "torch.distributed.run",
         *torchrun_arguments(config),
+        f"--log-dir={logs}",
+        "--tee=3",
         "--module",
         module,
         "--config",
         str(job_file),
     ]
     logger.info("Launching %s", " ".join(command[2:]))
-    tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+    output: collections.deque[str] = collections.deque(maxlen=20 * _TAIL_LINES)
     with subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -95,11 +141,43 @@ def launch(module: str, job: dict[str, Any], config: LaunchConfig, workdir: Path
         assert process.stdout is not None
         for line in process.stdout:
             line = line.rstrip("\n")
-            tail.append(line)
-            logger.info("[%s] %s", module.rsplit(".", 1)[-1], line)
+            output.append(line)
+            logger.info("[%s] %s", name, line)
         exit_code = process.wait()
     if exit_code != 0:
-        raise TrainingLaunchError(module, exit_code, list(tail))
+        raise _launch_error(module, exit_code, list(output), logs)
+
+
+def _launch_error(module: str, exit_code: int, output: list[str], logs: Path) -> Exception:
+    """The error for a failed job, naming the rank torchrun blames and quoting its own log."""
+    cause = _ROOT_CAUSE.search("\n".join(output))
+    if cause is None:
+        return TrainingLaunchError(module, exit_code, output[-_TAIL_LINES:])
+    rank, local_rank = int(cause["rank"]), int(cause["local_rank"])
+    log_file, tail = _rank_log_tail(logs, local_rank)
+    return TrainingLaunchError(
+        module, int(cause["exit_code"]), tail or output[-_TAIL_LINES:], rank, log_file
+    )
+
+
+def _rank_log_tail(logs: Path, local_rank: int) -> tuple[Path | None, list[str]]:
+    """The last lines a local rank wrote in torchrun's latest attempt: stderr, else stdout."""
+    attempts = sorted(logs.glob("*/attempt_*"), key=lambda path: int(path.name.split("_")[1]))
+    if not attempts:
+        return None, []
+    for stream in ("stderr.log", "stdout.log"):
+        log_file = attempts[-1] / str(local_rank) / stream
+        if log_file.exists():
+            lines = log_file.read_text(encoding="utf-8", errors="replace").splitlines()
+            if lines:
+                return log_file, lines[-_TAIL_LINES:]
+    return None, []
+
+
+def _fresh_log_dir(root: Path) -> Path:
+    """A new folder per launch, so the logs of a failure are never those of an older run."""
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=root))
 
 
 def _processes_per_node(value: int | Literal["auto"]) -> int:

@@ -3,8 +3,12 @@
     python -m llm_pipeline.training.pretrain --config job.yaml        # one process
     torchrun --nproc-per-node 2 -m llm_pipeline.training.pretrain --config job.yaml
 
-Keys under ``model:`` are fields of the transformers config class of ``architecture``; keys under
-``training:`` are ``transformers.TrainingArguments`` fields.
+Keys under ``model:`` are fields of the transformers config class of ``architecture``
+(``LlamaConfig`` for ``llama``, ``GPT2Config`` for ``gpt2``); keys under ``training:`` are
+``transformers.TrainingArguments`` fields, so warmup, the cosine schedule, gradient accumulation,
+gradient checkpointing and evaluation every N steps are set there. Precision follows the hardware
+(bf16, else fp16 on a GPU, fp32 on CPU) unless ``training:`` says otherwise. Rank 0 logs
+``<metric_prefix>/tokens_per_second`` and ``<metric_prefix>/mfu`` with the loss.
 """
 
 from __future__ import annotations
@@ -38,10 +42,19 @@ class PretrainJob(BaseModel):
     output_dir: Path
     checkpoint_dir: Path
     block_size: int = Field(128, ge=8)
-    architecture: Literal["llama"] = "llama"
+    architecture: Literal["llama", "gpt2"] = "llama"
     model: dict[str, Any] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict)
+    # Peak FLOPs per second of one device, for MFU; unset means the known GPU's, none on CPU.
+    peak_flops_per_device: float | None = Field(None, gt=0)
     metric_prefix: str = "pretrain"
+
+
+# What each ``architecture`` builds: its config class and its causal language model class.
+ARCHITECTURES = {
+    "llama": ("LlamaConfig", "LlamaForCausalLM"),
+    "gpt2": ("GPT2Config", "GPT2LMHeadModel"),
+}
 
 
 def read_texts(path: Path) -> list[str]:
@@ -65,58 +78,99 @@ def pack_into_blocks(token_ids: Iterable[list[int]], separator_id: int, block_si
 
 def build_model(job: PretrainJob, tokenizer: Any) -> Any:
     """A freshly initialised model of ``job.architecture`` sized by ``job.model``."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    import transformers
 
-    fields = checked_fields(LlamaConfig, job.model, "model")
-    config = LlamaConfig(
+    config_name, model_name = ARCHITECTURES[job.architecture]
+    config_class = getattr(transformers, config_name)
+    fields = checked_fields(config_class, job.model, "model")
+    config = config_class(
         vocab_size=len(tokenizer),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         **fields,
     )
-    return LlamaForCausalLM(config)
+    if config.max_position_embeddings < job.block_size:
+        raise ValueError(
+            f"block_size {job.block_size} is longer than the model's "
+            f"{config.max_position_embeddings} positions: raise the position count under 'model'."
+        )
+    return getattr(transformers, model_name)(config)
 
 
 def block_dataset(path: Path, tokenizer: Any, block_size: int) -> Any:
+    """The documents of ``path`` packed into blocks, each its own label sequence."""
     from datasets import Dataset
 
     encoded = tokenizer(read_texts(path), add_special_tokens=False)["input_ids"]
     blocks = pack_into_blocks(encoded, tokenizer.bos_token_id, block_size)
     if not blocks:
         raise ValueError(f"{path} has fewer than {block_size} tokens: nothing to train on.")
-    return Dataset.from_dict({"input_ids": blocks, "labels": blocks})
+    # Torch format: batches are stacked from tensors rather than built from Python lists.
+    return Dataset.from_dict({"input_ids": blocks, "labels": blocks}).with_format("torch")
 
 
-def run(job: PretrainJob) -> None:
-    from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
+def training_arguments(job: PretrainJob, evaluates: bool) -> Any:
+    """``job.training`` over the hardware's precision; no evaluation when there is nothing to
+    evaluate on, rather than the Trainer refusing to start."""
+    from transformers import TrainingArguments
 
-    from llm_pipeline.training.tracking import MlflowMetricsCallback
-
-    arguments = TrainingArguments(
+    fields = checked_fields(TrainingArguments, job.training, "training")
+    if not evaluates and fields.get("eval_strategy", "no") != "no":
+        logger.warning("No validation documents: evaluation is off for this run.")
+        fields = {**fields, "eval_strategy": "no"}
+    return TrainingArguments(
         output_dir=str(job.checkpoint_dir),
         report_to="none",
-        **{**hardware_precision(), **checked_fields(TrainingArguments, job.training, "training")},
+        **{**hardware_precision(), **fields},
     )
+
+
+def build_trainer(job: PretrainJob) -> tuple[Any, Any]:
+    """The Trainer for ``job`` with its model, data and callbacks, and the tokenizer."""
+    from transformers import AutoTokenizer, Trainer, set_seed
+
+    from llm_pipeline.training.checkpoints import CompleteCheckpoints, SameWeightsOnEveryRank
+    from llm_pipeline.training.throughput import ThroughputCallback, default_peak_flops
+    from llm_pipeline.training.tracking import MlflowMetricsCallback
+
+    arguments = training_arguments(job, evaluates=job.eval_file is not None)
     set_seed(arguments.seed)
     tokenizer = AutoTokenizer.from_pretrained(str(job.tokenizer_dir))
     model = build_model(job, tokenizer)
     train = block_dataset(job.train_file, tokenizer, job.block_size)
     evaluation = block_dataset(job.eval_file, tokenizer, job.block_size) if job.eval_file else None
+    precision = "bf16" if arguments.bf16 else "fp16" if arguments.fp16 else "fp32"
     logger.info(
-        "Pretraining %.2fM parameters on %d blocks of %d tokens",
+        "Pretraining a %.2fM-parameter %s in %s on %d blocks of %d tokens",
         model.num_parameters() / 1e6,
+        job.architecture,
+        precision,
         len(train),
         job.block_size,
     )
+    peak = job.peak_flops_per_device or default_peak_flops()
     trainer = Trainer(
         model=model,
         args=arguments,
         train_dataset=train,
         eval_dataset=evaluation,
-        callbacks=[MlflowMetricsCallback(job.metric_prefix)],
+        # Throughput adds its numbers to the logs, so it comes before whatever reports them.
+        callbacks=[
+            ThroughputCallback(job.block_size, peak),
+            MlflowMetricsCallback(job.metric_prefix),
+            CompleteCheckpoints(),
+            SameWeightsOnEveryRank(),
+        ],
     )
-    trainer.train()
+    return trainer, tokenizer
+
+
+def run(job: PretrainJob) -> None:
+    from llm_pipeline.training.checkpoints import resumable_checkpoint
+
+    trainer, tokenizer = build_trainer(job)
+    trainer.train(resume_from_checkpoint=resumable_checkpoint(job.checkpoint_dir))
     save_model_folder(trainer, tokenizer, job, job.output_dir)
 
 

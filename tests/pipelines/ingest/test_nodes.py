@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -194,6 +195,38 @@ def test_exact_and_near_duplicates_across_files_keep_the_earliest(params):
     assert sorted(quarantine["rule"]) == ["duplicate", "near_duplicate"]
     assert counts["documents"] == {"rows": 4, "exact": 1, "near": 1}
     assert kept["id"].is_unique
+
+
+def test_ids_and_duplicates_do_not_depend_on_chunks_or_workers(params, monkeypatch):
+    base = [" ".join(f"w{i}x{j}" for j in range(60)) for i in range(40)]
+    texts = [*base, base[3], base[7].replace("w7x30", "other"), base[0]]
+    documents = frame("documents", [{"text": text} for text in texts])
+    chats = frame("conversations", [{"messages": turns(f"q {t}", "a")} for t in texts[:20]])
+
+    def dedup(workers: int) -> tuple:
+        outputs = nodes.drop_duplicates(
+            documents,
+            chats,
+            empty("preferences"),
+            empty("validation"),
+            {**params, "workers": workers},
+        )
+        return outputs[0], outputs[1], outputs[4], outputs[5]
+
+    whole = dedup(1)
+    monkeypatch.setattr(nodes, "_CHUNK_CHARS", 500)  # a task per one or two rows
+    for result in (dedup(1), dedup(2)):
+        for expected, found in zip(whole[:3], result[:3], strict=True):
+            pd.testing.assert_frame_equal(found, expected)
+        assert result[3] == whole[3]
+    kept_documents, kept_chats, quarantine, counts = whole
+    assert counts["documents"] == {"rows": 43, "exact": 2, "near": 1}
+    assert quarantine["line"].tolist() == [41, 42, 43]
+    # An id is the SHA-256 of the row's parts, each followed by "\x1f": stable across runs.
+    digest = hashlib.sha256((texts[0] + "\x1f").encode()).hexdigest()
+    assert kept_documents["id"][0] == "doc-" + digest[:16]
+    chat_digest = hashlib.sha256(f"user\x1fq {texts[0]}\x1fassistant\x1fa\x1f".encode())
+    assert kept_chats["id"][0] == "conv-" + chat_digest.hexdigest()[:16]
 
 
 def conversation_frame(count: int) -> pd.DataFrame:

@@ -6,20 +6,23 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from llm_pipeline.datasets import JSONLinesDataset, RawFolderDataset
-from llm_pipeline.pipelines.ingest import create_pipeline
+from llm_pipeline.hygiene import near_duplicates
+from llm_pipeline.pipelines.ingest import create_pipeline, nodes
 
 CONF = Path(__file__).resolve().parents[3] / "conf" / "base" / "parameters_ingest.yml"
 KINDS = ("documents", "conversations", "preferences", "validation")
 
 
-def run_ingest(raw: Path, written: Path) -> dict:
+def run_ingest(raw: Path, written: Path, **overrides: object) -> dict:
     datasets = {f"raw_{kind}": RawFolderDataset(str(raw / kind)) for kind in KINDS}
-    datasets["params:ingest"] = MemoryDataset(yaml.safe_load(CONF.read_text())["ingest"])
+    params = {**yaml.safe_load(CONF.read_text())["ingest"], **overrides}
+    datasets["params:ingest"] = MemoryDataset(params)
     # On disk, as in the project: memory datasets are released once their last reader ran.
     for name in ("quarantine", "ingest_accounting"):
         datasets[name] = JSONLinesDataset(str(written / f"{name}.jsonl"))
@@ -79,3 +82,39 @@ def test_ingest_accounts_for_every_row_and_removes_planted_problems(small_raw_da
     report = outputs["data_report"]
     assert report["every_row_accounted_for"] is True
     assert report["rows_in"] == report["rows_out"] + report["rows_quarantined"]
+
+
+def test_two_workers_give_the_same_outputs_and_quarantine_as_one(
+    small_raw_data, tmp_path, monkeypatch
+):
+    raw = tmp_path / "01_raw"
+    shutil.copytree(small_raw_data, raw)
+    bad = ["not json", json.dumps({"text": ""}), json.dumps({"text": "too short"})]
+    for index in range(3):
+        mail = json.dumps({"text": f"Please mail ann{index}@example.org about order {index}."})
+        lines = [*bad[index:], mail]
+        (raw / "documents" / f"zz_bad_{index}.jsonl").write_text("\n".join(lines) + "\n")
+    # Tiny chunks, so that even the sample data makes many tasks for the workers to share.
+    monkeypatch.setattr(nodes, "_CHUNK_CHARS", 2_000)
+    monkeypatch.setattr(near_duplicates, "_BATCH_CHARS", 20_000)
+
+    one = run_ingest(raw, tmp_path / "one", workers=1)
+    two = run_ingest(raw, tmp_path / "two", workers=2)
+    assert set(one) == set(two)
+    for name, output in one.items():
+        if isinstance(output, pd.DataFrame):
+            pd.testing.assert_frame_equal(two[name], output, obj=name)
+        elif name != "data_report_plot":
+            assert json.dumps(two[name], default=str) == json.dumps(output, default=str), name
+    quarantine = one["quarantine"]
+    bad_rows = quarantine[quarantine["source"].str.contains("zz_bad_")]
+    found = zip(bad_rows["source"].str[-7:], bad_rows["line"], bad_rows["rule"], strict=True)
+    assert sorted(found) == [
+        ("0.jsonl", 1, "malformed_json"),
+        ("0.jsonl", 2, "schema"),
+        ("0.jsonl", 3, "too_short"),
+        ("1.jsonl", 1, "schema"),
+        ("1.jsonl", 2, "too_short"),
+        ("2.jsonl", 1, "too_short"),
+    ]
+    assert one["data_report"]["pii_found"]["documents"]["email"] >= 3

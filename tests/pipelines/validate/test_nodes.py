@@ -173,3 +173,32 @@ def test_an_empty_table_without_columns_fails_its_row_count_and_nothing_else_bre
     result = next(r for r in report["datasets"] if r["dataset"] == "preferences_train")
     assert result["failures"][0]["expectation"] == "expect_table_row_count_to_be_between"
     assert report["success"] is False
+
+
+def test_training_texts_are_the_record_texts_of_every_kind():
+    from llm_pipeline.hygiene import records
+
+    datasets = good_datasets()
+    for kind in ("documents", "conversations", "preferences"):
+        frame = datasets[f"{kind}_train"]
+        assert nodes.training_texts(kind, frame) == records.record_texts(kind, frame)
+        assert nodes.training_texts(kind, pd.DataFrame()) == []
+
+
+def test_flag_leaks_finds_a_long_prompt_in_a_conversation_and_ignores_short_ones():
+    prompt = "Can I return a tent that I have already used on a camping trip last weekend please?"
+    datasets = good_datasets()
+    datasets["conversations_train"] = pd.DataFrame(
+        {"id": ["c1"], "messages": [[turn("user", prompt), turn("assistant", "No.")]]}
+    )
+    datasets["validation_set"] = pd.DataFrame(
+        {"id": ["v1", "v2"], "prompt": [prompt, "Refund?"], "reference": ["No.", "Yes."]}
+    )
+    flagged = nodes.flag_leaks(datasets, LEAKAGE)
+    assert flagged["leaks_into_training"].tolist() == [True, False]
+    # A short prompt is no probe: nothing is looked for, even where training repeats it.
+    datasets["validation_set"] = datasets["validation_set"].iloc[1:]
+    datasets["preferences_train"] = pd.DataFrame(
+        {"id": ["p1"], "prompt": ["Refund?"], "chosen": ["Yes."], "rejected": ["No."]}
+    )
+    assert nodes.flag_leaks(datasets, LEAKAGE)["leaks_into_training"].tolist() == [False]

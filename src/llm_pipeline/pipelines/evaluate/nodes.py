@@ -82,7 +82,8 @@ def reference_perplexity(
             torch.arange(width)[None, :] < torch.tensor([len(i) for i in batch_ids])[:, None]
         ).long()
         with torch.no_grad():
-            logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1]
+            # A prompt-tuned model puts its soft prompt's positions first: keep the text's.
+            logits = model(input_ids=input_ids, attention_mask=attention).logits[:, -width:-1]
         targets = labels[:, 1:]
         nll = torch.nn.functional.cross_entropy(
             logits.reshape(-1, logits.size(-1)).float(),
@@ -132,11 +133,13 @@ def score_model(
 ) -> tuple[dict, list[str]]:
     """Perplexity and ROUGE-L of one model on the validation set, and its answers."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from llm_pipeline.training.models import load_causal_lm
 
     torch.manual_seed(params["seed"])
     tokenizer = AutoTokenizer.from_pretrained(str(folder.path))
-    model = AutoModelForCausalLM.from_pretrained(str(folder.path)).eval()
+    model = load_causal_lm(folder.path).eval()
     rows = validation_set.to_dict(orient="records")
     prompts = [
         tokenizer.apply_chat_template(

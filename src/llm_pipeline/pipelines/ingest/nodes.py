@@ -13,9 +13,10 @@ from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from llm_pipeline.hygiene import cleaning, near_duplicates, pii, readers, records
+from llm_pipeline.hygiene import cleaning, near_duplicates, parallel, pii, readers, records
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +42,8 @@ class IngestError(ValueError):
 
 def content_hash(*parts: str) -> str:
     """A stable hash of text parts; ids and splits derive from it, so reruns agree."""
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part.encode("utf-8"))
-        digest.update(b"\x1f")
-    return digest.hexdigest()
+    # Each part followed by "\x1f", hashed in one call: a call per part costs more than SHA-256.
+    return hashlib.sha256("\x1f".join((*parts, "")).encode("utf-8")).hexdigest()
 
 
 def quarantine_entry(source: str, line: int, rule: str, detail: str, record: Any) -> dict:
@@ -92,32 +90,16 @@ def read_files(
     """Records of ``kind`` from every file, what was refused, and how many rows each file had.
 
     ``parse`` turns a raw record into the kind's fields, or ``None`` and the schema rule broken.
+    Files are read by ``params["workers"]`` processes; the results keep the files' order.
     """
     config = readers.ReaderConfig.model_validate(params["reader"])
+    workers = parallel.worker_count(params["workers"])
+    readings = parallel.map_in_order(_read_file, files, (files, kind, config, parse), workers)
     rows, quarantine, file_counts = [], [], []
-    for source, load in files.items():
-        reading = readers.read_raw_file(source, load(), config)
-        file_counts.append(
-            {
-                "source": source,
-                "kind": kind,
-                "rows_seen": reading.rows_seen,
-                "encoding": reading.encoding,
-            }
-        )
-        quarantine.extend(
-            quarantine_entry(q.source, q.line, q.rule, q.detail, q.record)
-            for q in reading.quarantined
-        )
-        category = _category(source, kind)
-        for record in reading.records:
-            fields, reason = parse(record.fields)
-            if fields is None:
-                quarantine.append(
-                    quarantine_entry(source, record.line, "schema", reason, record.fields)
-                )
-                continue
-            rows.append({"source": source, "line": record.line, "category": category, **fields})
+    for file_rows, file_quarantine, file_count in readings:
+        rows += file_rows
+        quarantine += file_quarantine
+        file_counts.append(file_count)
     report_quarantined(quarantine, params, f"read {kind}")
     logger.info("Read %d %s rows from %d files", len(rows), kind, len(files))
     columns = [c for c in COLUMNS[kind] if c != "id"]
@@ -126,6 +108,32 @@ def read_files(
         _frame(quarantine, QUARANTINE_COLUMNS),
         _frame(file_counts, FILE_COLUMNS),
     )
+
+
+def _read_file(shared: tuple, source: str) -> tuple[list[dict], list[dict], dict]:
+    """Rows, quarantine entries and the row count of one file (run in a worker process)."""
+    files, kind, config, parse = shared
+    reading = readers.read_raw_file(source, files[source](), config)
+    file_count = {
+        "source": source,
+        "kind": kind,
+        "rows_seen": reading.rows_seen,
+        "encoding": reading.encoding,
+    }
+    quarantine = [
+        quarantine_entry(q.source, q.line, q.rule, q.detail, q.record) for q in reading.quarantined
+    ]
+    category = _category(source, kind)
+    rows = []
+    for record in reading.records:
+        fields, reason = parse(record.fields)
+        if fields is None:
+            quarantine.append(
+                quarantine_entry(source, record.line, "schema", reason, record.fields)
+            )
+            continue
+        rows.append({"source": source, "line": record.line, "category": category, **fields})
+    return rows, quarantine, file_count
 
 
 def document_fields(record: dict) -> tuple[dict | None, str]:
@@ -243,15 +251,102 @@ TEXT_FIELDS = {
 
 def _map_texts(frame: pd.DataFrame, kind: str, change: Callable[[str], str]) -> pd.DataFrame:
     """``frame`` with ``change`` applied to every text field (and every turn's content)."""
-    frame = frame.copy()
-    for column in TEXT_FIELDS.get(kind, ()):
-        frame[column] = [change(v) if isinstance(v, str) else v for v in frame[column]]
+    texts = _texts(frame, kind)
+    return _with_texts(
+        frame,
+        kind,
+        {c: [change(v) if isinstance(v, str) else v for v in vs] for c, vs in texts.items()},
+    )
+
+
+def _texts(frame: pd.DataFrame, kind: str) -> dict[str, list]:
+    """The text fields of ``frame`` by column; a conversation's turns' contents one after
+    another, in one list under ``messages``."""
     if kind == "conversations":
+        return {"messages": [t["content"] for turns in frame["messages"] for t in turns]}
+    return {column: frame[column].tolist() for column in TEXT_FIELDS.get(kind, ())}
+
+
+def _with_texts(frame: pd.DataFrame, kind: str, texts: dict[str, list]) -> pd.DataFrame:
+    """A copy of ``frame`` with the text fields ``_texts`` gave replaced by ``texts``."""
+    frame = frame.copy()
+    if kind == "conversations":
+        contents = iter(texts["messages"])
         frame["messages"] = [
-            [{"role": t["role"], "content": change(t["content"])} for t in turns]
+            [{"role": t["role"], "content": next(contents)} for t in turns]
             for turns in frame["messages"]
         ]
+    else:
+        for column, values in texts.items():
+            frame[column] = values
     return frame
+
+
+def _with_changed_texts(
+    frame: pd.DataFrame, kind: str, texts: dict[str, list], changed: bool
+) -> pd.DataFrame:
+    """``_with_texts``, or just a copy when no text changed: rebuilding every conversation's
+    turns costs more than all the cleaning. An empty table goes through ``_with_texts``
+    all the same, which sets the dtypes of its columns as later nodes expect them."""
+    return _with_texts(frame, kind, texts) if changed or frame.empty else frame.copy()
+
+
+_CHUNK_CHARS = 1 << 20  # tasks of about a MB: enough of them to keep every worker busy
+
+
+def _text_tasks(texts: dict[str, dict[str, list]]) -> list[tuple[str, str, range]]:
+    """(kind, column, index range) chunks of every text field, about ``_CHUNK_CHARS`` each."""
+    return [
+        (kind, column, indices)
+        for kind, columns in texts.items()
+        for column, values in columns.items()
+        for indices in parallel.chunk_ranges(
+            [len(v) if isinstance(v, str) else 0 for v in values], _CHUNK_CHARS
+        )
+    ]
+
+
+def _apply_to_texts(
+    texts: dict[str, dict[str, list]],
+    function: Callable[[tuple, tuple[str, str, range]], list[tuple[int, Any]]],
+    config: Any,
+    params: dict,
+) -> list[tuple[str, str, list[tuple[int, Any]]]]:
+    """(kind, column, [(index, result)]) of ``function`` over chunks of ``texts``, in order."""
+    tasks = _text_tasks(texts)
+    workers = parallel.worker_count(params["workers"])
+    results = parallel.map_in_order(function, tasks, (texts, config), workers)
+    return [(kind, column, found) for (kind, column, _), found in zip(tasks, results, strict=True)]
+
+
+def _cleaned(shared: tuple, task: tuple[str, str, range]) -> list[tuple[int, str]]:
+    """(index, cleaned text) for the texts of a chunk that cleaning changes (in a worker)."""
+    texts, config = shared
+    kind, column, indices = task
+    values = texts[kind][column]
+    changed = []
+    for index in indices:
+        text = values[index]
+        if isinstance(text, str):
+            clean = cleaning.clean_text(text, config)
+            if clean != text:
+                changed.append((index, clean))
+    return changed
+
+
+def _pii_spans(shared: tuple, task: tuple[str, str, range]) -> list[tuple[int, list]]:
+    """(index, spans to redact) for the texts of a chunk holding personal data (in a worker)."""
+    texts, config = shared
+    kind, column, indices = task
+    values = texts[kind][column]
+    found = []
+    for index in indices:
+        text = values[index]
+        if isinstance(text, str):
+            spans = pii.redaction_spans(text, config)
+            if spans:
+                found.append((index, spans))
+    return found
 
 
 def _length_problem(row: dict, kind: str, config: cleaning.CleaningConfig) -> str | None:
@@ -271,6 +366,30 @@ def _length_problem(row: dict, kind: str, config: cleaning.CleaningConfig) -> st
     return None
 
 
+def _rows_of_wrong_length(
+    frame: pd.DataFrame, kind: str, config: cleaning.CleaningConfig
+) -> list[int]:
+    """Positions of the rows ``_length_problem`` refuses, found from column lengths alone."""
+    if frame.empty:
+        return []
+    if kind == "documents":
+        low, high = config.min_document_chars, config.max_document_chars
+        return [i for i, text in enumerate(frame["text"]) if not low <= len(text) <= high]
+    low, high = config.min_message_chars, config.max_message_chars
+    if kind == "conversations":
+        return [
+            i
+            for i, turns in enumerate(frame["messages"])
+            if not all(low <= len(turn["content"]) <= high for turn in turns)
+        ]
+    columns = [frame[c].tolist() for c in TEXT_FIELDS[kind] if c != "context"]
+    return [
+        i
+        for i, texts in enumerate(zip(*columns, strict=True))
+        if not all(low <= len(text) <= high for text in texts)
+    ]
+
+
 def clean_records(
     documents: pd.DataFrame,
     conversations: pd.DataFrame,
@@ -281,27 +400,32 @@ def clean_records(
     """Normalise every text, strip repeated boilerplate lines from documents, enforce lengths."""
     config = cleaning.CleaningConfig.model_validate(params["cleaning"])
     frames = dict(zip(KINDS, (documents, conversations, preferences, validation), strict=True))
+    texts = {kind: _texts(frame, kind) for kind, frame in frames.items()}
+    changed_kinds = set()
+    for kind, column, changed in _apply_to_texts(texts, _cleaned, config, params):
+        values = texts[kind][column]
+        for index, clean in changed:
+            values[index] = clean
+            changed_kinds.add(kind)
     frames = {
-        kind: _map_texts(frame, kind, lambda text: cleaning.clean_text(text, config))
+        kind: _with_changed_texts(frame, kind, texts[kind], kind in changed_kinds)
         for kind, frame in frames.items()
     }
     boilerplate = cleaning.boilerplate_lines(frames["documents"]["text"], config)
-    frames["documents"] = _map_texts(
-        frames["documents"], "documents", lambda text: cleaning.remove_lines(text, boilerplate)
-    )
+    if boilerplate:
+        frames["documents"] = _map_texts(
+            frames["documents"], "documents", lambda text: cleaning.remove_lines(text, boilerplate)
+        )
     quarantine = []
     for kind, frame in frames.items():
-        keep = []
-        for row in frame.to_dict(orient="records"):
-            problem = _length_problem(row, kind, config)
-            keep.append(problem is None)
-            if problem is not None:
-                rule, detail = problem.split(": ", 1)
-                record = {k: v for k, v in row.items() if k not in ("source", "line", "category")}
-                quarantine.append(
-                    quarantine_entry(row["source"], row["line"], rule, detail, record)
-                )
-        frames[kind] = frame[pd.Series(keep, index=frame.index, dtype=bool)].reset_index(drop=True)
+        refused = _rows_of_wrong_length(frame, kind, config)
+        for row in frame.iloc[refused].to_dict(orient="records"):
+            rule, detail = _length_problem(row, kind, config).split(": ", 1)
+            record = {k: v for k, v in row.items() if k not in ("source", "line", "category")}
+            quarantine.append(quarantine_entry(row["source"], row["line"], rule, detail, record))
+        keep = np.ones(len(frame), dtype=bool)
+        keep[refused] = False
+        frames[kind] = frame[keep].reset_index(drop=True)
     report_quarantined(quarantine, params, "clean")
     logger.info("Removed %d boilerplate lines seen in many documents", len(boilerplate))
     counts = {"boilerplate_lines": len(boilerplate)}
@@ -317,19 +441,20 @@ def redact_personal_data(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Replace personal data and secrets by typed placeholders; count them per kind and type."""
     config = pii.PiiConfig.model_validate(params["pii"])
-    counts: dict[str, dict[str, int]] = {}
-    redacted = []
-    for kind, frame in zip(KINDS, (documents, conversations, preferences, validation), strict=True):
-        found: dict[str, int] = {}
-
-        def redact(text: str, found: dict[str, int] = found) -> str:
-            clean, hits = pii.redact(text, config)
+    frames = dict(zip(KINDS, (documents, conversations, preferences, validation), strict=True))
+    texts = {kind: _texts(frame, kind) for kind, frame in frames.items()}
+    counts: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}
+    for kind, column, found in _apply_to_texts(texts, _pii_spans, config, params):
+        values, kind_counts = texts[kind][column], counts[kind]
+        for index, spans in found:
+            values[index], hits = pii.apply_redactions(values[index], spans)
             for kind_of_pii, count in hits.items():
-                found[kind_of_pii] = found.get(kind_of_pii, 0) + count
-            return clean
-
-        redacted.append(_map_texts(frame, kind, redact))
-        counts[kind] = found
+                kind_counts[kind_of_pii] = kind_counts.get(kind_of_pii, 0) + count
+    redacted = [
+        _with_changed_texts(frame, kind, texts[kind], bool(counts[kind]))
+        for kind, frame in frames.items()
+    ]
+    for kind, found in counts.items():
         if found:
             logger.info("Redacted in %s: %s", kind, found)
     return (*redacted, counts)
@@ -348,17 +473,26 @@ def drop_duplicates(
     Validation examples are only de-duplicated exactly: near-identical questions are fine there.
     """
     config = near_duplicates.NearDuplicateConfig.model_validate(params["near_duplicates"])
-    quarantine, counts, kept_frames = [], {}, []
-    prefix = {
-        "documents": "doc-",
-        "conversations": "conv-",
-        "preferences": "pref-",
-        "validation": "val-",
+    frames = {
+        kind: frame.sort_values(["source", "line"], kind="stable").reset_index(drop=True)
+        for kind, frame in zip(
+            KINDS, (documents, conversations, preferences, validation), strict=True
+        )
     }
-    for kind, frame in zip(KINDS, (documents, conversations, preferences, validation), strict=True):
-        frame = frame.sort_values(["source", "line"], kind="stable").reset_index(drop=True)
-        keys = [records.record_key(kind, row) for row in frame.itertuples(index=False)]
-        frame["id"] = [prefix[kind] + content_hash(*key)[:16] for key in keys]
+    # One pass over every row of every kind, spread over the workers, gives both the ids and
+    # the signatures: the text is read once, and the workers start once for the whole node.
+    tasks = [
+        (kind, indices)
+        for kind, frame in frames.items()
+        for indices in parallel.chunk_ranges(_row_sizes(frame, kind), _CHUNK_CHARS)
+    ]
+    near_duplicates.build_tables()
+    workers = parallel.worker_count(params["workers"])
+    results = parallel.map_in_order(_ids_and_signatures, tasks, (frames, config), workers)
+    quarantine, counts, kept_frames = [], {}, []
+    for kind, frame in frames.items():
+        parts = [found for (of, _), found in zip(tasks, results, strict=True) if of == kind]
+        frame["id"] = [row_id for ids, _ in parts for row_id in ids]
         duplicate_of: dict[int, tuple[int, str, float]] = {}
         first_by_id: dict[str, int] = {}
         for index, row_id in enumerate(frame["id"]):
@@ -368,29 +502,75 @@ def drop_duplicates(
                 first_by_id[row_id] = index
         exact = len(duplicate_of)
         if kind != "validation" and len(frame) > 1:
+            signatures = np.concatenate([table[0] for _, table in parts])
+            has_shingles = np.concatenate([table[1] for _, table in parts])
             candidates = [i for i in range(len(frame)) if i not in duplicate_of]
-            texts = [records.comparable_text(kind, keys[i]) for i in candidates]
-            for found in near_duplicates.find_near_duplicates(texts, config):
-                original = candidates[found.index]
-                duplicate_of[original] = (
+            found_near = near_duplicates.near_duplicates_among(
+                signatures[candidates], has_shingles[candidates], config
+            )
+            for found in found_near:
+                duplicate_of[candidates[found.index]] = (
                     candidates[found.kept_index],
                     "near_duplicate",
                     found.similarity,
                 )
-        for index, (kept, rule, similarity) in sorted(duplicate_of.items()):
-            row, first = frame.iloc[index], frame.iloc[kept]
-            detail = f"{similarity:.2f} similar to {first['source']} line {first['line']}"
-            record = {
-                k: row[k] for k in COLUMNS[kind] if k not in ("id", "source", "line", "category")
-            }
-            quarantine.append(
-                quarantine_entry(row["source"], int(row["line"]), rule, detail, record)
-            )
+        quarantine += _duplicate_entries(frame, kind, duplicate_of)
         keep = ~frame.index.isin(list(duplicate_of))
         kept_frames.append(frame.loc[keep, COLUMNS[kind]].reset_index(drop=True))
         counts[kind] = {"rows": len(frame), "exact": exact, "near": len(duplicate_of) - exact}
         logger.info("%s: %d exact and %d near duplicates", kind, exact, len(duplicate_of) - exact)
     return (*kept_frames, _frame(quarantine, QUARANTINE_COLUMNS), counts)
+
+
+_ID_PREFIXES = {
+    "documents": "doc-",
+    "conversations": "conv-",
+    "preferences": "pref-",
+    "validation": "val-",
+}
+
+
+def _row_sizes(frame: pd.DataFrame, kind: str) -> list[int]:
+    """About how many characters each row holds: only to cut the work into even chunks."""
+    if frame.empty:
+        return []
+    if kind == "conversations":
+        return [sum(len(turn["content"]) for turn in turns) for turns in frame["messages"]]
+    column = "text" if kind == "documents" else "prompt"
+    return [len(text) for text in frame[column]]
+
+
+def _ids_and_signatures(
+    shared: tuple, task: tuple[str, range]
+) -> tuple[list[str], tuple[np.ndarray, np.ndarray] | None]:
+    """Content ids of a chunk of rows and, except for validation examples, the MinHash
+    signatures of their text (run in a worker)."""
+    frames, config = shared
+    kind, indices = task
+    rows = frames[kind].iloc[indices.start : indices.stop].itertuples(index=False)
+    keys = [records.record_key(kind, row) for row in rows]
+    ids = [_ID_PREFIXES[kind] + content_hash(*key)[:16] for key in keys]
+    if kind == "validation":
+        return ids, None
+    texts = [records.comparable_text(kind, key) for key in keys]
+    return ids, near_duplicates.signature_table(texts, config)
+
+
+def _duplicate_entries(
+    frame: pd.DataFrame, kind: str, duplicate_of: dict[int, tuple[int, str, float]]
+) -> list[dict]:
+    """Quarantine entries of the duplicate rows, naming the kept row (columns read once)."""
+    if not duplicate_of:
+        return []
+    sources, lines = frame["source"].tolist(), frame["line"].tolist()
+    fields = [k for k in COLUMNS[kind] if k not in ("id", "source", "line", "category")]
+    values = {k: frame[k].tolist() for k in fields}
+    entries = []
+    for index, (kept, rule, similarity) in sorted(duplicate_of.items()):
+        detail = f"{similarity:.2f} similar to {sources[kept]} line {lines[kept]}"
+        record = {k: values[k][index] for k in fields}
+        entries.append(quarantine_entry(sources[index], int(lines[index]), rule, detail, record))
+    return entries
 
 
 def in_validation_split(row_id: str, fraction: float, salt: str) -> bool:
@@ -472,6 +652,7 @@ def remove_validation_leaks(
     """
     config = near_duplicates.LeakageConfig.model_validate({"ngram": params["leakage"]["ngram"]})
     fields = params["leakage"]["fields"]
+    workers = parallel.worker_count(params["workers"])
     validation_texts = records.leakage_probes(
         validation_set, fields, params["leakage"]["min_words"]
     )
@@ -483,7 +664,7 @@ def remove_validation_leaks(
     }
     for kind, frame in frames.items():
         leaks = near_duplicates.leaked_ngrams_index(
-            records.record_texts(kind, frame), validation_texts, config
+            records.record_texts(kind, frame), validation_texts, config, workers
         )
         leaking_rows: dict[int, int] = {}
         for validation_index, train_indices in leaks.items():

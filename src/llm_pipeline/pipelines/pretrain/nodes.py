@@ -34,7 +34,8 @@ def pretrain_base_model(
     params: dict[str, Any],
     launch_params: dict[str, Any],
 ) -> ModelFolder:
-    """A model of ``params.model`` size trained from scratch on packed document blocks."""
+    """A ``params.architecture`` model of ``params.model`` size trained from scratch on packed
+    document blocks, evaluated on the validation documents when there are any."""
     from llm_pipeline.torchrun_jobs import run_training_job
 
     tables = {"train_file": (documents_train, ["text"])}
@@ -46,5 +47,6 @@ def pretrain_base_model(
         "architecture": params["architecture"],
         "model": params["model"],
         "training": params["training"],
+        "peak_flops_per_device": params.get("peak_flops_per_device"),
     }
     return run_training_job("llm_pipeline.training.pretrain", job, tables, launch_params)

@@ -7,7 +7,6 @@ when the gate then stops the run; training reads only what passed the gate.
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,11 +32,22 @@ def flag_leaks(datasets: dict[str, pd.DataFrame], leakage: dict) -> pd.DataFrame
     texts = records.leakage_probes(validation, leakage["fields"], leakage["min_words"])
     config = near_duplicates.LeakageConfig(ngram=leakage["ngram"])
     leaked: set[int] = set()
-    for kind in ("documents", "conversations", "preferences"):
-        training = records.record_texts(kind, datasets[f"{kind}_train"])
+    # Without a probe long enough to look for, no training text needs hashing.
+    for kind in ("documents", "conversations", "preferences") if any(texts) else ():
+        training = training_texts(kind, datasets[f"{kind}_train"])
         leaked.update(near_duplicates.leaked_ngrams_index(training, texts, config))
     validation["leaks_into_training"] = [i in leaked for i in range(len(validation))]
     return validation
+
+
+def training_texts(kind: str, frame: pd.DataFrame) -> list[str]:
+    """``records.record_texts``, with a conversations table flattened once instead of a
+    Python join per row."""
+    from llm_pipeline.hygiene import records
+
+    if kind == "conversations" and "messages" in frame:
+        return expectations.conversation_texts(expectations.conversation_turns(frame["messages"]))
+    return records.record_texts(kind, frame)
 
 
 def check_data_contracts(
@@ -56,11 +66,8 @@ def check_data_contracts(
         "validation_set": flag_leaks(datasets, leakage),
         "ingest_accounting": ingest_accounting,
     }
-    workdir = Path(tempfile.mkdtemp(prefix="llm-pipeline-contracts-"))
-    results, site = expectations.run_contracts(dict(sorted(frames.items())), params, workdir, pii)
     docs = Path(tempfile.mkdtemp(prefix="llm-pipeline-data-docs-"))
-    shutil.copytree(site, docs, dirs_exist_ok=True)
-    shutil.rmtree(workdir, ignore_errors=True)
+    results = expectations.run_contracts(dict(sorted(frames.items())), params, pii, docs)
     for result in results:
         logger.info(
             "Contract %s on %s: %s (%d/%d expectations, %d rows)",

@@ -1,0 +1,219 @@
+"""Checkpoints that count only once complete, resuming from the last one, and ranks that agree.
+
+The Trainer writes ``checkpoint-<step>`` file by file, so a process killed mid-save leaves a
+folder that looks like a checkpoint and is not. After each save, ``CompleteCheckpoints`` records
+every file's size and SHA-256 in a marker written last and atomically; on start,
+``resumable_checkpoint`` takes the newest folder whose files match its marker and reports (then
+removes) every newer one that does not. Nothing here imports Kedro.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+logger = logging.getLogger(__name__)
+
+MARKER_FILE = "checkpoint_complete.json"
+CHECKPOINT_PREFIX = "checkpoint-"
+_PR_SET_PDEATHSIG = 1
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def checkpoint_files(folder: Path) -> dict[str, dict[str, Any]]:
+    """Size and SHA-256 of every file below ``folder`` except the marker, by relative path."""
+    files = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != MARKER_FILE:
+            files[path.relative_to(folder).as_posix()] = {
+                "bytes": path.stat().st_size,
+                "sha256": file_sha256(path),
+            }
+    return files
+
+
+def write_marker(folder: Path, step: int) -> None:
+    """Declare ``folder`` complete: its files are flushed to disk, then the marker renamed in."""
+    files = checkpoint_files(folder)
+    for name in files:
+        _fsync(folder / name)
+    staging = folder / f".{MARKER_FILE}.tmp"
+    staging.write_text(json.dumps({"step": step, "files": files}, indent=1), encoding="utf-8")
+    _fsync(staging)
+    os.replace(staging, folder / MARKER_FILE)
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why ``folder`` is not a complete checkpoint, or None when its files match its marker."""
+    marker = folder / MARKER_FILE
+    if not marker.exists():
+        return "no completion marker (the save was interrupted)"
+    try:
+        recorded = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        return f"unreadable completion marker ({error})"
+    if recorded.get("step") != checkpoint_step(folder):
+        return f"its marker is for step {recorded.get('step')}"
+    expected = recorded.get("files") or {}
+    present = {
+        path.relative_to(folder).as_posix()
+        for path in folder.rglob("*")
+        if path.is_file() and path.name != MARKER_FILE
+    }
+    missing, unexpected = sorted(set(expected) - present), sorted(present - set(expected))
+    if missing or unexpected:
+        return f"files missing {missing}, unexpected {unexpected}"
+    for name, facts in expected.items():
+        size = (folder / name).stat().st_size
+        if size != facts["bytes"]:
+            return f"{name} has {size} bytes, {facts['bytes']} were written (truncated)"
+        if file_sha256(folder / name) != facts["sha256"]:
+            return f"{name} does not match its recorded SHA-256 (corrupt)"
+    return None
+
+
+def checkpoint_step(folder: Path) -> int | None:
+    suffix = folder.name.removeprefix(CHECKPOINT_PREFIX)
+    return int(suffix) if folder.name.startswith(CHECKPOINT_PREFIX) and suffix.isdigit() else None
+
+
+def last_complete_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The newest complete checkpoint in ``checkpoint_dir``; newer broken ones are logged and
+    removed, since the run that resumes would write its own checkpoints over them."""
+    folders = [path for path in checkpoint_dir.glob(f"{CHECKPOINT_PREFIX}*") if path.is_dir()]
+    numbered = [path for path in folders if checkpoint_step(path) is not None]
+    for folder in sorted(numbered, key=checkpoint_step, reverse=True):
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return folder
+        logger.warning("Skipping checkpoint %s: %s. Removing it.", folder, problem)
+        shutil.rmtree(folder, ignore_errors=True)
+    return None
+
+
+def resumable_checkpoint(checkpoint_dir: Path) -> str | None:
+    """What to pass as ``trainer.train(resume_from_checkpoint=...)``: rank 0 decides, all follow.
+
+    Call it after the TrainingArguments exist (they start the process group under torchrun).
+    """
+    choice: list[str | None] = [None]
+    if _rank() == 0:
+        found = last_complete_checkpoint(Path(checkpoint_dir)) if checkpoint_dir else None
+        if found is not None:
+            logger.info("Resuming from %s (step %d)", found, checkpoint_step(found))
+            choice = [str(found)]
+        else:
+            logger.info("No complete checkpoint in %s: training from the start", checkpoint_dir)
+    if _distributed():
+        import torch.distributed as dist
+
+        dist.broadcast_object_list(choice, src=0)
+    return choice[0]
+
+
+class CompleteCheckpoints(TrainerCallback):
+    """Mark each checkpoint complete once every rank has written its part, then keep the last
+    ``save_total_limit`` complete ones; under torchrun, also die with the launcher."""
+
+    def __init__(self) -> None:
+        self._keep: int | None = None
+
+    def on_init_end(self, args, state, control, **kwargs):
+        # The Trainer rotates before this callback can mark the new checkpoint, which with a
+        # limit of 1 would leave no complete checkpoint for a moment: rotation moves here.
+        self._keep, args.save_total_limit = args.save_total_limit, None
+        die_with_launcher()
+
+    def on_save(self, args, state, control, **kwargs):
+        from transformers.trainer_utils import rotate_checkpoints
+
+        _barrier()  # every rank has written its RNG state into the folder
+        if args.should_save:
+            folder = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
+            write_marker(folder, state.global_step)
+            rotate_checkpoints(args.output_dir, self._keep, state.best_model_checkpoint)
+        _barrier()
+
+
+class SameWeightsOnEveryRank(TrainerCallback):
+    """At the end, every rank hashes its parameters; rank 0 records the hashes in the training
+    log, and any difference between ranks fails the run (data-parallel replicas must agree)."""
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if model is None or args.fsdp or args.deepspeed:
+            return  # sharded parameters differ between ranks by design
+        digests = [parameter_sha256(model)]
+        if _distributed():
+            import torch.distributed as dist
+
+            digests = [None] * dist.get_world_size()
+            dist.all_gather_object(digests, parameter_sha256(model))
+        if state.is_world_process_zero:
+            state.log_history.append({"step": state.global_step, "parameter_sha256": digests})
+        if len(set(digests)) > 1:
+            differing = [rank for rank, digest in enumerate(digests) if digest != digests[0]]
+            raise RuntimeError(f"Ranks {differing} ended with weights different from rank 0's.")
+
+
+def parameter_sha256(model: Any) -> str:
+    """One SHA-256 over every parameter's name and bytes, in name order."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def die_with_launcher() -> None:
+    """Under torchrun on Linux, have the kernel kill this worker when its agent dies.
+
+    torchrun starts workers in sessions of their own, so killing the launcher's process group
+    would otherwise leave them training on, racing the re-run that resumes their checkpoints.
+    """
+    if "TORCHELASTIC_RUN_ID" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the agent died before the request took effect
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _barrier() -> None:
+    if _distributed():
+        import torch.distributed as dist
+
+        dist.barrier()

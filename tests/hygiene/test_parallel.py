@@ -1,0 +1,57 @@
+"""Worker processes for per-row work: results in task order, whatever the number of workers."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from llm_pipeline.hygiene import parallel
+
+
+def square_with_pid(shared: dict, task: int) -> tuple[int, int]:
+    time.sleep(0.005)  # long enough that both processes get tasks
+    return task * shared["factor"], os.getpid()
+
+
+def fail_on_three(shared: None, task: int) -> int:
+    if task == 3:
+        raise ValueError("task 3 refused")
+    return task
+
+
+def test_results_come_back_in_task_order_from_this_and_another_process() -> None:
+    tasks = list(range(40))
+    results = parallel.map_in_order(square_with_pid, tasks, {"factor": 3}, workers=2)
+    assert [value for value, _ in results] == [3 * t for t in tasks]
+    pids = {pid for _, pid in results}
+    assert len(pids) == 2 and os.getpid() in pids
+
+
+def test_one_worker_or_one_task_runs_in_this_process() -> None:
+    for workers, tasks in ((1, [1, 2, 3]), (2, [5])):
+        results = parallel.map_in_order(square_with_pid, tasks, {"factor": 2}, workers)
+        assert results == [(2 * t, os.getpid()) for t in tasks]
+
+
+def test_an_error_in_a_worker_reaches_the_caller() -> None:
+    with pytest.raises(ValueError, match="task 3 refused"):
+        parallel.map_in_order(fail_on_three, range(6), None, workers=2)
+
+
+def test_worker_count_auto_is_the_cores_and_nonsense_is_refused() -> None:
+    assert parallel.worker_count("auto") == (os.cpu_count() or 1)
+    assert parallel.worker_count(3) == 3
+    for wrong in (0, -1, "two", 1.5, True, None):
+        with pytest.raises(ValueError, match="workers must be"):
+            parallel.worker_count(wrong)
+
+
+def test_chunk_ranges_cover_every_index_once_in_order() -> None:
+    sizes = [5, 50, 1, 1, 1, 200, 3, 0, 7]
+    ranges = parallel.chunk_ranges(sizes, max_size=10)
+    assert [i for r in ranges for i in r] == list(range(len(sizes)))
+    assert all(len(r) >= 1 for r in ranges)
+    assert range(5, 6) in ranges  # an item over the limit is a chunk of its own
+    assert parallel.chunk_ranges([], 10) == []

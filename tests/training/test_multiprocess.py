@@ -1,0 +1,121 @@
+"""Data parallelism: two torchrun processes train the same model as one process would."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+from support import shop_sentences
+
+from llm_pipeline.training.launch import LaunchConfig, TrainingLaunchError, launch
+from llm_pipeline.training.tokenizer import TokenizerConfig, train_tokenizer
+
+pytestmark = pytest.mark.slow
+
+# Two ranks each reduce half the batch in another order than one process reducing all of it:
+# float32 rounding, nothing more, separates the two runs.
+LOSS_TOLERANCE = 1e-5
+WEIGHT_TOLERANCE = 1e-6
+
+
+def pretrain(root: Path, name: str, processes: int, batch: int) -> Path:
+    """A pretraining run of a tiny Llama with ``processes`` ranks of ``batch`` blocks each."""
+    texts = shop_sentences() * 2
+    if not (root / "tokenizer").exists():
+        train_tokenizer(texts, TokenizerConfig(vocab_size=300, min_frequency=1), root / "tokenizer")
+        (root / "docs.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    job = {
+        "train_file": root / "docs.jsonl",
+        "tokenizer_dir": root / "tokenizer",
+        "output_dir": root / name,
+        "checkpoint_dir": root / f"{name}-checkpoints",
+        "block_size": 32,
+        "model": {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 64,
+        },
+        "training": {
+            "per_device_train_batch_size": batch,
+            "max_steps": 8,
+            "learning_rate": 3e-3,
+            "logging_steps": 1,
+            "save_strategy": "no",
+            "seed": 5,
+            "data_seed": 5,
+            "disable_tqdm": True,
+        },
+    }
+    launch("llm_pipeline.training.pretrain", job, LaunchConfig(nproc_per_node=processes), root)
+    return root / name
+
+
+def history(folder: Path) -> list[dict]:
+    return json.loads((folder / "training_log.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """Two ranks of 4 blocks each, and one rank of 8: the same global batch."""
+    root = tmp_path_factory.mktemp("ranks")
+    return {
+        "two": pretrain(root, "two", processes=2, batch=4),
+        "one": pretrain(root, "one", processes=1, batch=8),
+    }
+
+
+def test_two_processes_match_one_process_with_the_same_global_batch(runs):
+    two, one = runs["two"], runs["one"]
+
+    losses_two = [entry["loss"] for entry in history(two) if "loss" in entry]
+    losses_one = [entry["loss"] for entry in history(one) if "loss" in entry]
+    assert len(losses_two) == len(losses_one) == 8
+    assert losses_one[-1] < losses_one[0]
+    assert losses_two == pytest.approx(losses_one, abs=LOSS_TOLERANCE)
+
+    weights_two, weights_one = (
+        load_file(two / "model.safetensors"),
+        load_file(one / "model.safetensors"),
+    )
+    for name, tensor in weights_one.items():
+        assert weights_two[name].allclose(tensor, rtol=0, atol=WEIGHT_TOLERANCE), name
+
+
+def test_every_rank_ends_with_the_same_weights_and_rank_zero_records_them(runs):
+    digests = next(
+        entry["parameter_sha256"] for entry in history(runs["two"]) if "parameter_sha256" in entry
+    )
+    assert len(digests) == 2
+    assert digests[0] == digests[1]
+
+
+# Each rank seeds its model differently, as a replica that drifted would be.
+DRIFTED_REPLICAS = """
+import os
+from types import SimpleNamespace
+import torch
+import torch.distributed as dist
+from llm_pipeline.training.checkpoints import SameWeightsOnEveryRank
+dist.init_process_group("gloo")
+torch.manual_seed(dist.get_rank())
+model = torch.nn.Linear(4, 4)
+args = SimpleNamespace(fsdp=None, deepspeed=None)
+state = SimpleNamespace(is_world_process_zero=dist.get_rank() == 0, global_step=3, log_history=[])
+SameWeightsOnEveryRank().on_train_end(args, state, None, model=model)
+"""
+
+
+def test_ranks_that_end_with_different_weights_fail_the_run(tmp_path, monkeypatch):
+    (tmp_path / "drifted_replicas.py").write_text(DRIFTED_REPLICAS)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    )
+    with pytest.raises(TrainingLaunchError) as error:
+        launch("drifted_replicas", {}, LaunchConfig(nproc_per_node=2), tmp_path)
+    assert "Ranks [1] ended with weights different from rank 0's" in str(error.value)

@@ -1,0 +1,236 @@
+"""Fine-tuning methods through the sft entrypoint, and the batches the SFT trainer builds."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+from support import PROJECT_ROOT, build_tiny_model
+
+from llm_pipeline.training.launch import LaunchConfig, launch
+from llm_pipeline.training.models import is_adapter_folder, load_causal_lm
+from llm_pipeline.training.sft import SFTJob, peft_config, read_conversations, sft_arguments
+
+QUESTION = "How long does standard shipping take?"
+ANSWER = "Standard shipping takes 3-5 business days."
+END = "<|im_end|>"
+
+
+def conversations(path: Path, count: int = 24) -> Path:
+    """``count`` two-turn chats whose user turns differ in length, as JSON Lines."""
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"{QUESTION} Order {'1' * (1 + i % 7)}."},
+                {"role": "assistant", "content": ANSWER},
+            ]
+        }
+        for i in range(count)
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def default_sft_section() -> dict:
+    """``finetune.sft`` as conf/base ships it."""
+    text = (PROJECT_ROOT / "conf/base/parameters_finetune.yml").read_text()
+    return yaml.safe_load(text)["finetune"]["sft"]
+
+
+def labelled_runs(input_ids: list[int], labels: list[int]) -> list[list[int]]:
+    """The stretches of consecutive tokens that carry a label."""
+    runs, current = [], []
+    for token, label in zip(input_ids, labels, strict=True):
+        if label != -100:
+            assert label == token
+            current.append(token)
+        elif current:
+            runs.append(current)
+            current = []
+    return [*runs, current] if current else runs
+
+
+def test_the_default_batches_train_on_assistant_turns_only(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    train_file = conversations(tmp_path / "conv.jsonl")
+    job = SFTJob(
+        train_file=train_file,
+        model_dir=tiny_model_dir,
+        output_dir=tmp_path / "out",
+        checkpoint_dir=tmp_path / "ck",
+        sft={**default_sft_section(), "max_length": 128, "per_device_train_batch_size": 4},
+    )
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        args=SFTConfig(output_dir=str(job.checkpoint_dir), report_to="none", **sft_arguments(job)),
+        train_dataset=read_conversations(train_file),
+        eval_dataset=read_conversations(train_file),
+        processing_class=tokenizer,
+    )
+    batches = list(trainer.get_train_dataloader())
+    conversations_seen = 0
+    for batch in batches:
+        # Packed and padding-free: one row of several conversations, told apart by positions.
+        assert "attention_mask" not in batch and batch["input_ids"].shape[0] == 1
+        starts = int((batch["position_ids"][0] == 0).sum())
+        assert starts > 1
+        runs = labelled_runs(batch["input_ids"][0].tolist(), batch["labels"][0].tolist())
+        assert [tokenizer.decode(run) for run in runs] == [ANSWER + END] * starts
+        conversations_seen += starts
+    assert conversations_seen == 24
+
+
+def weights_differ(before: dict, after: dict) -> list[str]:
+    return sorted(name for name in before if not before[name].equal(after[name]))
+
+
+def run_sft(root: Path, base: Path, method: str, caplog, **sections) -> tuple[Path, int]:
+    """One sft job under torchrun; its output folder and the trainable count it logged."""
+    job = {
+        "train_file": conversations(root / "conv.jsonl"),
+        "model_dir": base,
+        "output_dir": root / method,
+        "checkpoint_dir": root / f"{method}-checkpoints",
+        "method": method,
+        "sft": {
+            "max_steps": 6,
+            "per_device_train_batch_size": 8,
+            "max_length": 96,
+            "logging_steps": 2,
+            "save_strategy": "no",
+            "seed": 3,
+            **sections.pop("sft", {}),
+        },
+        **sections,
+    }
+    with caplog.at_level(logging.INFO, logger="llm_pipeline.training.launch"):
+        launch("llm_pipeline.training.sft", job, LaunchConfig(), root / "jobs")
+    logged = [r.getMessage() for r in caplog.records if "Trainable parameters:" in r.getMessage()]
+    assert len(logged) == 1, logged
+    trainable = int(logged[0].split("Trainable parameters: ")[1].split()[0])
+    return root / method, trainable
+
+
+def peft_trainable_count(base: Path, job_sections: dict, method: str) -> int:
+    """What PEFT itself counts as trainable for this config on this base model."""
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    job = SFTJob(
+        train_file=base, model_dir=base, output_dir=base, checkpoint_dir=base, method=method,
+        **job_sections,
+    )  # fmt: skip
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), peft_config(job))
+    return model.get_nb_trainable_parameters()[0]
+
+
+def generates(folder: Path) -> bool:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = load_causal_lm(folder).eval()
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": QUESTION}], add_generation_prompt=True, return_dict=True,
+        return_tensors="pt",
+    )  # fmt: skip
+    output = model.generate(**prompt, max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    return output.shape[1] == prompt["input_ids"].shape[1] + 4
+
+
+@pytest.mark.slow
+def test_lora_trains_adapters_and_saves_them_merged(tmp_path, caplog):
+    base = build_tiny_model(tmp_path / "base")
+    lora = {"lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}}
+    folder, trainable = run_sft(tmp_path, base, "lora", caplog, sft={"learning_rate": 5e-2}, **lora)
+
+    # r x (in + out) for q_proj and v_proj of one layer of hidden size 32: 2 x 4 x 64.
+    assert trainable == peft_trainable_count(base, lora, "lora") == 512
+    assert not is_adapter_folder(folder)
+    before = load_file(base / "model.safetensors")
+    after = load_file(folder / "model.safetensors")
+    assert set(after) == set(before)
+    assert weights_differ(before, after) == [
+        "model.layers.0.self_attn.q_proj.weight",
+        "model.layers.0.self_attn.v_proj.weight",
+    ]
+    assert generates(folder)
+
+
+@pytest.mark.slow
+def test_prompt_tuning_trains_a_soft_prompt_on_a_frozen_model(tmp_path, caplog):
+    base = build_tiny_model(tmp_path / "base")
+    sections = {
+        "prompt_tuning": {
+            "num_virtual_tokens": 6,
+            "prompt_tuning_init": "TEXT",
+            "prompt_tuning_init_text": "Answer the shop question",
+            "tokenizer_name_or_path": str(base),
+        }
+    }
+    start = peft_trainable_count(base, sections, "prompt_tuning")
+    folder, trainable = run_sft(
+        tmp_path, base, "prompt_tuning", caplog, sft={"learning_rate": 0.3, "packing": True},
+        **sections,
+    )  # fmt: skip
+
+    assert trainable == start == 6 * 32
+    assert is_adapter_folder(folder)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(base.resolve())
+    soft_prompt = load_file(folder / "adapter_model.safetensors")
+    assert [tensor.numel() for tensor in soft_prompt.values()] == [trainable]
+
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    job = SFTJob(
+        train_file=base, model_dir=base, output_dir=base, checkpoint_dir=base,
+        method="prompt_tuning", **sections,
+    )  # fmt: skip
+    initial = get_peft_model(AutoModelForCausalLM.from_pretrained(base), peft_config(job))
+    initial_prompt = initial.prompt_encoder["default"].embedding.weight
+    assert not next(iter(soft_prompt.values())).equal(initial_prompt)
+
+    loaded = load_causal_lm(folder)
+    base_weights = load_file(base / "model.safetensors")
+    for name, tensor in loaded.get_base_model().state_dict().items():
+        assert tensor.equal(base_weights[name]), name
+    assert generates(folder)
+
+
+def test_an_adapter_whose_base_model_is_gone_says_so(tmp_path):
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    gone = tmp_path / "moved-away"
+    (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(gone)}))
+    with pytest.raises(FileNotFoundError, match="moved-away, which is no longer there"):
+        load_causal_lm(folder)
+
+
+def test_method_sections_are_checked_against_peft(tmp_path):
+    job = SFTJob(
+        train_file=tmp_path, model_dir=tmp_path, output_dir=tmp_path, checkpoint_dir=tmp_path,
+        method="lora", lora={"rank": 8},
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"Unknown keys under 'lora': \['rank'\]"):
+        peft_config(job)
+    job.lora = {"task_type": "SEQ_CLS"}
+    with pytest.raises(ValueError, match=r"lora\.task_type"):
+        peft_config(job)
+
+
+def test_prompt_tuning_turns_packing_off(tmp_path):
+    job = SFTJob(
+        train_file=tmp_path, model_dir=tmp_path, output_dir=tmp_path, checkpoint_dir=tmp_path,
+        method="prompt_tuning", sft={"packing": True, "max_length": 64},
+    )  # fmt: skip
+    assert sft_arguments(job)["packing"] is False
+    job.method = "lora"
+    assert sft_arguments(job)["packing"] is True
