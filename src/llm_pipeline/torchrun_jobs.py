@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from llm_pipeline.datasets.model_folder import ModelFolder
-from llm_pipeline.training.jobs import RUN_CONFIG_FILE, TRAINING_LOG_FILE
+from llm_pipeline.training.jobs import RUN_CONFIG_FILE, TRAINING_LOG_FILE, file_sha256
 from llm_pipeline.training.launch import LaunchConfig, launch
 
 logger = logging.getLogger(__name__)
@@ -123,6 +123,5 @@ def _content_digest(path: Path) -> str:
         if not file.is_file() or file.name in _UNFINGERPRINTED:
             continue
         digest.update(file.relative_to(path).as_posix().encode() if path.is_dir() else b"")
-        with file.open("rb") as handle:
-            digest.update(hashlib.file_digest(handle, "sha256").digest())
+        digest.update(file_sha256(file).encode())
     return digest.hexdigest()

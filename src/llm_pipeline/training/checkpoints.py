@@ -22,16 +22,13 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from llm_pipeline.training.jobs import file_sha256
+
 logger = logging.getLogger(__name__)
 
 MARKER_FILE = "checkpoint_complete.json"
 CHECKPOINT_PREFIX = "checkpoint-"
 _PR_SET_PDEATHSIG = 1
-
-
-def file_sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def checkpoint_files(folder: Path) -> dict[str, dict[str, Any]]:

@@ -7,26 +7,17 @@ config without ``quantization_config`` and saved as safetensors.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from llm_pipeline.training.jobs import file_sha256
+
 logger = logging.getLogger(__name__)
 
-_HASH_CHUNK = 1 << 20
 DEFAULT_CACHE = Path("~/.cache/llm-pipeline/gguf")
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of the file's bytes: the cache key, so a changed file converts again."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def convert_gguf(gguf_file: Path, cache_dir: Path = DEFAULT_CACHE) -> Path:
@@ -39,7 +30,7 @@ def convert_gguf(gguf_file: Path, cache_dir: Path = DEFAULT_CACHE) -> Path:
     if not gguf_file.is_file():
         raise FileNotFoundError(f"GGUF file {gguf_file} does not exist.")
     cache_dir = cache_dir.expanduser()
-    target = cache_dir / file_digest(gguf_file)
+    target = cache_dir / file_sha256(gguf_file)
     if (target / "config.json").exists():
         logger.info("Using %s, converted earlier from %s", target, gguf_file.name)
         return target

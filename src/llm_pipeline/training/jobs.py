@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import inspect
 import json
 import os
@@ -41,6 +42,12 @@ def checked_fields(config_class: type, fields: dict[str, Any], section: str) -> 
             f"{config_class.__module__}.{config_class.__name__}."
         )
     return fields
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, as hex: checkpoint markers, GGUF cache keys, job fingerprints."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def is_rank_zero() -> bool:
