@@ -93,6 +93,7 @@ def measure(model_dir: Path, data_file: Path, sft: dict, workdir: Path) -> tuple
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    from llm_pipeline.training.attention import use_packed_sdpa
     from llm_pipeline.training.sft import read_conversations
 
     arguments = SFTConfig(
@@ -108,8 +109,11 @@ def measure(model_dir: Path, data_file: Path, sft: dict, workdir: Path) -> tuple
         fp16=False,
         **sft,
     )
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    if arguments.packing:
+        use_packed_sdpa(model)  # as training/sft.py does for packed batches
     trainer = SFTTrainer(
-        model=AutoModelForCausalLM.from_pretrained(model_dir),
+        model=model,
         args=arguments,
         train_dataset=read_conversations(data_file),
         processing_class=AutoTokenizer.from_pretrained(model_dir),

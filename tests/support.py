@@ -67,8 +67,9 @@ def shop_sentences() -> list[str]:
     return [*facts, *questions, "Thank you for shopping with us!", "Hello, how can I help?"]
 
 
-def build_tiny_model(folder: Path, seed: int = 0) -> Path:
-    """A one-layer Llama and its byte-level BPE tokenizer, saved as a Hugging Face folder."""
+def build_tiny_model(folder: Path, seed: int = 0, **overrides: int) -> Path:
+    """A one-layer Llama and its byte-level BPE tokenizer, saved as a Hugging Face folder;
+    ``overrides`` are other LlamaConfig sizes (layers, heads)."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -88,6 +89,7 @@ def build_tiny_model(folder: Path, seed: int = 0) -> Path:
         eos_token_id=tok.eos_token_id,
         bos_token_id=tok.bos_token_id,
     )
+    config.update(overrides)
     torch.manual_seed(seed)
     LlamaForCausalLM(config).save_pretrained(folder)
     tok.save_pretrained(folder)

@@ -16,6 +16,7 @@ from llm_pipeline.hygiene.near_duplicates import (
     NearDuplicateConfig,
     find_near_duplicates,
     leaked_ngrams_index,
+    leaked_ngrams_indexes,
     lsh_bands,
     minhash_signatures,
     shingles,
@@ -368,3 +369,19 @@ def test_signature_tables_of_parts_give_the_duplicates_of_the_whole() -> None:
     assert by_index(found)[len(texts) - 1] == NearDuplicate(len(texts) - 1, 4, 1.0)
     empty = near_duplicates.signature_table([], config)
     assert empty[0].shape == (0, config.num_perm) and empty[1].shape == (0,)
+
+
+def test_several_corpora_checked_at_once_find_what_each_finds_alone(monkeypatch) -> None:
+    monkeypatch.setattr(near_duplicates, "_BATCH_CHARS", 5_000)
+    rng = random.Random(48)
+    validation = [" ".join(random_words(rng, 30)) for _ in range(10)]
+    corpora = {
+        name: [" ".join(random_words(rng, 50)) for _ in range(size)]
+        for name, size in (("documents", 300), ("conversations", 120), ("preferences", 0))
+    }
+    corpora["documents"][17] += " " + " ".join(validation[3].split()[:14])
+    corpora["conversations"][101] = " ".join(validation[8].split()[5:20])
+    alone = {name: leaked_ngrams_index(texts, validation) for name, texts in corpora.items()}
+    assert alone == {"documents": {3: [17]}, "conversations": {8: [101]}, "preferences": {}}
+    for workers in (1, 2):
+        assert leaked_ngrams_indexes(corpora, validation, workers=workers) == alone

@@ -134,3 +134,30 @@ def test_the_same_job_runs_as_two_nodes_meeting_at_a_c10d_endpoint(tmp_path, mon
             run.result(timeout=300)
     results = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     assert results == [{"world_size": 2, "total": 3.0}] * 2
+
+
+FAILS_ONCE = """
+import argparse, os
+from pathlib import Path
+import yaml
+parser = argparse.ArgumentParser()
+parser.add_argument("--config", type=Path)
+folder = Path(yaml.safe_load(parser.parse_args().config.read_text())["output_dir"])
+attempt = int(os.environ["TORCHELASTIC_RESTART_COUNT"])
+(folder / f"attempt{attempt}").touch()
+if attempt == 0:
+    raise SystemExit("the first attempt dies, as a preempted worker would")
+"""
+
+
+def test_max_restarts_starts_a_failed_worker_again(tmp_path, monkeypatch):
+    module = job_module(tmp_path, monkeypatch, "fails_once", FAILS_ONCE)
+    job = {"output_dir": str(tmp_path)}
+    with pytest.raises(TrainingLaunchError):
+        launch(module, job, LaunchConfig(max_restarts=0), tmp_path / "no_restart")
+    assert sorted(p.name for p in tmp_path.glob("attempt*")) == ["attempt0"]
+
+    for marker in tmp_path.glob("attempt*"):
+        marker.unlink()
+    launch(module, job, LaunchConfig(max_restarts=1), tmp_path / "one_restart")
+    assert sorted(p.name for p in tmp_path.glob("attempt*")) == ["attempt0", "attempt1"]

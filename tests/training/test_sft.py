@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from safetensors.torch import load_file
 from support import PROJECT_ROOT, build_tiny_model
@@ -234,3 +237,33 @@ def test_prompt_tuning_turns_packing_off(tmp_path):
     assert sft_arguments(job)["packing"] is False
     job.method = "lora"
     assert sft_arguments(job)["packing"] is True
+
+
+@pytest.mark.slow
+def test_lora_fine_tuning_stopped_after_a_checkpoint_resumes_to_the_same_weights(tmp_path, caplog):
+    base = build_tiny_model(tmp_path / "base")
+    sections = {
+        "lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+        "sft": {"learning_rate": 5e-2, "save_strategy": "steps", "save_steps": 2},
+    }
+    for folder in ("whole", "stopped"):
+        (tmp_path / folder).mkdir()
+    whole, _ = run_sft(tmp_path / "whole", base, "lora", caplog, **copy.deepcopy(sections))
+
+    stopped = tmp_path / "stopped"
+    caplog.clear()
+    run_sft(stopped, base, "lora", caplog, **copy.deepcopy(sections))
+    # As if killed after step 2: the later checkpoints and the output were never written.
+    checkpoints = stopped / "lora-checkpoints"
+    for step in (4, 6):
+        shutil.rmtree(checkpoints / f"checkpoint-{step}")
+    shutil.rmtree(stopped / "lora")
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        resumed, _ = run_sft(stopped, base, "lora", caplog, **copy.deepcopy(sections))
+    assert "Resuming from" in caplog.text and "(step 2)" in caplog.text
+    before = load_file(whole / "model.safetensors")
+    after = load_file(resumed / "model.safetensors")
+    assert weights_differ(load_file(base / "model.safetensors"), after)
+    for name, tensor in before.items():
+        assert torch.equal(tensor, after[name]), name

@@ -117,7 +117,8 @@ def _lowercase_word_characters() -> np.ndarray:
     Lowercasing is character by character; the one character whose ``str.lower`` is longer
     (U+0130, dotted capital I) becomes its first character, "i".
     """
-    every = "".join(map(chr, range(sys.maxunicode + 1)))
+    code_points = np.arange(sys.maxunicode + 1, dtype=np.uint32).tobytes()
+    every = code_points.decode("utf-32-le", "surrogatepass")
     blocks = []
     for start in range(0, len(every), 4096):
         block = every[start : start + 4096]
@@ -598,25 +599,48 @@ def leaked_ngrams_index(
     its words as one contiguous run. Training text is streamed in chunks, by up to ``workers``
     processes.
     """
+    return leaked_ngrams_indexes({"training": train_texts}, validation_texts, config, workers)[
+        "training"
+    ]
+
+
+def leaked_ngrams_indexes(
+    corpora: dict[str, Sequence[str]],
+    validation_texts: Sequence[str],
+    config: LeakageConfig | None = None,
+    workers: int = 1,
+) -> dict[str, dict[int, list[int]]]:
+    """``leaked_ngrams_index`` of each training corpus against the same validation texts: the
+    validation n-grams are hashed once, and one set of workers shares the chunks of all."""
     config = config or LeakageConfig()
     tables = _validation_tables(_as_texts(validation_texts, "validation text"), config.ngram)
-    train_texts = _as_texts(train_texts, "training text")
+    corpora = {name: _as_texts(texts, "training text") for name, texts in corpora.items()}
     batches = [
-        range(start, start + len(chunk)) for start, chunk in _chunks(train_texts, _BATCH_CHARS)
+        (name, range(start, start + len(chunk)))
+        for name, texts in corpora.items()
+        for start, chunk in _chunks(texts, _BATCH_CHARS)
     ]
     _lowercase_word_characters()  # built once here, not once per worker
-    pairs = parallel.map_in_order(_leaks_in_range, batches, (train_texts, tables), workers)
-    leaks: dict[int, list[int]] = {}
-    for pair in np.unique(np.concatenate(pairs)) if pairs else []:
-        validation_index, training_index = divmod(int(pair), len(train_texts) + 1)
-        leaks.setdefault(validation_index, []).append(training_index)
-    logger.info("%d of %d validation texts leak into training", len(leaks), len(validation_texts))
-    return leaks
+    pairs = parallel.map_in_order(_leaks_in_range, batches, (corpora, tables), workers)
+    found: dict[str, dict[int, list[int]]] = {}
+    for name, texts in corpora.items():
+        mine = [part for (of, _), part in zip(batches, pairs, strict=True) if of == name]
+        leaks: dict[int, list[int]] = {}
+        for pair in np.unique(np.concatenate(mine)) if mine else []:
+            validation_index, training_index = divmod(int(pair), len(texts) + 1)
+            leaks.setdefault(validation_index, []).append(training_index)
+        logger.info(
+            "%d of %d validation texts leak into %s", len(leaks), len(validation_texts), name
+        )
+        found[name] = leaks
+    return found
 
 
-def _leaks_in_range(shared: tuple, batch: range) -> np.ndarray:
+def _leaks_in_range(shared: tuple, task: tuple[str, range]) -> np.ndarray:
     """Distinct (validation index * (training texts + 1) + training index) of a batch."""
-    train_texts, tables = shared
+    corpora, tables = shared
+    name, batch = task
+    train_texts = corpora[name]
     keys = _hash_keys(_LEAKAGE_SEED)
     pairs = [np.zeros(0, dtype=np.int64)]
     for offset, chunk in _chunks(train_texts[batch.start : batch.stop], _HASH_CHARS):

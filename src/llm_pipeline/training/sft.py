@@ -81,8 +81,8 @@ def sft_arguments(job: SFTJob) -> dict[str, Any]:
 
     fields = {**hardware_precision(), **checked_fields(SFTConfig, job.sft, "sft")}
     if job.method == "prompt_tuning" and (fields.get("packing") or fields.get("padding_free")):
-        # PEFT drops position_ids under prompt tuning, and they are all that keeps packed
-        # conversations apart: packed batches would attend across conversations.
+        # PEFT puts one soft prompt before a whole packed row and drops its position_ids:
+        # only the first conversation would see the prompt, and boundaries would shift.
         logger.warning("Prompt tuning trains on padded batches: ignoring sft.packing/padding_free")
         fields.update(packing=False, padding_free=False)
     return fields
@@ -134,6 +134,7 @@ def run(job: SFTJob) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    from llm_pipeline.training.attention import use_packed_sdpa
     from llm_pipeline.training.checkpoints import (
         CompleteCheckpoints,
         SameWeightsOnEveryRank,
@@ -149,6 +150,8 @@ def run(job: SFTJob) -> None:
     if arguments.assistant_only_loss:
         mark_assistant_turns(tokenizer)
     model = AutoModelForCausalLM.from_pretrained(start)
+    if arguments.packing or arguments.padding_free:
+        use_packed_sdpa(model)
     train = read_conversations(job.train_file)
     evaluation = read_conversations(job.eval_file) if job.eval_file else None
     logger.info("Fine-tuning %s (%s) on %d conversations", start, job.method, len(train))

@@ -662,10 +662,14 @@ def remove_validation_leaks(
         "conversations": conversations_train,
         "preferences": preferences_train,
     }
+    found = near_duplicates.leaked_ngrams_indexes(
+        {kind: records.record_texts(kind, frame) for kind, frame in frames.items()},
+        validation_texts,
+        config,
+        workers,
+    )
     for kind, frame in frames.items():
-        leaks = near_duplicates.leaked_ngrams_index(
-            records.record_texts(kind, frame), validation_texts, config, workers
-        )
+        leaks = found[kind]
         leaking_rows: dict[int, int] = {}
         for validation_index, train_indices in leaks.items():
             leaked_examples.add(validation_index)
