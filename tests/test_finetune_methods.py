@@ -7,7 +7,6 @@ import importlib.util
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 from support import copy_project, run_command, tool
@@ -49,32 +48,52 @@ def test_lora_chosen_by_parameters_runs_finetune_to_evaluate(pretrained_project)
     assert metrics["sft"]["perplexity"] < metrics["base"]["perplexity"]
 
 
-def test_prompt_tuning_chosen_by_parameters_is_scored_and_refused_by_dpo(pretrained_project):
-    from llm_pipeline.datasets.model_folder import ModelFolder
-    from llm_pipeline.pipelines.evaluate.nodes import score_model
+def test_prompt_tuning_chosen_by_parameters_goes_through_align_evaluate_and_register(
+    pretrained_project, tmp_path, monkeypatch
+):
+    import mlflow
+    from safetensors.torch import load_file
 
     project = pretrained_project
     result = run_command(
         [
-            tool("kedro"), "run", "--env", "tiny", "--pipelines", "finetune,align",
+            tool("kedro"), "run", "--env", "tiny",
+            "--pipelines", "finetune,align,evaluate,register",
             "--params", "finetune.method=prompt_tuning",
         ],
         cwd=project,
     )  # fmt: skip
-    output = result.stdout + result.stderr
-    # finetune saved the soft prompt; align refused it by name rather than train something else.
-    assert result.returncode != 0
-    assert "is a soft prompt (finetune.method: prompt_tuning), which DPO cannot train" in output
-    sft = latest_model(project, "sft_model")
-    adapter = json.loads((sft / "adapter_config.json").read_text())
-    assert adapter["peft_type"] == "PROMPT_TUNING"
-    assert adapter["base_model_name_or_path"] == str(latest_model(project, "base_model"))
-    validation = pd.read_json(project / "data/03_primary/validation_set.jsonl", lines=True)
-    params = {
-        "max_new_tokens": 4, "batch_size": 8, "include_context": False, "seed": 0,
-    }  # fmt: skip
-    metrics, answers = score_model(ModelFolder(sft), validation.head(8), params)
-    assert 1 < metrics["perplexity"] < float("inf") and len(answers) == 8
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    base = latest_model(project, "base_model")
+    sft, aligned = latest_model(project, "sft_model"), latest_model(project, "aligned_model")
+    for folder in (sft, aligned):
+        adapter = json.loads((folder / "adapter_config.json").read_text())
+        assert adapter["peft_type"] == "PROMPT_TUNING"
+        assert adapter["base_model_name_or_path"] == str(base)
+    # DPO trained the soft prompt further: the prompt moved, TRL's reference copy is not saved.
+    assert not (aligned / "ref").exists()
+    before = load_file(sft / "adapter_model.safetensors")
+    after = load_file(aligned / "adapter_model.safetensors")
+    assert set(before) == set(after)
+    assert any(not before[name].equal(after[name]) for name in before)
+    metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
+    assert 1 < metrics["aligned"]["perplexity"] < float("inf")
+
+    # The registered model stands alone: it answers with the base model's folder gone.
+    base.rename(tmp_path / "moved_base")
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        chat = mlflow.pyfunc.load_model("models:/llm-pipeline@challenger")
+        answer = chat.predict({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8})
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        (tmp_path / "moved_base").rename(base)
+    assert answer[0]["choices"][0]["message"]["role"] == "assistant"
 
 
 @pytest.mark.skipif(

@@ -8,8 +8,10 @@ register stage decided. Nodes stay free of ``mlflow`` calls.
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass, field
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
@@ -71,29 +73,25 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
         import mlflow
         from transformers import AutoTokenizer
 
-        from llm_pipeline.training.models import is_adapter_folder, load_causal_lm
+        from llm_pipeline.training.models import (
+            is_adapter_folder,
+            load_causal_lm,
+            merge_soft_prompt,
+        )
 
         if mlflow.active_run() is None:
             raise DatasetError("Registering a model needs an active MLflow run (kedro-mlflow).")
-        path = str(data.model.path)
-        if is_adapter_folder(path):
-            raise DatasetError(
-                f"{path} is a soft prompt (finetune.method: prompt_tuning) on a local base model, "
-                "which the MLflow transformers flavour cannot register. Register a model made "
-                "with finetune.method full or lora, or stop before registering "
-                "(kedro run --pipelines finetune,align,evaluate)."
-            )
-        components = {
-            "model": load_causal_lm(path),
-            "tokenizer": AutoTokenizer.from_pretrained(path),
-        }
-        info = mlflow.transformers.log_model(
-            transformers_model=components,
-            name="model",
-            task=self._task,
-            pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in _SERVING_PACKAGES],
-            registered_model_name=self._name,
-        )
+        with tempfile.TemporaryDirectory(prefix="llm-pipeline-register-") as scratch:
+            path = str(data.model.path)
+            if is_adapter_folder(path):
+                # A soft prompt becomes special tokens of a plain model: the registered model
+                # then needs neither PEFT nor the base model's folder.
+                path = str(merge_soft_prompt(path, Path(scratch) / "merged"))
+            components = {
+                "model": load_causal_lm(path),
+                "tokenizer": AutoTokenizer.from_pretrained(path),
+            }
+            info = self._log(components)
         registered = info.registered_model_version
         client = mlflow.MlflowClient()
         for key, value in data.tags.items():
@@ -102,6 +100,17 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
             client.set_registered_model_alias(self._name, alias, registered)
         logger.info(
             "Registered %s version %s with aliases %s", self._name, registered, list(data.aliases)
+        )
+
+    def _log(self, components: dict[str, Any]) -> Any:
+        import mlflow
+
+        return mlflow.transformers.log_model(
+            transformers_model=components,
+            name="model",
+            task=self._task,
+            pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in _SERVING_PACKAGES],
+            registered_model_name=self._name,
         )
 
     def _describe(self) -> dict[str, Any]:

@@ -4,7 +4,9 @@
     torchrun --nproc-per-node 2 -m llm_pipeline.training.dpo --config job.yaml
 
 Keys under ``dpo:`` are ``trl.DPOConfig`` fields. The reference model is a second, frozen copy
-of the starting model (TRL cannot name an in-memory model as its own reference).
+of the starting model (TRL cannot name an in-memory model as its own reference). A soft prompt
+(``finetune.method: prompt_tuning``) trains further on its frozen base model, against a frozen
+copy of itself that TRL keeps as a second adapter, and is saved as a soft prompt again.
 """
 
 from __future__ import annotations
@@ -78,14 +80,10 @@ def run(job: DPOJob) -> None:
         **{**hardware_precision(), **checked_fields(DPOConfig, job.dpo, "dpo")},
     )
     tokenizer = AutoTokenizer.from_pretrained(str(job.model_dir))
-    if is_adapter_folder(job.model_dir):
-        # TRL's DPO runs the backbone and LM head itself, which a soft prompt wrapper breaks.
-        raise ValueError(
-            f"{job.model_dir} is a soft prompt (finetune.method: prompt_tuning), which DPO cannot "
-            "train. Align a model fine-tuned with finetune.method full or lora."
-        )
-    model = load_causal_lm(job.model_dir)
-    reference = load_causal_lm(job.model_dir)
+    model = load_causal_lm(job.model_dir, trainable=True)
+    # A soft prompt (finetune.method: prompt_tuning) trains further as itself: TRL keeps a frozen
+    # copy of the adapter as the reference. A plain model gets a frozen copy of itself.
+    reference = None if is_adapter_folder(job.model_dir) else load_causal_lm(job.model_dir)
     train = read_preference_pairs(job.train_file)
     evaluation = read_preference_pairs(job.eval_file) if job.eval_file else None
     logger.info("DPO from %s on %d preference pairs", job.model_dir, len(train))
@@ -103,6 +101,8 @@ def run(job: DPOJob) -> None:
         ],
     )
     trainer.train(resume_from_checkpoint=resumable_checkpoint(job.checkpoint_dir))
+    if "ref" in getattr(trainer.model, "peft_config", {}):
+        trainer.model.delete_adapter("ref")  # TRL's frozen copy: the output is the trained prompt
     save_model_folder(trainer, tokenizer, job, job.output_dir)
 
 
