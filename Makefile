@@ -13,7 +13,7 @@ KEDRO_ENV ?=
 export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: setup data run test lint format viz mlflow-ui clean
+.PHONY: setup data run test lint format viz mlflow-ui browser review clean
 
 setup: $(VENV)/.installed
 
@@ -48,6 +48,24 @@ test: lint
 
 viz: setup
 	$(BIN)/kedro viz build
+
+# Debian's Chromium and ChromeDriver, for the tests that drive the review page and kedro-viz in a
+# real headless browser (they skip, saying so, where these are missing). CI runs this first.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
+		echo "chromium and chromedriver are installed"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \
+	else \
+		echo "Run: sudo apt-get install chromium chromium-driver"; exit 1; \
+	fi
+
+# The human review page for a queue of answer pairs (see src/llm_pipeline/feedback/review.py).
+REVIEW_QUEUE ?= data/08_reporting/review/review_queue.jsonl
+REVIEWER ?= $(USER)
+review: setup
+	$(BIN)/python -m llm_pipeline.feedback.review serve --queue $(REVIEW_QUEUE) \
+		--decisions data/08_reporting/review/decisions-$(REVIEWER).jsonl --reviewer $(REVIEWER)
 
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

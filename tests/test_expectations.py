@@ -143,7 +143,7 @@ def test_personal_data_found_maps_turns_back_to_their_conversation():
         ),
         (
             "preferences",
-            ["id", "prompt", "chosen", "rejected", "chosen_differs", "personal_data"],
+            ["id", "prompt", "chosen", "rejected", "chosen_differs", "origin", "personal_data"],
         ),
         ("validation_set", ["id", "prompt", "reference", "leaks_into_training", "personal_data"]),
     ],

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llm_pipeline.hygiene import records
+
 logger = logging.getLogger(__name__)
 
 # Columns that must hold no personal data: the contract looks again, with the same detectors,
@@ -173,6 +175,7 @@ def contract_view(contract: str, frame: pd.DataFrame, pii_params: dict) -> pd.Da
             columns[name] = _column(frame, name)
         chosen, rejected = pd.Series(columns["chosen"]), pd.Series(columns["rejected"])
         columns["chosen_differs"] = (chosen != rejected).to_numpy(dtype=bool)
+        columns["origin"] = _column(frame, "origin")
     elif contract == "validation_set":
         for name in ("prompt", "reference"):
             columns[name] = _column(frame, name)
@@ -229,6 +232,11 @@ def build_suite(contract: str, dataset: str, params: dict) -> Any:
             )
         suite.add_expectation(
             gxe.ExpectColumnValuesToBeInSet(column="chosen_differs", value_set=[True])
+        )
+        suite.add_expectation(
+            gxe.ExpectColumnValuesToBeInSet(
+                column="origin", value_set=list(records.PREFERENCE_ORIGINS)
+            )
         )
     elif contract == "validation_set":
         chars = params["message_chars"]

@@ -6,6 +6,11 @@ from typing import Any
 
 import pandas as pd
 
+# Where a preference pair comes from: a file of pairs, a person's review (feedback/review.py), or
+# a judge's ranking of sampled answers (the feedback pipeline). Pairs without ``origin`` are
+# "dataset"; ingest keeps it, and the preferences contract allows only these.
+PREFERENCE_ORIGINS = ("dataset", "human", "ai_feedback")
+
 
 def record_key(kind: str, row: Any) -> list[str]:
     """The normalised parts that make two rows of ``kind`` the same row."""

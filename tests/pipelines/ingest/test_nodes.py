@@ -134,6 +134,34 @@ def test_preferences_in_messages_form_refuse_a_bad_prompt(record, reason):
     assert why == reason
 
 
+def test_preferences_keep_their_origin_and_reviewer(params):
+    human = {"origin": "human", "reviewer": "alice", "reviewed_at": "2026-11-22T10:00:00+00:00"}
+    raw = files(
+        **{
+            "p.jsonl": jsonl(
+                {"prompt": "Refund?", "chosen": "Within 5 days.", "rejected": "No."},
+                {"prompt": "Hours?", "chosen": "9 to 5.", "rejected": "Ask.", **human},
+                {
+                    "prompt": "Track?",
+                    "chosen": "By link.",
+                    "rejected": "No.",
+                    "origin": "ai_feedback",
+                },
+                {"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go.", "origin": "rumour"},
+            )
+        }
+    )
+    preferences, quarantine, _ = nodes.read_preferences(raw, params)
+    assert preferences[["origin", "reviewer", "reviewed_at"]].values.tolist() == [
+        ["dataset", "", ""],
+        ["human", "alice", "2026-11-22T10:00:00+00:00"],
+        ["ai_feedback", "", ""],
+    ]
+    assert quarantine["detail"].tolist() == [
+        "origin 'rumour' is not one of ['dataset', 'human', 'ai_feedback']"
+    ]
+
+
 def frame(kind: str, rows: list[dict]) -> pd.DataFrame:
     base = {"source": "f.jsonl", "category": "jsonl"}
     records = [{**base, "id": f"{kind}-{i}", "line": i + 1, **row} for i, row in enumerate(rows)]

@@ -27,7 +27,10 @@ KINDS = ("documents", "conversations", "preferences", "validation")
 COLUMNS = {
     "documents": ["id", "source", "line", "category", "text"],
     "conversations": ["id", "source", "line", "category", "messages"],
-    "preferences": ["id", "source", "line", "category", "prompt", "chosen", "rejected"],
+    "preferences": [
+        "id", "source", "line", "category", "prompt", "chosen", "rejected",
+        "origin", "reviewer", "reviewed_at",
+    ],
     "validation": [
         "id", "source", "line", "category", "prompt", "reference", "context", "messages"
     ],
@@ -211,7 +214,15 @@ def preference_fields(record: dict) -> tuple[dict | None, str]:
         return None, f"missing or empty {missing}"
     if fields["chosen"] == fields["rejected"]:
         return None, "chosen equals rejected"
-    return fields, ""
+    origin = _text_field(record, "origin") or "dataset"
+    if origin not in records.PREFERENCE_ORIGINS:
+        return None, f"origin '{origin}' is not one of {list(records.PREFERENCE_ORIGINS)}"
+    return {**fields, "origin": origin, **_review_fields(record)}, ""
+
+
+def _review_fields(record: dict) -> dict[str, str]:
+    """Who judged a pair and when (human review); empty for pairs that came otherwise."""
+    return {name: _text_field(record, name) or "" for name in ("reviewer", "reviewed_at")}
 
 
 def validation_fields(record: dict) -> tuple[dict | None, str]:
