@@ -66,7 +66,7 @@ def test_the_challenger_loads_back_and_generates(tracking):
 def test_finetuning_lowers_validation_perplexity(finished_run):
     project, _ = finished_run
     metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
-    assert set(metrics) == {"base", "sft", "aligned"}
+    assert set(metrics) == {"base", "sft", "aligned", "alignment"}
     assert metrics["sft"]["perplexity"] < metrics["base"]["perplexity"]
     assert metrics["sft"]["examples"] > 0
 

@@ -11,8 +11,9 @@ STAGES = ("ingest", "validate", "pretrain", "finetune", "align", "evaluate", "re
 def register_pipelines() -> dict[str, Pipeline]:
     """One pipeline per stage, found in ``pipelines/<stage>``; ``__default__`` is all of them.
 
-    Pipelines that are not stages, such as ``tune`` (a hyperparameter search that trains many
-    times), are registered too but run only when named: ``kedro run --pipeline tune``.
+    Pipelines that are not stages are registered too but run only when named: ``tune`` (a
+    hyperparameter search that trains many times), ``feedback`` (AI-judged preference pairs
+    from the fine-tuned model, for the next run to train on): ``kedro run --pipeline feedback``.
 
     ``kedro run --pipeline ingest`` makes Kedro import only that stage's modules, so the
     default pipeline is assembled only when every stage was loaded.

@@ -283,7 +283,7 @@ def test_evaluate_models_scores_each_model_under_its_name(
 ):
     original = validation_set.copy(deep=True)
 
-    metrics, tracked, samples = evaluate_models(
+    metrics, samples = evaluate_models(
         validation_set,
         base_model=ModelFolder(tiny_model_dir),
         sft_model=ModelFolder(other_model_dir),
@@ -299,11 +299,6 @@ def test_evaluate_models_scores_each_model_under_its_name(
     assert metrics["sft"]["perplexity"] != pytest.approx(metrics["base"]["perplexity"])
     assert validation_set.equals(original)
 
-    assert set(tracked) == {f"{m}.{k}" for m in metrics for k in metrics[m]}
-    assert tracked["sft.perplexity"] == {"value": metrics["sft"]["perplexity"], "step": 0}
-    assert all(isinstance(entry["value"], float) for entry in tracked.values())
-    assert all(entry["step"] == 0 for entry in tracked.values())
-
     assert list(samples.columns) == ["id", "prompt", "reference", "base", "sft", "aligned"]
     assert len(samples) == eval_params["samples_in_report"]
     assert samples["id"].tolist() == ["val-0001", "val-0002"]
@@ -317,6 +312,6 @@ def test_evaluate_models_keeps_every_sample_when_the_report_allows_more(
     folder = ModelFolder(tiny_model_dir)
     params = {**eval_params, "samples_in_report": 50, "batch_size": 2}
 
-    _, _, samples = evaluate_models(validation_set, folder, folder, folder, params)
+    _, samples = evaluate_models(validation_set, folder, folder, folder, params)
 
     assert samples["id"].tolist() == ["val-0001", "val-0002", "val-0003"]

@@ -1,4 +1,4 @@
-"""Align: preference optimisation of the fine-tuned model."""
+"""Align: a reward model from the preference pairs, then DPO or RLHF of the fine-tuned model."""
 
 from llm_pipeline.pipelines.align.pipeline import create_pipeline
 

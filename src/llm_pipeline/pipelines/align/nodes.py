@@ -1,30 +1,86 @@
-"""Align: DPO on preference pairs, starting from the fine-tuned model."""
+"""Align: a reward model from the preference pairs, then the fine-tuned model aligned to them.
+
+``align.method`` says how:
+- ``dpo``: direct preference optimisation on the pairs (``training.dpo``);
+- ``rlhf``: reinforcement learning (GRPO or RLOO, ``align.rl.algorithm``) against the reward
+  model and the rule rewards of ``align.rl.rules``, with a KL penalty (``training.rl``).
+The reward model is trained either way: RLHF learns from it, and the evaluate stage uses it to
+score both models' answers (the feedback stage also judges with it).
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pandas as pd
 
 from llm_pipeline.datasets.model_folder import ModelFolder
 
+logger = logging.getLogger(__name__)
+
 PAIR_COLUMNS = ["prompt", "chosen", "rejected"]
+METHODS = ("dpo", "rlhf")
+ALGORITHMS = ("grpo", "rloo")
 
 
-def align_with_dpo(
+def preference_tables(
+    preferences_train: pd.DataFrame, preferences_validation: pd.DataFrame
+) -> dict[str, tuple[pd.DataFrame, list[str]]]:
+    """The job files: training pairs, and held-out pairs when there are any."""
+    tables = {"train_file": (preferences_train, PAIR_COLUMNS)}
+    if len(preferences_validation):
+        tables["eval_file"] = (preferences_validation, PAIR_COLUMNS)
+    return tables
+
+
+def train_reward_model(
     preferences_train: pd.DataFrame,
     preferences_validation: pd.DataFrame,
     sft_model: ModelFolder,
     params: dict[str, Any],
     launch_params: dict[str, Any],
 ) -> ModelFolder:
-    """The fine-tuned model after DPO on the training preference pairs."""
+    """A reward model (the fine-tuned model with a scoring head) trained with TRL's
+    RewardTrainer; its held-out pairwise accuracy is in the folder's reward_metrics.json."""
     from llm_pipeline.torchrun_jobs import run_training_job
 
-    if params["method"] != "dpo":
-        raise ValueError(f"align.method '{params['method']}' is not supported; use 'dpo'.")
-    tables = {"train_file": (preferences_train, PAIR_COLUMNS)}
-    if len(preferences_validation):
-        tables["eval_file"] = (preferences_validation, PAIR_COLUMNS)
-    job = {"model_dir": sft_model.path, "dpo": params["dpo"]}
-    return run_training_job("llm_pipeline.training.dpo", job, tables, launch_params)
+    job = {"model_dir": sft_model.path, "reward": params["reward"]}
+    tables = preference_tables(preferences_train, preferences_validation)
+    return run_training_job("llm_pipeline.training.reward", job, tables, launch_params)
+
+
+def align_model(
+    preferences_train: pd.DataFrame,
+    preferences_validation: pd.DataFrame,
+    sft_model: ModelFolder,
+    reward_model: ModelFolder,
+    params: dict[str, Any],
+    launch_params: dict[str, Any],
+) -> ModelFolder:
+    """The fine-tuned model aligned by ``params.method`` (module docstring)."""
+    from llm_pipeline.torchrun_jobs import run_training_job
+
+    method = params["method"]
+    if method not in METHODS:
+        raise ValueError(f"align.method is '{method}'; it must be one of {list(METHODS)}.")
+    tables = preference_tables(preferences_train, preferences_validation)
+    if method == "dpo":
+        job = {"model_dir": sft_model.path, "dpo": params["dpo"]}
+        return run_training_job("llm_pipeline.training.dpo", job, tables, launch_params)
+    rl = params["rl"]
+    if rl["algorithm"] not in ALGORITHMS:
+        raise ValueError(
+            f"align.rl.algorithm is '{rl['algorithm']}'; it must be one of {list(ALGORITHMS)} "
+            "(TRL has no PPO trainer any more)."
+        )
+    job = {
+        "model_dir": sft_model.path,
+        "reward_model_dir": reward_model.path,
+        "algorithm": rl["algorithm"],
+        "reward_model_weight": rl.get("reward_model_weight", 1.0),
+        "rules": rl.get("rules") or {},
+        rl["algorithm"]: rl.get(rl["algorithm"]) or {},
+    }
+    logger.info("Aligning with RLHF (%s) against %s", rl["algorithm"], reward_model.path)
+    return run_training_job("llm_pipeline.training.rl", job, tables, launch_params)

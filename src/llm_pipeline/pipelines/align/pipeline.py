@@ -1,24 +1,26 @@
-"""Wiring of the align stage."""
+"""Wiring of the align stage: a reward model from the preference pairs, then the aligned model."""
 
 from kedro.pipeline import Node, Pipeline
 
 from llm_pipeline.pipelines.align import nodes
+
+PREFERENCES = ["validated_preferences_train", "validated_preferences_validation"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                nodes.align_with_dpo,
-                [
-                    "validated_preferences_train",
-                    "validated_preferences_validation",
-                    "sft_model",
-                    "params:align",
-                    "params:launch",
-                ],
+                nodes.train_reward_model,
+                [*PREFERENCES, "sft_model", "params:align", "params:launch"],
+                "reward_model",
+                name="train_reward_model",
+            ),
+            Node(
+                nodes.align_model,
+                [*PREFERENCES, "sft_model", "reward_model", "params:align", "params:launch"],
                 "aligned_model",
-                name="align_with_dpo",
+                name="align_model",
             ),
         ]
     )

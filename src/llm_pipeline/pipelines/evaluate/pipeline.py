@@ -17,8 +17,26 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "aligned_model",
                     "params:evaluate",
                 ],
-                ["evaluation_metrics", "evaluation_metrics_tracked", "evaluation_samples"],
+                ["model_metrics", "evaluation_samples"],
                 name="evaluate_models",
+            ),
+            Node(
+                nodes.measure_alignment,
+                [
+                    "validated_preferences_validation",
+                    "sft_model",
+                    "aligned_model",
+                    "reward_model",
+                    "params:evaluate",
+                ],
+                "alignment_evidence",
+                name="measure_alignment",
+            ),
+            Node(
+                nodes.report_metrics,
+                ["model_metrics", "alignment_evidence"],
+                ["evaluation_metrics", "evaluation_metrics_tracked"],
+                name="report_metrics",
             ),
         ]
     )

@@ -1,0 +1,41 @@
+"""Wiring of the feedback pipeline: prompts, sampled answers, judgement, new preference pairs.
+
+Not part of the default run: ``kedro run --pipeline feedback`` after a default run has made
+``sft_model`` and ``reward_model``; the next ``kedro run`` ingests the pairs it wrote.
+"""
+
+from kedro.pipeline import Node, Pipeline
+
+from llm_pipeline.pipelines.feedback import nodes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    params = "params:feedback"
+    return Pipeline(
+        [
+            Node(
+                nodes.select_prompts,
+                ["validated_preferences_train", "validated_conversations_train", params],
+                "feedback_prompts",
+                name="select_feedback_prompts",
+            ),
+            Node(
+                nodes.sample_candidate_answers,
+                ["feedback_prompts", "sft_model", params],
+                "feedback_answers",
+                name="sample_answers",
+            ),
+            Node(
+                nodes.judge_answers,
+                ["feedback_prompts", "feedback_answers", "reward_model", params],
+                "feedback_judgement",
+                name="judge_answers",
+            ),
+            Node(
+                nodes.make_preference_pairs,
+                ["feedback_prompts", "feedback_answers", "feedback_judgement", params],
+                ["ai_feedback_pairs", "ai_feedback_report"],
+                name="make_preference_pairs",
+            ),
+        ]
+    )

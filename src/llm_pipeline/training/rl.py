@@ -1,0 +1,181 @@
+"""Reinforcement learning from the reward model with TRL's GRPOTrainer or RLOOTrainer.
+
+    python -m llm_pipeline.training.rl --config job.yaml
+    torchrun --nproc-per-node 2 -m llm_pipeline.training.rl --config job.yaml
+
+The policy starts from the fine-tuned model and answers the preference prompts; each answer is
+scored by the trained reward model plus the rule rewards that ``rules`` switches on
+(``training.rewards``), weighted by ``reward_model_weight`` and each rule's ``weight``. A KL
+penalty (``beta`` > 0) against a frozen copy of the fine-tuned model keeps the policy from
+drifting into text that only fools the reward model. ``algorithm`` picks the trainer; keys under
+``grpo:`` are ``trl.GRPOConfig`` fields, under ``rloo:`` ``trl.RLOOConfig`` fields. TRL logs the
+mean reward (``reward``, and ``rewards/<function>/mean`` per function), the KL (``kl``) and the
+completion length (``completions/mean_length``) at every logging step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llm_pipeline.training.jobs import (
+    checked_fields,
+    hardware_precision,
+    read_job,
+    save_model_folder,
+)
+from llm_pipeline.training.rewards import RuleRewards, rule_reward_functions
+
+logger = logging.getLogger(__name__)
+
+
+class RLJob(BaseModel):
+    """One RL run: the policy's start, the reward model, the prompts and the trainer config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    train_file: Path
+    eval_file: Path | None = None
+    model_dir: Path
+    reward_model_dir: Path
+    output_dir: Path
+    checkpoint_dir: Path
+    algorithm: Literal["grpo", "rloo"] = "grpo"
+    reward_model_weight: float = 1.0
+    rules: RuleRewards = Field(default_factory=RuleRewards)
+    grpo: dict[str, Any] = Field(default_factory=dict)
+    rloo: dict[str, Any] = Field(default_factory=dict)
+    metric_prefix: str = "rl"
+
+
+class RewardModelScore:
+    """The reward model as a TRL reward function, scoring exactly as the evaluation does."""
+
+    __name__ = "reward_model"  # TRL logs it as rewards/reward_model/mean
+
+    def __init__(self, model: Any, tokenizer: Any):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+
+    def __call__(self, prompts: list, completions: list, **kwargs: Any) -> list[float]:
+        from llm_pipeline.training.reward import score_conversations
+
+        conversations = [
+            prompt + completion for prompt, completion in zip(prompts, completions, strict=True)
+        ]
+        return score_conversations(self.model, self.tokenizer, conversations)
+
+
+def read_prompts(path: Path) -> Any:
+    """The prompts of preference pairs as one-turn conversations, each once."""
+    from datasets import Dataset
+
+    prompts: list[str] = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                prompt = json.loads(line)["prompt"]
+                if prompt not in prompts:
+                    prompts.append(prompt)
+    return Dataset.from_list([{"prompt": [{"role": "user", "content": p}]} for p in prompts])
+
+
+def trainer_classes(algorithm: str) -> tuple[type, type]:
+    from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
+
+    return {"grpo": (GRPOConfig, GRPOTrainer), "rloo": (RLOOConfig, RLOOTrainer)}[algorithm]
+
+
+def rl_arguments(job: RLJob, config_class: type, reward_weights: list[float]) -> dict[str, Any]:
+    """The trainer config fields: the hardware's precision, the job's section, the weights."""
+    section = f"rl.{job.algorithm}"
+    fields = checked_fields(config_class, getattr(job, job.algorithm), section)
+    if "reward_weights" in fields:
+        raise ValueError(
+            f"Remove '{section}.reward_weights': the weights come from rl.reward_model_weight and "
+            "each rule's weight under rl.rules."
+        )
+    beta = fields.get("beta", config_class.beta)
+    if not beta > 0:
+        raise ValueError(
+            f"{section}.beta is {beta}: it must be above 0, since the KL penalty against the "
+            "fine-tuned model is what keeps the policy from gaming the reward model."
+        )
+    return {**hardware_precision(), **fields, "reward_weights": reward_weights}
+
+
+def refuse_soft_prompt(model_dir: Path) -> None:
+    from llm_pipeline.training.models import is_adapter_folder
+
+    if is_adapter_folder(model_dir):
+        raise ValueError(
+            f"{model_dir} is a soft prompt (finetune.method: prompt_tuning), which RL cannot train "
+            "here. Use align.method: dpo, or fine-tune with finetune.method full or lora."
+        )
+
+
+def run(job: RLJob) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from llm_pipeline.training.checkpoints import (
+        CompleteCheckpoints,
+        SameWeightsOnEveryRank,
+        resumable_checkpoint,
+    )
+    from llm_pipeline.training.tracking import MlflowMetricsCallback
+
+    refuse_soft_prompt(job.model_dir)
+    config_class, trainer_class = trainer_classes(job.algorithm)
+    reward_model = AutoModelForSequenceClassification.from_pretrained(
+        str(job.reward_model_dir), num_labels=1
+    )
+    judge = RewardModelScore(reward_model, AutoTokenizer.from_pretrained(str(job.reward_model_dir)))
+    rules = rule_reward_functions(job.rules)
+    functions = [judge, *(function for function, _ in rules)]
+    weights = [job.reward_model_weight, *(weight for _, weight in rules)]
+    arguments = config_class(
+        output_dir=str(job.checkpoint_dir),
+        report_to="none",
+        **rl_arguments(job, config_class, weights),
+    )
+    tokenizer = AutoTokenizer.from_pretrained(str(job.model_dir))
+    prompts = read_prompts(job.train_file)
+    logger.info(
+        "%s from %s on %d prompts, rewards %s weighted %s",
+        job.algorithm.upper(),
+        job.model_dir,
+        len(prompts),
+        [getattr(function, "__name__", "?") for function in functions],
+        weights,
+    )
+    trainer = trainer_class(
+        # A path: the trainer loads the policy and, from the same folder, its frozen reference.
+        model=str(job.model_dir),
+        reward_funcs=functions,
+        args=arguments,
+        train_dataset=prompts,
+        eval_dataset=read_prompts(job.eval_file) if job.eval_file else None,
+        processing_class=tokenizer,
+        callbacks=[
+            MlflowMetricsCallback(job.metric_prefix),
+            CompleteCheckpoints(),
+            SameWeightsOnEveryRank(),
+        ],
+    )
+    reward_model.to(trainer.accelerator.device)
+    trainer.train(resume_from_checkpoint=resumable_checkpoint(job.checkpoint_dir))
+    save_model_folder(trainer, tokenizer, job, job.output_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    run(read_job(RLJob, argv, __doc__ or ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,218 @@
+"""The align and evaluate pipelines over an in-memory catalog, on a preference set the project has
+never seen (a bakery's, written here): a reward model, the aligned model by DPO or RLHF, real
+torchrun jobs logging into the active MLflow run, and the evidence in the metrics."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+from support import build_tiny_model
+
+from llm_pipeline.datasets import ModelFolder
+from llm_pipeline.pipelines.align import create_pipeline as align_pipeline
+from llm_pipeline.pipelines.align.nodes import align_model
+from llm_pipeline.pipelines.evaluate import create_pipeline as evaluate_pipeline
+
+BREADS = ("sourdough", "rye loaf", "baguette", "spelt bread", "brioche", "seeded roll")
+DAYS = ("Monday", "Tuesday", "Friday", "Saturday")
+
+
+def bakery_pairs() -> pd.DataFrame:
+    rows = []
+    for n, (bread, day) in enumerate((b, d) for b in BREADS for d in DAYS):
+        rows.append(
+            {
+                "id": f"bakery-{n:03d}",
+                "prompt": f"Will you have {bread} on {day} morning?",
+                "chosen": f"Yes, we bake {bread} every {day} from 7 am. See you then!",
+                "rejected": "Bread is bread. Come and see.",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def bakery_validation() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "id": ["val-1", "val-2"],
+            "prompt": ["Do you sell sourdough?", "When do you open on Friday?"],
+            "reference": ["Yes, every day from 7 am.", "We open at 7 am on Friday."],
+            "context": [None, None],
+            "messages": [
+                [{"role": "user", "content": "Do you sell sourdough?"}],
+                [{"role": "user", "content": "When do you open on Friday?"}],
+            ],
+        }
+    )
+
+
+class KeptDataset(MemoryDataset):
+    """An intermediate output the runner must not release: the test reads it afterwards."""
+
+    def _release(self) -> None:
+        pass
+
+
+ALIGN = {
+    "reward": {
+        "max_steps": 6,
+        "per_device_train_batch_size": 8,
+        "learning_rate": 5e-3,
+        "logging_steps": 2,
+        "activation_checkpointing": False,
+        "save_strategy": "no",
+        "seed": 1,
+        "disable_tqdm": True,
+    },
+    "rl": {
+        "algorithm": "grpo",
+        "reward_model_weight": 1.0,
+        "rules": {"forbidden": {"words": ["bread is bread"], "weight": 1.0}},
+        "grpo": {
+            "max_steps": 3,
+            "per_device_train_batch_size": 8,
+            "num_generations": 4,
+            "max_completion_length": 8,
+            "learning_rate": 5e-3,
+            "beta": 0.1,
+            "logging_steps": 1,
+            "activation_checkpointing": False,
+            "save_strategy": "no",
+            "seed": 1,
+            "disable_tqdm": True,
+        },
+    },
+    "dpo": {
+        "max_steps": 3,
+        "per_device_train_batch_size": 8,
+        "learning_rate": 5e-3,
+        "beta": 0.1,
+        "max_length": 96,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "seed": 1,
+        "disable_tqdm": True,
+    },
+}
+
+
+@pytest.fixture
+def tracking(tmp_path):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    yield mlflow.MlflowClient()
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["rlhf", "dpo"])
+def test_a_new_preference_set_is_aligned_and_the_evidence_reported(
+    method, tracking, tmp_path, monkeypatch
+):
+    import mlflow
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    sft = build_tiny_model(tmp_path / "sft")
+    pairs = bakery_pairs()
+    catalog = DataCatalog(
+        datasets={
+            "validated_preferences_train": MemoryDataset(pairs.iloc[4:]),
+            "validated_preferences_validation": MemoryDataset(pairs.iloc[:4]),
+            "validated_validation_set": MemoryDataset(bakery_validation()),
+            "base_model": MemoryDataset(ModelFolder(sft)),
+            "sft_model": MemoryDataset(ModelFolder(sft)),
+            "params:align": MemoryDataset({**ALIGN, "method": method}),
+            "reward_model": KeptDataset(),
+            "aligned_model": KeptDataset(),
+            "params:launch": MemoryDataset({}),
+            "params:evaluate": MemoryDataset(
+                {
+                    "max_new_tokens": 6,
+                    "batch_size": 4,
+                    "include_context": False,
+                    "samples_in_report": 2,
+                    "seed": 0,
+                }
+            ),
+        }
+    )
+    with mlflow.start_run() as run:
+        outputs = SequentialRunner().run(align_pipeline() + evaluate_pipeline(), catalog)
+    logged = tracking.get_run(run.info.run_id).data.metrics
+
+    metrics = outputs["evaluation_metrics"].load()
+    evidence = metrics["alignment"]
+    assert evidence["heldout_pairs"] == 4 and evidence["heldout_prompts"] == 4
+    for name in (
+        "sft_preference_accuracy",
+        "aligned_preference_accuracy",
+        "implicit_reward_accuracy",
+        "reward_model_heldout_accuracy",
+    ):
+        assert 0.0 <= evidence[name] <= 1.0, name
+    for name in ("sft_reward_model_score", "aligned_reward_model_score", "implicit_reward_margin"):
+        assert isinstance(evidence[name], float), name
+    assert evidence["beta"] == 0.1
+    tracked = outputs["evaluation_metrics_tracked"].load()
+    assert tracked["alignment.aligned_preference_accuracy"]["value"] == pytest.approx(
+        evidence["aligned_preference_accuracy"]
+    )
+    assert {"base", "sft", "aligned"} <= set(metrics)
+
+    reward_model = Path(catalog["reward_model"].load().path)
+    reward_metrics = json.loads((reward_model / "reward_metrics.json").read_text())
+    assert reward_metrics["heldout_accuracy"] == evidence["reward_model_heldout_accuracy"]
+    assert logged["reward/heldout_accuracy"] == pytest.approx(reward_metrics["heldout_accuracy"])
+
+    aligned = Path(catalog["aligned_model"].load().path)
+    config = (aligned / "llm_pipeline_config.yaml").read_text()
+    if method == "rlhf":
+        assert evidence["method"] == "rlhf (grpo)"
+        assert "reward_model_dir" in config and "forbidden" in config
+        for name in (
+            "rl/reward",
+            "rl/kl",
+            "rl/completions/mean_length",
+            "rl/rewards/reward_model/mean",
+        ):
+            assert name in logged, name
+        assert "rl/rewards/forbidden_content/mean" in logged
+    else:
+        assert evidence["method"] == "dpo"
+        assert "dpo/loss" in logged and "rl/reward" not in logged
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"method": "ppo"}, r"align.method is 'ppo'; it must be one of \['dpo', 'rlhf'\]"),
+        ({"method": "rlhf", "rl": {"algorithm": "ppo"}}, "align.rl.algorithm is 'ppo'"),
+    ],
+)
+def test_an_unknown_method_or_algorithm_is_refused(params, message, tmp_path):
+    pairs = bakery_pairs()
+    folder = ModelFolder(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        align_model(pairs, pairs, folder, folder, params, {})
+
+
+def test_the_dag_trains_the_reward_model_before_aligning_with_it():
+    nodes = {node.name: node for node in align_pipeline().nodes}
+    assert set(nodes) == {"train_reward_model", "align_model"}
+    assert nodes["train_reward_model"].outputs == ["reward_model"]
+    assert "reward_model" in nodes["align_model"].inputs
+    assert nodes["align_model"].outputs == ["aligned_model"]
+    evaluate = {node.name: node for node in evaluate_pipeline().nodes}
+    assert "reward_model" in evaluate["measure_alignment"].inputs
+    assert evaluate["report_metrics"].outputs == [
+        "evaluation_metrics",
+        "evaluation_metrics_tracked",
+    ]
