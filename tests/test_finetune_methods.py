@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,9 +50,8 @@ def test_lora_chosen_by_parameters_runs_finetune_to_evaluate(pretrained_project)
 
 
 def test_prompt_tuning_chosen_by_parameters_goes_through_align_evaluate_and_register(
-    pretrained_project, tmp_path, monkeypatch
+    pretrained_project, tmp_path
 ):
-    import mlflow
     from safetensors.torch import load_file
 
     project = pretrained_project
@@ -79,20 +79,21 @@ def test_prompt_tuning_chosen_by_parameters_goes_through_align_evaluate_and_regi
     metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
     assert 1 < metrics["aligned"]["perplexity"] < float("inf")
 
-    # The registered model stands alone: it answers with the base model's folder gone.
+    # The registered model stands alone: it answers with the base model's folder gone. A
+    # separate process, so this test leaves MLflow's client state as it found it.
+    load = (
+        "import json, mlflow; chat = mlflow.pyfunc.load_model('models:/llm-pipeline@challenger'); "
+        "print(json.dumps(chat.predict({'messages': [{'role': 'user', 'content': 'Hi'}], "
+        "'max_tokens': 8})))"
+    )
     base.rename(tmp_path / "moved_base")
     uri = f"sqlite:///{project / 'mlflow.db'}"
-    monkeypatch.chdir(project)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     try:
-        chat = mlflow.pyfunc.load_model("models:/llm-pipeline@challenger")
-        answer = chat.predict({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8})
+        loaded = run_command([sys.executable, "-c", load], cwd=project, MLFLOW_TRACKING_URI=uri)
     finally:
-        mlflow.set_tracking_uri(None)
-        mlflow.set_registry_uri(None)
         (tmp_path / "moved_base").rename(base)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    answer = json.loads(loaded.stdout.strip().splitlines()[-1])
     assert answer[0]["choices"][0]["message"]["role"] == "assistant"
 
 
