@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,29 +68,39 @@ def shop_sentences() -> list[str]:
     return [*facts, *questions, "Thank you for shopping with us!", "Hello, how can I help?"]
 
 
+def tiny_llama_config(tokenizer: Any, **overrides: Any) -> Any:
+    """The tests' one-layer Llama config for ``tokenizer``; ``overrides`` are other LlamaConfig
+    fields (layers, heads, ``num_labels``)."""
+    from transformers import LlamaConfig
+
+    sizes = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 256,
+    }
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        **{**sizes, **overrides},
+    )
+
+
 def build_tiny_model(folder: Path, seed: int = 0, **overrides: int) -> Path:
     """A one-layer Llama and its byte-level BPE tokenizer, saved as a Hugging Face folder;
     ``overrides`` are other LlamaConfig sizes (layers, heads)."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer, LlamaForCausalLM
 
     from llm_pipeline.training.tokenizer import TokenizerConfig, train_tokenizer
 
     train_tokenizer(shop_sentences(), TokenizerConfig(vocab_size=300, min_frequency=1), folder)
     tok = AutoTokenizer.from_pretrained(folder)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        bos_token_id=tok.bos_token_id,
-    )
-    config.update(overrides)
+    config = tiny_llama_config(tok, **overrides)
     torch.manual_seed(seed)
     LlamaForCausalLM(config).save_pretrained(folder)
     tok.save_pretrained(folder)

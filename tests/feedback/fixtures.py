@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from support import PROJECT_ROOT
+from support import PROJECT_ROOT, tiny_llama_config
 
 CONSTANT = 10.0
 
@@ -21,24 +21,6 @@ def feedback_params(**changes) -> dict:
     path = PROJECT_ROOT / "conf/base/parameters_feedback.yml"
     params = yaml.safe_load(path.read_text(encoding="utf-8"))["feedback"]
     return {**params, **changes}
-
-
-def _tiny_config(tokenizer, **extra):
-    from transformers import LlamaConfig
-
-    return LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        **extra,
-    )
 
 
 def _set_weights(model, tokenizer) -> None:
@@ -66,7 +48,7 @@ def build_length_reward_model(folder: Path, tokenizer_dir: Path) -> Path:
     from transformers import AutoTokenizer, LlamaForSequenceClassification
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    model = LlamaForSequenceClassification(_tiny_config(tokenizer, num_labels=1))
+    model = LlamaForSequenceClassification(tiny_llama_config(tokenizer, num_labels=1))
     _set_weights(model, tokenizer)
     model.score.weight.data[0, 0] = 1.0
     model.save_pretrained(folder)
@@ -79,7 +61,7 @@ def build_position_biased_judge(folder: Path, tokenizer_dir: Path) -> Path:
     from transformers import AutoTokenizer, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    model = LlamaForCausalLM(_tiny_config(tokenizer, tie_word_embeddings=False))
+    model = LlamaForCausalLM(tiny_llama_config(tokenizer, tie_word_embeddings=False))
     _set_weights(model, tokenizer)
     (letter_a,) = tokenizer.encode("A", add_special_tokens=False)
     model.lm_head.weight.data[letter_a, 1] = 1.0
