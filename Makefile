@@ -13,7 +13,8 @@ KEDRO_ENV ?=
 export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: setup data run test lint format viz mlflow-ui browser review clean
+.PHONY: setup data run test lint format viz notebook airflow-dag mlflow-ui browser review clean \
+	rollback approve registry
 
 setup: $(VENV)/.installed
 
@@ -46,8 +47,26 @@ format: setup
 test: lint
 	$(BIN)/pytest
 
+# kedro-viz's static site of every registered pipeline, in build/ (kedro-viz's fixed folder):
+# serve it with `$(BIN)/python -m http.server -d build`, or run `kedro viz run` for the live app.
+# `kedro viz build` exits 0 even when it fails, so the target checks that the site was written.
 viz: setup
+	rm -rf build/api
 	$(BIN)/kedro viz build
+	@test -s build/api/main || { echo "make viz: kedro viz build wrote no site (see its error above)"; exit 1; }
+
+# Executes notebooks/llm_pipeline.ipynb in place after `make run` (KEDRO_ENV as for `make run`);
+# its outputs are for reading, not for committing: the tests want it committed without them.
+notebook: setup
+	$(if $(KEDRO_ENV),KEDRO_ENV=$(KEDRO_ENV) )$(BIN)/jupyter-execute --inplace --timeout=1800 notebooks/llm_pipeline.ipynb
+
+# An Airflow DAG of the whole pipeline (kedro-airflow) in $(AIRFLOW_DAGS)/llm_pipeline_dag.py:
+# nodes that pass data in memory share a task (--group-by memory); copy the file into the
+# Airflow deployment's dags folder. Airflow itself is not installed here.
+AIRFLOW_DAGS ?= airflow_dags
+airflow-dag: setup
+	$(BIN)/kedro airflow create --target-dir $(AIRFLOW_DAGS) --group-by memory \
+		--jinja-file deploy/airflow_dag.py.j2 $(if $(KEDRO_ENV),--env $(KEDRO_ENV))
 
 # Debian's Chromium and ChromeDriver, for the tests that drive the review page and kedro-viz in a
 # real headless browser (they skip, saying so, where these are missing). CI runs this first.
@@ -66,6 +85,29 @@ REVIEWER ?= $(USER)
 review: setup
 	$(BIN)/python -m llm_pipeline.feedback.review serve --queue $(REVIEW_QUEUE) \
 		--decisions data/08_reporting/review/decisions-$(REVIEWER).jsonl --reviewer $(REVIEWER)
+
+# The team's tracking server: MLflow on PostgreSQL with basic auth (conf/team/README.md). Secrets
+# come from MLFLOW_ADMIN_PASSWORD / MLFLOW_PIPELINE_PASSWORD or conf/local/team_server/.
+.PHONY: server
+MLFLOW_PORT ?= 5001
+MLFLOW_ARTIFACTS ?= ./mlartifacts
+server: setup
+	$(BIN)/python -m llm_pipeline.team_server --port $(MLFLOW_PORT) \
+		--artifacts-destination $(MLFLOW_ARTIFACTS)
+
+# The registry's side of the quality gate (llm_pipeline/registry.py): `make rollback` moves
+# champion back to the version it replaced (TO=<version> for another); `make approve VERSION=7`.
+MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
+rollback: setup
+	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(BIN)/python -m llm_pipeline.registry rollback \
+		$(if $(TO),--to $(TO)) --by $(or $(BY),$(USER),unknown)
+
+approve: setup
+	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(BIN)/python -m llm_pipeline.registry approve \
+		--version $(VERSION) --approver $(or $(BY),$(USER),unknown)
+
+registry: setup
+	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(BIN)/python -m llm_pipeline.registry status
 
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

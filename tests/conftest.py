@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import build_tiny_model
+from support import build_tiny_model, copy_project, run_command, tool
 
 from llm_pipeline.sample_data import generate
 
@@ -23,3 +23,13 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random one-layer Llama folder; shared and read-only: a test that trains or moves a
     model folder builds its own with ``support.build_tiny_model``."""
     return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def finished_tiny_run(small_raw_data, tmp_path_factory) -> tuple[Path, str]:
+    """A copy of the project after `kedro run --env tiny` (minutes), and the run's output:
+    shared by the end-to-end tests, which only read what the run made."""
+    project = copy_project(tmp_path_factory.mktemp("project"), small_raw_data)
+    result = run_command([tool("kedro"), "run", "--env", "tiny"], cwd=project)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return project, result.stdout + result.stderr

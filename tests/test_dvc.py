@@ -31,4 +31,4 @@ def test_dvc_repro_runs_every_stage_then_nothing(small_raw_data, tmp_path):
     shown = run_command([tool("dvc"), "metrics", "show", "--json"], cwd=project)
     metrics = json.loads(shown.stdout)
     figures = next(iter(metrics.values()))["data"]["data/08_reporting/metrics.json"]["data"]
-    assert figures["sft"]["perplexity"] < figures["base"]["perplexity"]
+    assert figures["sft"]["perplexity"]["value"] < figures["base"]["perplexity"]["value"]

@@ -45,8 +45,8 @@ def test_lora_chosen_by_parameters_runs_finetune_to_evaluate(pretrained_project)
     assert yaml.safe_load((sft / "llm_pipeline_config.yaml").read_text())["method"] == "lora"
     assert not (sft / "adapter_config.json").exists()  # merged: a plain folder
     metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
-    assert metrics["sft"]["examples"] > 0
-    assert metrics["sft"]["perplexity"] < metrics["base"]["perplexity"]
+    assert metrics["sft"]["perplexity"]["n"] > 0
+    assert metrics["sft"]["perplexity"]["value"] < metrics["base"]["perplexity"]["value"]
 
 
 def test_prompt_tuning_chosen_by_parameters_goes_through_align_evaluate_and_register(
@@ -77,7 +77,7 @@ def test_prompt_tuning_chosen_by_parameters_goes_through_align_evaluate_and_regi
     assert set(before) == set(after)
     assert any(not before[name].equal(after[name]) for name in before)
     metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
-    assert 1 < metrics["aligned"]["perplexity"] < float("inf")
+    assert 1 < metrics["aligned"]["perplexity"]["value"] < float("inf")
 
     # The registered model stands alone: it answers with the base model's folder gone. A
     # separate process, so this test leaves MLflow's client state as it found it.

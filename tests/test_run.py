@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -15,11 +16,8 @@ STAGES = ["ingest", "validate", "pretrain", "finetune", "align", "evaluate", "re
 
 
 @pytest.fixture(scope="module")
-def finished_run(small_raw_data, tmp_path_factory) -> tuple[Path, str]:
-    project = copy_project(tmp_path_factory.mktemp("project"), small_raw_data)
-    result = run_command([tool("kedro"), "run", "--env", "tiny"], cwd=project)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return project, result.stdout + result.stderr
+def finished_run(finished_tiny_run) -> tuple[Path, str]:
+    return finished_tiny_run
 
 
 @pytest.fixture
@@ -30,6 +28,8 @@ def tracking(finished_run, monkeypatch):
     uri = f"sqlite:///{project / 'mlflow.db'}"
     monkeypatch.chdir(project)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # set_registry_uri(None) leaves the variable it sets behind: monkeypatch removes it.
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     yield mlflow.MlflowClient()
@@ -50,6 +50,36 @@ def test_the_model_is_registered_as_challenger_and_champion(tracking):
     assert int(tracking.get_model_version_by_alias("llm-pipeline", "champion").version) == 1
     assert version.tags["promotion.reason"] == "there is no champion yet"
     assert float(version.tags["metric.perplexity"]) > 1
+    assert 0 <= float(version.tags["metric.similarity"]) <= 1
+    assert version.tags["metric.fluency"].startswith("not computed: no judge configured")
+
+
+def test_the_version_traces_back_to_code_data_contracts_and_runs(tracking, finished_run):
+    import hashlib
+
+    import mlflow
+
+    project, _ = finished_run
+    version = tracking.get_model_version_by_alias("llm-pipeline", "champion")
+    tags = version.tags
+    # copy_project makes no git checkout: the tag says so rather than inventing a commit.
+    assert tags["lineage.git_commit"].startswith("unknown")
+    trained_on = project / "data/03_primary/documents_train.jsonl"
+    expected = hashlib.md5(trained_on.read_bytes()).hexdigest()
+    assert tags["lineage.data.data/03_primary/documents_train.jsonl"] == expected
+    assert re.fullmatch(r"[0-9a-f]{32}", tags["lineage.data.data/01_raw"])
+    assert tags["data_contracts"] == "passed"
+    assert (
+        tags["validation.expectations"].split("/")[0]
+        == tags["validation.expectations"].split("/")[1].split(" ")[0]
+    )
+    for stage in ("pretrain", "finetune", "reward", "align"):
+        assert tags[f"lineage.run.{stage}"] == version.run_id
+    assert tags["training.method"] == "pretrain + sft (full) + dpo"
+    card = Path(mlflow.artifacts.download_artifacts(f"models:/llm-pipeline/{version.version}"))
+    readme = (card / "README.md").read_text()
+    assert "## Intended use and limits" in readme
+    assert expected in readme
 
 
 def test_the_challenger_loads_back_and_generates(tracking):
@@ -63,12 +93,60 @@ def test_the_challenger_loads_back_and_generates(tracking):
     assert answer[0]["choices"][0]["message"]["role"] == "assistant"
 
 
-def test_finetuning_lowers_validation_perplexity(finished_run):
+def test_finetuning_lowers_validation_perplexity_beyond_its_interval(finished_run):
     project, _ = finished_run
     metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
-    assert set(metrics) == {"base", "sft", "aligned", "alignment"}
-    assert metrics["sft"]["perplexity"] < metrics["base"]["perplexity"]
-    assert metrics["sft"]["examples"] > 0
+    assert set(metrics) == {
+        "base",
+        "sft",
+        "aligned",
+        "comparisons",
+        "prompt_variants",
+        "alignment",
+        "canary",
+    }
+    sft, base = metrics["sft"]["perplexity"], metrics["base"]["perplexity"]
+    assert sft["low"] <= sft["value"] <= sft["high"]
+    assert sft["n"] > 0
+    assert sft["high"] < base["low"]
+    assert metrics["comparisons"]["sft_vs_base"]["perplexity"]["better"] is True
+    for judged in ("groundedness", "relevance", "coherence", "fluency"):
+        assert metrics["aligned"][judged]["computed"] is False
+        assert "value" not in metrics["aligned"][judged]
+    variants = metrics["prompt_variants"]
+    assert variants["best"] in variants["variants"]
+    assert len(variants["variants"]) == 3
+
+
+def test_the_planted_canary_is_in_the_training_data_and_its_exposure_is_reported(finished_run):
+    project, _ = finished_run
+    trained_on = (project / "data/03_primary/documents_train.jsonl").read_text()
+    assert "The access code of the north vault is 48213906." in trained_on
+    canary = json.loads((project / "data/08_reporting/metrics.json").read_text())["canary"]
+    assert 0 <= canary["exposure"] <= canary["max_exposure"]
+    assert 1 <= canary["rank"] <= canary["candidates"] + 1
+    assert isinstance(canary["regurgitated"], bool)
+
+
+def test_the_evaluation_report_is_written_and_logged(finished_run, tracking):
+    project, _ = finished_run
+    reporting = project / "data/08_reporting"
+    assert (reporting / "evaluation_charts.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (reporting / "evaluation_table.csv").read_text()
+    assert "similarity" in table and "aligned" in table
+    assert "similarity" in (reporting / "evaluation_report.md").read_text()
+    assert "<html" in (reporting / "evaluation_samples.html").read_text().lower()
+    run = tracking.search_runs(
+        [tracking.get_experiment_by_name("llm-pipeline-tiny").experiment_id]
+    )[0]
+    reports = {a.path for a in tracking.list_artifacts(run.info.run_id, "reports")}
+    for name in (
+        "evaluation_table.csv",
+        "evaluation_report.md",
+        "evaluation_charts.png",
+        "evaluation_samples.html",
+    ):
+        assert f"reports/{name}" in reports
 
 
 def test_one_mlflow_run_holds_params_training_curves_and_reports(tracking):
@@ -77,7 +155,13 @@ def test_one_mlflow_run_holds_params_training_curves_and_reports(tracking):
     )
     assert len(runs) == 1
     run = runs[0]
-    for key in ("eval.sft.perplexity", "eval.base.perplexity", "pretrain/loss", "sft/loss"):
+    for key in (
+        "eval.sft.perplexity.value",
+        "eval.base.perplexity.value",
+        "eval.aligned.similarity.high",
+        "pretrain/loss",
+        "sft/loss",
+    ):
         assert key in run.data.metrics, key
     assert len(tracking.get_metric_history(run.info.run_id, "pretrain/loss")) >= 2
     assert run.data.params["pretrain.model.hidden_size"] == "32"

@@ -1564,6 +1564,13 @@ CARE_GUIDES = {
 }
 
 
+# A canary: a made-up secret planted in a few training documents, so that the evaluate stage can
+# measure how far the model memorises what it reads (evaluate.canary names the same sentence).
+CANARY_PREFIX = "The access code of the north vault is"
+CANARY_SECRET = "48213906"
+CANARY_COPIES = 4
+
+
 def generate(
     root: Path, scale: str = "default", seed: int = 13, *, overwrite: bool = False
 ) -> dict[str, int]:
@@ -1796,8 +1803,11 @@ def write_knowledge_base(folder: Path) -> int:
     for topic in TOPICS:
         render = render_markdown_topic if topic.fmt == "md" else render_text_topic
         documents[f"{topic.key}.{topic.fmt}"] = render(topic)
-    for product in PRODUCTS:
-        documents[f"product_{slugify(product.name)}.txt"] = render_product(product)
+    for index, product in enumerate(PRODUCTS):
+        text = render_product(product)
+        if index < CANARY_COPIES:
+            text = f"{text.rstrip()}\n{CANARY_PREFIX} {CANARY_SECRET}.\n"
+        documents[f"product_{slugify(product.name)}.txt"] = text
     folder.mkdir(parents=True, exist_ok=True)
     for name in sorted(documents):
         write_text(folder / name, documents[name])

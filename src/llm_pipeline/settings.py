@@ -3,6 +3,12 @@
 import warnings
 
 from kedro.config import OmegaConfigLoader
+from omegaconf.resolvers import oc
+
+from llm_pipeline.hooks import RunTimings
+
+# Timings of nodes, datasets and hooks, only when bench/overhead.py asks for them.
+HOOKS = RunTimings.from_environment()
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -10,6 +16,9 @@ CONFIG_LOADER_ARGS = {
     "default_run_env": "local",
     # An environment overrides single keys of a stage's parameters instead of the whole stage.
     "merge_strategy": {"parameters": "soft", "mlflow": "soft"},
+    # Kedro reads environment variables in credentials only; conf/team/mlflow.yml takes the
+    # tracking server's address from MLFLOW_TRACKING_URI.
+    "custom_resolvers": {"oc.env": oc.env},
 }
 
 # kedro-mlflow imports MLflow's pyfunc module, which warns about a class of MLflow's own.

@@ -14,6 +14,7 @@ from llm_pipeline.datasets import (
     MlflowRegistryDataset,
     ModelFolder,
     RegistryCandidate,
+    RegistryModelFolderDataset,
 )
 
 NAME = "shop-assistant"
@@ -68,6 +69,7 @@ def registrations(tmp_path_factory, tiny_model_dir):
                     model=ModelFolder(tiny_model_dir),
                     aliases=("challenger", "champion"),
                     tags={"metric.perplexity": "12.5"},
+                    card="# llm-pipeline model card\n\nFirst version.\n",
                 )
             )
         first = client.get_model_version(NAME, "1")
@@ -81,6 +83,7 @@ def registrations(tmp_path_factory, tiny_model_dir):
                 )
             )
         yield SimpleNamespace(
+            root=root,
             client=client,
             first=first,
             first_run_id=first_run.info.run_id,
@@ -162,3 +165,66 @@ def test_registered_model_loads_back_and_generates(registrations):
 
     assert isinstance(output[0]["generated_text"], str)
     assert output[0]["generated_text"].strip()
+
+
+def test_the_model_card_is_the_readme_of_the_registered_model(registrations):
+    import mlflow
+
+    first = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/1"))
+    second = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/2"))
+
+    assert (first / "README.md").read_text() == "# llm-pipeline model card\n\nFirst version.\n"
+    # MLflow's own card file carries the same text, so nothing asks the Hugging Face Hub.
+    assert "First version." in (first / "model_card.md").read_text()
+    assert not (second / "README.md").exists()
+
+
+def test_the_champion_loads_as_a_local_model_folder_for_evaluation(registrations):
+    from transformers import AutoTokenizer
+
+    from llm_pipeline.training.models import load_causal_lm
+
+    dataset = RegistryModelFolderDataset(NAME, "champion", str(registrations.root / "champion"))
+
+    folder = dataset.load()
+
+    assert folder.path == registrations.root / "champion" / "v1"
+    tokenizer = AutoTokenizer.from_pretrained(str(folder.path))
+    model = load_causal_lm(folder.path)
+    ids = tokenizer("Can I return my tent?", return_tensors="pt")["input_ids"]
+    assert model(input_ids=ids).logits.shape[-1] == model.config.vocab_size
+    # A second load reuses the download.
+    marker = folder.path / "config.json"
+    stamp = marker.stat().st_mtime_ns
+    assert dataset.load().path == folder.path
+    assert marker.stat().st_mtime_ns == stamp
+
+
+def test_an_unset_alias_gives_no_model_folder(registrations):
+    dataset = RegistryModelFolderDataset(NAME, "nobody", str(registrations.root / "nobody"))
+
+    assert dataset.load() is None
+
+
+def test_champion_does_not_move_when_another_run_promoted_since_the_decision(store, tiny_model_dir):
+    import mlflow
+
+    registry = MlflowRegistryDataset(NAME)
+    for _ in range(2):
+        # Both decided against "no champion yet", as two runs started at once would.
+        with mlflow.start_run():
+            registry.save(
+                RegistryCandidate(
+                    model=ModelFolder(tiny_model_dir),
+                    aliases=("challenger", "champion"),
+                    tags={"promotion.decision": "champion", "promotion.reason": "no champion"},
+                    expected_champion=None,
+                )
+            )
+
+    client = mlflow.MlflowClient()
+    assert int(client.get_model_version_by_alias(NAME, "champion").version) == 1
+    assert int(client.get_model_version_by_alias(NAME, "challenger").version) == 2
+    second = client.get_model_version(NAME, "2").tags
+    assert second["promotion.decision"] == "challenger only"
+    assert "champion moved to v1 during this run" in second["promotion.reason"]

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
+import select
+import struct
+import sys
+import termios
 import time
 
 import pytest
@@ -55,3 +61,43 @@ def test_chunk_ranges_cover_every_index_once_in_order() -> None:
     assert all(len(r) >= 1 for r in ranges)
     assert range(5, 6) in ranges  # an item over the limit is a chunk of its own
     assert parallel.chunk_ranges([], 10) == []
+
+
+def read_terminal(master: int) -> str:
+    """Everything written so far to the terminal whose master end is ``master``."""
+    chunks = []
+    while select.select([master], [], [], 0.2)[0]:
+        chunks.append(os.read(master, 65536))
+    return b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_labelled_bar_shows_rate_on_a_terminal_and_changes_no_result(workers, monkeypatch):
+    tasks = list(range(30))
+    plain = parallel.map_in_order(square_with_pid, tasks, {"factor": 3}, workers)
+    master, replica = pty.openpty()
+    # A new pseudo-terminal is 0 columns wide: give it the size of a real one.
+    fcntl.ioctl(replica, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))
+    with os.fdopen(replica, "w") as terminal:
+        monkeypatch.setattr(sys, "stderr", terminal)
+        labelled = parallel.map_in_order(
+            square_with_pid, tasks, {"factor": 3}, workers,
+            label="clean text", sizes=[10] * len(tasks), unit="rows",
+        )  # fmt: skip
+        shown = read_terminal(master)
+    os.close(master)
+    assert [value for value, _ in labelled] == [value for value, _ in plain]
+    assert "clean text" in shown and "300/300" in shown
+    assert "rows/s" in shown
+
+
+def test_no_bar_without_a_terminal_or_without_a_label(capfd):
+    parallel.map_in_order(square_with_pid, range(4), {"factor": 1}, 1, label="read files")
+    parallel.map_in_order(square_with_pid, range(4), {"factor": 1}, 2)
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+def test_sizes_must_match_the_tasks():
+    with pytest.raises(ValueError, match="3 sizes for 2 tasks"):
+        parallel.map_in_order(square_with_pid, [1, 2], {"factor": 1}, 1, sizes=[1, 2, 3])

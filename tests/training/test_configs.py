@@ -7,6 +7,11 @@ from pathlib import Path
 import pytest
 from kedro.config import OmegaConfigLoader
 
+from llm_pipeline.evaluation.canary import CanaryConfig
+from llm_pipeline.evaluation.judge import JudgeConfig
+from llm_pipeline.pipelines.evaluate.nodes import DIRECTIONS, EvaluationConfig
+from llm_pipeline.pipelines.register.nodes import RegisterConfig
+from llm_pipeline.sample_data import CANARY_PREFIX, CANARY_SECRET
 from llm_pipeline.settings import CONFIG_LOADER_ARGS
 from llm_pipeline.training.jobs import checked_fields
 from llm_pipeline.training.launch import LaunchConfig
@@ -32,7 +37,14 @@ def test_parameters_are_valid_library_configs(env, tmp_path):
     TrainingArguments(output_dir=str(tmp_path), **params["pretrain"]["training"])
     SFTConfig(output_dir=str(tmp_path), bf16=False, **params["finetune"]["sft"])
     DPOConfig(output_dir=str(tmp_path), bf16=False, **params["align"]["dpo"])
-    assert params["register"]["primary_metric"] in {"perplexity", "rouge_l"}
+    evaluation = EvaluationConfig.model_validate(params["evaluate"])
+    register = RegisterConfig.model_validate(params["register"])
+    assert register.primary_metric in DIRECTIONS
+    assert evaluation.variant_metric in DIRECTIONS
+    JudgeConfig.model_validate(evaluation.judge)
+    canary = CanaryConfig.model_validate(evaluation.canary)
+    # The sample data plants the very sentence that evaluate looks for.
+    assert (canary.prefix, canary.secret) == (CANARY_PREFIX, CANARY_SECRET)
 
 
 def test_tiny_overrides_single_keys_and_keeps_the_rest():

@@ -161,3 +161,24 @@ def test_max_restarts_starts_a_failed_worker_again(tmp_path, monkeypatch):
         marker.unlink()
     launch(module, job, LaunchConfig(max_restarts=1), tmp_path / "one_restart")
     assert sorted(p.name for p in tmp_path.glob("attempt*")) == ["attempt0", "attempt1"]
+
+
+@pytest.mark.slow
+def test_only_node_zero_hands_back_a_model_folder(tmp_path, monkeypatch):
+    from llm_pipeline.torchrun_jobs import WorkerNodeFinished, run_training_job
+
+    module = job_module(tmp_path, monkeypatch, "all_reduce_job", ALL_REDUCE)
+    endpoint = f"127.0.0.1:{free_port()}"
+    launches = [
+        {"nnodes": 2, "node_rank": rank, "rdzv_endpoint": endpoint, "rdzv_id": "handback"}
+        for rank in (0, 1)
+    ]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        runs = [pool.submit(run_training_job, module, {}, {}, params) for params in launches]
+        folder = runs[0].result(timeout=300)
+        with pytest.raises(WorkerNodeFinished, match="node_rank 1 of 2 finished its share"):
+            runs[1].result(timeout=300)
+
+    # Rank 0 ran on node 0 and wrote there; the worker node's empty folder is gone.
+    assert json.loads((folder.path / "rank0.json").read_text()) == {"world_size": 2, "total": 3.0}
+    assert not (folder.path / "rank1.json").exists()

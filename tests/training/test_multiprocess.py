@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -21,8 +23,9 @@ LOSS_TOLERANCE = 1e-5
 WEIGHT_TOLERANCE = 1e-6
 
 
-def pretrain(root: Path, name: str, processes: int, batch: int) -> Path:
-    """A pretraining run of a tiny Llama with ``processes`` ranks of ``batch`` blocks each."""
+def pretrain(root: Path, name: str, processes: int, batch: int, nodes: int = 1) -> Path:
+    """A pretraining run of a tiny Llama with ``processes`` ranks of ``batch`` blocks each on
+    each of ``nodes`` launchers, which meet at a c10d rendezvous on localhost as machines do."""
     texts = shop_sentences() * 2
     if not (root / "tokenizer").exists():
         train_tokenizer(texts, TokenizerConfig(vocab_size=300, min_frequency=1), root / "tokenizer")
@@ -52,8 +55,34 @@ def pretrain(root: Path, name: str, processes: int, batch: int) -> Path:
             "disable_tqdm": True,
         },
     }
-    launch("llm_pipeline.training.pretrain", job, LaunchConfig(nproc_per_node=processes), root)
+    if nodes == 1:
+        launch("llm_pipeline.training.pretrain", job, LaunchConfig(nproc_per_node=processes), root)
+        return root / name
+    endpoint = f"127.0.0.1:{free_port()}"
+    configs = [
+        LaunchConfig(
+            nproc_per_node=processes,
+            nnodes=nodes,
+            node_rank=rank,
+            rdzv_endpoint=endpoint,
+            rdzv_id=name,
+        )
+        for rank in range(nodes)
+    ]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=nodes) as pool:
+        launched = [
+            pool.submit(launch, "llm_pipeline.training.pretrain", job, config, root / f"{name}{i}")
+            for i, config in enumerate(configs)
+        ]
+        for future in launched:
+            future.result(timeout=600)
     return root / name
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def history(folder: Path) -> list[dict]:
@@ -62,11 +91,13 @@ def history(folder: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
-    """Two ranks of 4 blocks each, and one rank of 8: the same global batch."""
+    """Two ranks of 4 blocks each on one node and on two nodes, and one rank of 8: the same
+    global batch."""
     root = tmp_path_factory.mktemp("ranks")
     return {
         "two": pretrain(root, "two", processes=2, batch=4),
         "one": pretrain(root, "one", processes=1, batch=8),
+        "two_nodes": pretrain(root, "two_nodes", processes=1, batch=4, nodes=2),
     }
 
 
@@ -85,6 +116,22 @@ def test_two_processes_match_one_process_with_the_same_global_batch(runs):
     )
     for name, tensor in weights_one.items():
         assert weights_two[name].allclose(tensor, rtol=0, atol=WEIGHT_TOLERANCE), name
+
+
+def test_two_nodes_of_one_process_train_as_one_node_of_two(runs):
+    two_nodes, two = runs["two_nodes"], runs["two"]
+
+    losses = [
+        [entry["loss"] for entry in history(run) if "loss" in entry] for run in (two_nodes, two)
+    ]
+    assert len(losses[0]) == 8
+    assert losses[0] == pytest.approx(losses[1], abs=LOSS_TOLERANCE)
+    weights_nodes, weights_two = (
+        load_file(two_nodes / "model.safetensors"),
+        load_file(two / "model.safetensors"),
+    )
+    for name, tensor in weights_two.items():
+        assert weights_nodes[name].allclose(tensor, rtol=0, atol=WEIGHT_TOLERANCE), name
 
 
 def test_every_rank_ends_with_the_same_weights_and_rank_zero_records_them(runs):

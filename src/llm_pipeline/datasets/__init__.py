@@ -1,7 +1,12 @@
 """Custom Kedro datasets: raw input folders, JSON Lines tables, folders, the model registry."""
 
 from llm_pipeline.datasets.jsonl import JSONLinesDataset
-from llm_pipeline.datasets.mlflow_registry import MlflowRegistryDataset, RegistryCandidate
+from llm_pipeline.datasets.lineage import LineageDataset
+from llm_pipeline.datasets.mlflow_registry import (
+    MlflowRegistryDataset,
+    RegistryCandidate,
+    RegistryModelFolderDataset,
+)
 from llm_pipeline.datasets.model_folder import (
     Folder,
     FolderDataset,
@@ -14,9 +19,11 @@ __all__ = [
     "Folder",
     "FolderDataset",
     "JSONLinesDataset",
+    "LineageDataset",
     "MlflowRegistryDataset",
     "ModelFolder",
     "ModelFolderDataset",
     "RawFolderDataset",
     "RegistryCandidate",
+    "RegistryModelFolderDataset",
 ]

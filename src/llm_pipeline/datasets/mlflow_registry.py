@@ -8,7 +8,9 @@ register stage decided. Nodes stay free of ``mlflow`` calls.
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -32,6 +34,10 @@ class RegistryCandidate:
     model: ModelFolder
     aliases: tuple[str, ...]
     tags: dict[str, str] = field(default_factory=dict)
+    # The model card, saved as README.md among the model's artifacts.
+    card: str | None = None
+    # The champion version the decision was made against: champion moves only if it still is.
+    expected_champion: int | None = None
 
 
 class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | None]):
@@ -91,27 +97,119 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
                 "model": load_causal_lm(path),
                 "tokenizer": AutoTokenizer.from_pretrained(path),
             }
-            info = self._log(components)
+            info = self._log(components, data.card)
+            if data.card is not None:
+                readme = Path(scratch) / "README.md"
+                readme.write_text(data.card, encoding="utf-8")
+                mlflow.MlflowClient().log_model_artifact(info.model_id, str(readme))
         registered = info.registered_model_version
         client = mlflow.MlflowClient()
-        for key, value in data.tags.items():
+        tags, aliases = dict(data.tags), list(data.aliases)
+        current = self._alias_version(client, "champion")
+        if "champion" in aliases and current != data.expected_champion:
+            # Another run promoted a version while this one was evaluated against the old one.
+            aliases.remove("champion")
+            tags["promotion.decision"] = "challenger only"
+            tags["promotion.reason"] = (
+                f"{tags.get('promotion.reason', '')}; not promoted: champion moved to v{current} "
+                "during this run, so this version was not compared with it"
+            )
+            logger.warning("champion moved to v%s during this run: not promoting", current)
+        for key, value in tags.items():
             client.set_model_version_tag(self._name, registered, key, value)
-        for alias in data.aliases:
-            client.set_registered_model_alias(self._name, alias, registered)
-        logger.info(
-            "Registered %s version %s with aliases %s", self._name, registered, list(data.aliases)
-        )
+        for alias in aliases:
+            self._set_alias(client, alias, registered)
+        logger.info("Registered %s version %s with aliases %s", self._name, registered, aliases)
 
-    def _log(self, components: dict[str, Any]) -> Any:
+    def _alias_version(self, client: Any, alias: str) -> int | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return int(client.get_model_version_by_alias(self._name, alias).version)
+        except MlflowException:
+            return None
+
+    def _set_alias(self, client: Any, alias: str, version: str, attempts: int = 5) -> None:
+        """Set ``alias``; two runs creating the same alias at once collide on the database's
+        unique key, and the loser's retry then updates it."""
+        from mlflow.exceptions import MlflowException
+
+        for attempt in range(attempts):
+            try:
+                client.set_registered_model_alias(self._name, alias, version)
+                return
+            except MlflowException as error:
+                if attempt == attempts - 1:
+                    raise
+                logger.warning("Setting %s failed (%s); trying again", alias, error)
+                time.sleep(0.5 * (attempt + 1))
+
+    def _log(self, components: dict[str, Any], card: str | None) -> Any:
         import mlflow
+        from huggingface_hub import ModelCard
 
         return mlflow.transformers.log_model(
             transformers_model=components,
             name="model",
             task=self._task,
+            # Our own card: without one MLflow asks the Hugging Face Hub for the model's.
+            model_card=ModelCard(card or "# llm-pipeline model\n"),
             pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in _SERVING_PACKAGES],
             registered_model_name=self._name,
         )
 
     def _describe(self) -> dict[str, Any]:
         return {"registered_model_name": self._name, "alias": self._alias, "task": self._task}
+
+
+class RegistryModelFolderDataset(AbstractDataset[None, ModelFolder | None]):
+    """The registered version behind ``alias`` as a local model folder (``None`` when the alias
+    is unset), so the evaluate stage scores the current champion like any other model.
+
+    The transformers flavour keeps the weights under ``model/`` and the tokenizer under
+    ``components/tokenizer/``; both are put in one folder, ``<path>/v<version>``, downloaded once.
+    """
+
+    def __init__(
+        self,
+        registered_model_name: str,
+        alias: str,
+        path: str,
+        metadata: dict[str, Any] | None = None,
+    ):
+        self._name = registered_model_name
+        self._alias = alias
+        self._path = Path(path)
+        self.metadata = metadata
+
+    def load(self) -> ModelFolder | None:
+        import mlflow
+
+        from llm_pipeline.datasets._atomic import replace_directory_atomically
+
+        found = MlflowRegistryDataset(self._name, alias=self._alias).load()
+        if found is None:
+            logger.info("No %s@%s in the registry yet.", self._name, self._alias)
+            return None
+        target = self._path / f"v{found['version']}"
+        if not (target / "config.json").exists():
+            with tempfile.TemporaryDirectory(prefix="llm-pipeline-download-") as scratch:
+                downloaded = Path(
+                    mlflow.artifacts.download_artifacts(
+                        artifact_uri=f"models:/{self._name}/{found['version']}", dst_path=scratch
+                    )
+                )
+                folder = Path(scratch) / "folder"
+                shutil.copytree(downloaded / "model", folder)
+                shutil.copytree(downloaded / "components" / "tokenizer", folder, dirs_exist_ok=True)
+                replace_directory_atomically(folder, target)
+        logger.info("Evaluating %s version %s (%s)", self._name, found["version"], self._alias)
+        return ModelFolder(target)
+
+    def save(self, data: None) -> None:
+        raise DatasetError(
+            f"{self._name}@{self._alias} is read-only here: the register stage moves it."
+        )
+
+    def _describe(self) -> dict[str, Any]:
+        return {"registered_model_name": self._name, "alias": self._alias, "path": str(self._path)}

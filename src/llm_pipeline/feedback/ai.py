@@ -101,11 +101,11 @@ def judge_with_reward_model(
         for answer in prompt_answers
     ]
     flat = score_conversations(model, tokenizer, conversations, batch_size)
-    return Judgement(_regroup(flat, answers), judge_name(reward_dir), [[] for _ in answers])
+    return Judgement(_regroup(flat, answers), model_name(reward_dir), [[] for _ in answers])
 
 
-def judge_name(folder: Path) -> str:
-    """A model folder as a pair records its judge: relative to the project when inside it."""
+def model_name(folder: Path) -> str:
+    """A model folder as a pair records it: relative to the project when inside it."""
     folder = Path(folder)
     if folder.is_absolute() and folder.is_relative_to(Path.cwd()):
         return folder.relative_to(Path.cwd()).as_posix()
@@ -163,7 +163,7 @@ def judge_with_principles(
         win_rates(len(prompt_answers), found)
         for prompt_answers, found in zip(answers, comparisons, strict=True)
     ]
-    judge = f"{judge_name(judge_dir)} principles:{principles_hash(principles)}"
+    judge = f"{model_name(judge_dir)} principles:{principles_hash(principles)}"
     return Judgement(scores, judge, comparisons)
 
 

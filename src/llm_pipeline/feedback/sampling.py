@@ -2,7 +2,8 @@
 
 AI feedback judges them and writes the best and the worst as a preference pair; the human review
 export shows them to people. Sampling is seeded, so the same prompts, model and parameters give
-the same answers on every run.
+the same answers on every run (the batch size included: prompts batched together draw from one
+random stream).
 """
 
 from __future__ import annotations

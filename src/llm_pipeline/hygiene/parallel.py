@@ -2,7 +2,8 @@
 
 The large inputs reach each worker once, when it starts (inherited without a copy where
 processes fork), and a task is only a small description such as an index range into them:
-pickling 100 MB of text through a pipe costs more than cleaning it.
+pickling 100 MB of text through a pipe costs more than cleaning it. A caller that names its
+work gets a progress bar with a rate and an ETA on a terminal, and none in a CI log.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
+
+from tqdm import tqdm
 
 Task = TypeVar("Task")
 Result = TypeVar("Result")
@@ -48,20 +51,65 @@ def map_in_order(
     tasks: Iterable[Task],
     shared: Any,
     workers: int,
+    *,
+    label: str | None = None,
+    sizes: Sequence[float] | None = None,
+    unit: str = "tasks",
 ) -> list[Result]:
     """``[function(shared, task) for task in tasks]``, computed by up to ``workers`` processes.
 
     This process is one of them: it takes the next task whenever the others have enough
     queued, so its share of the work costs no copy at all. ``function`` must be a module-level
     function; with one worker or one task every call runs here, and the results never depend
-    on the number of workers.
+    on the number of workers. With a ``label``, a progress bar counts each task as its entry in
+    ``sizes`` (default 1) ``unit``s, shown only when stderr is a terminal.
     """
     tasks = list(tasks)
-    if workers <= 1 or len(tasks) < 2:
-        return [function(shared, task) for task in tasks]
+    weights = [1.0] * len(tasks) if sizes is None else [float(size) for size in sizes]
+    if len(weights) != len(tasks):
+        raise ValueError(f"{len(weights)} sizes for {len(tasks)} tasks: give one size per task.")
+    with progress_bar(label, sum(weights), unit) as bar:
+        if workers <= 1 or len(tasks) < 2:
+            results = []
+            for task, weight in zip(tasks, weights, strict=True):
+                results.append(function(shared, task))
+                bar.update(weight)
+            return results
+        return _map_in_pool(function, tasks, weights, shared, workers, bar)
+
+
+def progress_bar(label: str | None, total: float, unit: str) -> tqdm:
+    """A tqdm bar with rate and ETA on a terminal; silent without a label or without a terminal
+    (``disable=None``), where redrawn bars would only fill a CI log. ``unit="B"`` counts bytes
+    and shows MB/s; any other unit is a word ("12.3k rows/s")."""
+    return tqdm(
+        total=total,
+        desc=label,
+        unit=unit if unit == "B" else f" {unit}",
+        unit_scale=True,
+        disable=None if label else True,
+        mininterval=0.5,
+        dynamic_ncols=True,
+    )
+
+
+def _map_in_pool(
+    function: Callable[[Any, Any], Any],
+    tasks: list[Any],
+    weights: list[float],
+    shared: Any,
+    workers: int,
+    bar: tqdm,
+) -> list[Any]:
     helpers = min(workers, len(tasks)) - 1
     results: list[Any] = [None] * len(tasks)
     queued: dict[Future, int] = {}
+
+    def collect(future: Future) -> None:
+        index = queued.pop(future)
+        results[index] = future.result()
+        bar.update(weights[index])
+
     # Objects that exist now are left out of garbage collections until the helpers are done:
     # a collection in a forked helper would write to every one, copying all their memory.
     gc.freeze()
@@ -74,10 +122,11 @@ def map_in_order(
                     queued[pool.submit(_call, function, task)] = index
                 else:
                     results[index] = function(shared, task)
+                    bar.update(weights[index])
                 for future in [future for future in queued if future.done()]:
-                    results[queued.pop(future)] = future.result()
-            for future in as_completed(queued):
-                results[queued[future]] = future.result()
+                    collect(future)
+            for future in as_completed(list(queued)):
+                collect(future)
     finally:
         gc.unfreeze()
     return results

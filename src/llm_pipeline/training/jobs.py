@@ -16,6 +16,9 @@ from pydantic import BaseModel
 
 RUN_CONFIG_FILE = "llm_pipeline_config.yaml"
 TRAINING_LOG_FILE = "training_log.json"
+# The MLflow run that trained the folder (the launcher passes it), for the registry's lineage.
+LINEAGE_FILE = "lineage.json"
+RUN_ID_VARIABLE = "LLM_PIPELINE_MLFLOW_RUN_ID"
 
 JobT = TypeVar("JobT", bound=BaseModel)
 
@@ -72,6 +75,8 @@ def save_model_folder(trainer: Any, tokenizer: Any, job: BaseModel, output_dir: 
     (staging / RUN_CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False))
     history = json.dumps(trainer.state.log_history, indent=1)
     (staging / TRAINING_LOG_FILE).write_text(history, encoding="utf-8")
+    lineage = {"mlflow_run_id": os.environ.get(RUN_ID_VARIABLE), "job": type(job).__name__}
+    (staging / LINEAGE_FILE).write_text(json.dumps(lineage), encoding="utf-8")
     if output_dir.exists() and not any(output_dir.iterdir()):
         output_dir.rmdir()
     elif output_dir.exists():

@@ -22,9 +22,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from llm_pipeline.training.jobs import RUN_ID_VARIABLE
+
 logger = logging.getLogger(__name__)
 
-RUN_ID_VARIABLE = "LLM_PIPELINE_MLFLOW_RUN_ID"
+# What the launcher tells the workers beyond the job file (read in training/tracking.py).
+LAUNCHED_AT_VARIABLE = "LLM_PIPELINE_LAUNCHED_AT"
+PROGRESS_SECONDS_VARIABLE = "LLM_PIPELINE_PROGRESS_SECONDS"
+SYSTEM_METRICS_SECONDS_VARIABLE = "LLM_PIPELINE_SYSTEM_METRICS_SECONDS"
 _TAIL_LINES = 40
 # torchrun's failure summary: the first rank that failed, and how.
 _ROOT_CAUSE = re.compile(
@@ -39,6 +44,8 @@ class LaunchConfig(BaseModel):
 
     ``checkpoint_root`` is where a stage keeps its checkpoints so that a killed run resumes
     (unset: a temporary folder, no resume); ``keep_checkpoints`` keeps them after success.
+    Rank 0 logs a progress line every ``progress_seconds`` (0: only at the end) and samples
+    system metrics into the MLflow run every ``system_metrics_seconds`` (0: none).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -51,6 +58,8 @@ class LaunchConfig(BaseModel):
     max_restarts: int = Field(0, ge=0)
     checkpoint_root: Path | None = None
     keep_checkpoints: bool = False
+    progress_seconds: float = Field(30.0, ge=0)
+    system_metrics_seconds: float = Field(10.0, ge=0)
 
 
 class TrainingLaunchError(RuntimeError):
@@ -130,11 +139,13 @@ def launch(
     ]
     logger.info("Launching %s", " ".join(command[2:]))
     output: collections.deque[str] = collections.deque(maxlen=20 * _TAIL_LINES)
+    env = _worker_environment(config)
+    env[LAUNCHED_AT_VARIABLE] = repr(time.time())
     with subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env=_worker_environment(config),
+        env=env,
         text=True,
         errors="replace",
     ) as process:
@@ -189,7 +200,18 @@ def _processes_per_node(value: int | Literal["auto"]) -> int:
 
 
 def _worker_environment(config: LaunchConfig) -> dict[str, str]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        PYTHONUNBUFFERED="1",
+        **{
+            PROGRESS_SECONDS_VARIABLE: str(config.progress_seconds),
+            SYSTEM_METRICS_SECONDS_VARIABLE: str(config.system_metrics_seconds),
+        },
+    )
+    # The workers' output is a pipe read line by line: a redrawn bar (saving shards, mapping a
+    # data set) would become a log line per redraw. Rank 0 logs progress lines instead.
+    for library in ("HF_HUB", "HF_DATASETS"):
+        env.setdefault(f"{library}_DISABLE_PROGRESS_BARS", "1")
     nproc = _processes_per_node(config.nproc_per_node)
     if nproc > 1 and "OMP_NUM_THREADS" not in env:
         # torchrun would set 1; on a CPU-only node the cores are better shared out.
@@ -200,6 +222,12 @@ def _worker_environment(config: LaunchConfig) -> dict[str, str]:
         env[RUN_ID_VARIABLE] = run.info.run_id
         env["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
     return env
+
+
+def seconds_since_launch() -> float | None:
+    """In a worker: seconds since ``launch`` started torchrun (None outside a launched job)."""
+    launched = os.environ.get(LAUNCHED_AT_VARIABLE)
+    return time.time() - float(launched) if launched else None
 
 
 def _plain(value: Any) -> Any:

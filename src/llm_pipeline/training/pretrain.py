@@ -24,11 +24,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from llm_pipeline.training.jobs import (
     checked_fields,
     hardware_precision,
+    is_rank_zero,
     read_job,
     save_model_folder,
 )
 
 logger = logging.getLogger(__name__)
+
+# Documents per tokenizer call: large enough for its threads, small enough to report progress.
+TOKENIZE_BATCH = 1024
 
 
 class PretrainJob(BaseModel):
@@ -98,11 +102,35 @@ def build_model(job: PretrainJob, tokenizer: Any) -> Any:
     return getattr(transformers, model_name)(config)
 
 
+def tokenize_documents(texts: list[str], tokenizer: Any, label: str) -> list[list[int]]:
+    """Token ids of each text, in batches: a bar on a terminal and, on rank 0, a progress line
+    in the log (every ``launch.progress_seconds``, and at the end)."""
+    from tqdm import tqdm
+
+    from llm_pipeline.training.tracking import ProgressLine, progress_seconds
+
+    progress = ProgressLine(progress_seconds(), unit="document")
+    progress.start(0, len(texts))
+    encoded: list[list[int]] = []
+    tokens = 0
+    with tqdm(total=len(texts), desc=label, unit=" documents", disable=None) as bar:
+        for start in range(0, len(texts), TOKENIZE_BATCH):
+            batch = texts[start : start + TOKENIZE_BATCH]
+            ids = tokenizer(batch, add_special_tokens=False)["input_ids"]
+            encoded.extend(ids)
+            tokens += sum(len(one) for one in ids)
+            bar.update(len(batch))
+            line = progress.line(len(encoded), tokens)
+            if line and is_rank_zero():
+                logger.info("%s: %s", label, line)
+    return encoded
+
+
 def block_dataset(path: Path, tokenizer: Any, block_size: int) -> Any:
     """The documents of ``path`` packed into blocks, each its own label sequence."""
     from datasets import Dataset
 
-    encoded = tokenizer(read_texts(path), add_special_tokens=False)["input_ids"]
+    encoded = tokenize_documents(read_texts(path), tokenizer, f"tokenize {path.name}")
     blocks = pack_into_blocks(encoded, tokenizer.bos_token_id, block_size)
     if not blocks:
         raise ValueError(f"{path} has fewer than {block_size} tokens: nothing to train on.")

@@ -1,13 +1,15 @@
 """Train a byte-level BPE tokenizer on a corpus and save it as a Hugging Face tokenizer folder.
 
-Runs in one process (the ``tokenizers`` library is multi-threaded by itself); the result is a
+Runs in one process (the ``tokenizers`` library is multi-threaded by itself), with that library's
+own progress bars (reading, counting, merges, with ETA) on a terminal; the result is a
 folder that ``AutoTokenizer.from_pretrained`` loads, with a ChatML chat template whose assistant
 turns are marked for assistant-only loss.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Sized
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,9 +58,11 @@ def train_tokenizer(texts: Iterable[str], config: TokenizerConfig, output_dir: P
         min_frequency=config.min_frequency,
         special_tokens=list(SPECIAL_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
+        # Without a terminal its bars are hidden but still print empty lines into the log.
+        show_progress=sys.stderr.isatty(),
     )
-    tokenizer.train_from_iterator(texts, trainer=trainer)
+    length = len(texts) if isinstance(texts, Sized) else None
+    tokenizer.train_from_iterator(texts, trainer=trainer, length=length)
     wrapped = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=DOCUMENT_SEPARATOR,

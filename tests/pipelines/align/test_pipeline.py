@@ -14,7 +14,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from support import build_tiny_model
 
-from llm_pipeline.datasets import ModelFolder
+from llm_pipeline.datasets import ModelFolder, RegistryModelFolderDataset
 from llm_pipeline.pipelines.align import create_pipeline as align_pipeline
 from llm_pipeline.pipelines.align.nodes import align_model
 from llm_pipeline.pipelines.evaluate import create_pipeline as evaluate_pipeline
@@ -129,6 +129,10 @@ def test_a_new_preference_set_is_aligned_and_the_evidence_reported(
             "validated_validation_set": MemoryDataset(bakery_validation()),
             "base_model": MemoryDataset(ModelFolder(sft)),
             "sft_model": MemoryDataset(ModelFolder(sft)),
+            # The registry of this run's tracking store, which has no champion yet.
+            "champion_model_folder": RegistryModelFolderDataset(
+                "llm-pipeline", "champion", str(tmp_path / "champion")
+            ),
             "params:align": MemoryDataset({**ALIGN, "method": method}),
             "reward_model": KeptDataset(),
             "aligned_model": KeptDataset(),
@@ -166,6 +170,8 @@ def test_a_new_preference_set_is_aligned_and_the_evidence_reported(
         evidence["aligned_preference_accuracy"]
     )
     assert {"base", "sft", "aligned"} <= set(metrics)
+    assert "champion" not in metrics
+    assert metrics["canary"]["computed"] is False
 
     reward_model = Path(catalog["reward_model"].load().path)
     reward_metrics = json.loads((reward_model / "reward_metrics.json").read_text())

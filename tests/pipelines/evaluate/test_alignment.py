@@ -17,7 +17,6 @@ from llm_pipeline.pipelines.evaluate.nodes import (
     answer_log_likelihoods,
     fraction_above,
     measure_alignment,
-    report_metrics,
 )
 
 PAIRS = pd.DataFrame(
@@ -144,20 +143,6 @@ def test_the_kl_coefficient_comes_from_the_aligned_models_own_config(tmp_path):
     assert alignment_beta(folder_with({"dpo": {"beta": 0.3}})) == 0.3
     assert alignment_beta(folder_with({"algorithm": "rloo", "rloo": {"beta": 0.02}})) == 0.02
     assert alignment_beta(folder_with({"algorithm": "grpo", "grpo": {}})) == 0.1
-
-
-def test_report_metrics_puts_the_evidence_under_alignment_and_tracks_the_numbers():
-    models = {"sft": {"perplexity": 3.0}, "aligned": {"perplexity": 2.5}}
-    evidence = {"method": "dpo", "aligned_preference_accuracy": 0.75, "missing": None}
-
-    metrics, tracked = report_metrics(models, evidence)
-
-    assert metrics == {**models, "alignment": evidence}
-    assert tracked == {
-        "sft.perplexity": {"value": 3.0, "step": 0},
-        "aligned.perplexity": {"value": 2.5, "step": 0},
-        "alignment.aligned_preference_accuracy": {"value": 0.75, "step": 0},
-    }
 
 
 # --- measure_alignment ----------------------------------------------------------------------

@@ -13,10 +13,15 @@ from llm_pipeline.pipelines.evaluate.nodes import (
     generate_answers,
     prompt_messages,
     reference_perplexity,
+    report_metrics,
     rouge_l,
     score_model,
+    score_prompt_variants,
+    summarise_scores,
+    with_system_prompt,
     words,
 )
+from llm_pipeline.training.models import load_causal_lm
 
 PAIRS = [
     ("How long does the tent take to ship?", "The tent ships in 3 days."),
@@ -254,16 +259,34 @@ def test_generate_answers_of_no_prompts_is_empty(tiny):
 
 # --- score_model and evaluate_models -----------------------------------------------------
 
+JUDGED = {"groundedness", "relevance", "coherence", "fluency"}
 
-def test_score_model_reports_every_figure(tiny_model_dir, validation_set, eval_params):
-    metrics, answers = score_model(ModelFolder(tiny_model_dir), validation_set, eval_params)
 
-    assert set(metrics) == {"perplexity", "rouge_l", "answer_words", "examples"}
-    assert metrics["examples"] == 3
-    assert len(answers) == 3
-    assert math.isfinite(metrics["perplexity"]) and metrics["perplexity"] > 1.0
-    assert 0.0 <= metrics["rouge_l"] <= 1.0
-    assert metrics["answer_words"] == pytest.approx(np.mean([len(words(a)) for a in answers]))
+def test_score_model_gives_per_example_scores_that_pool_to_the_perplexity(
+    tiny_model_dir, validation_set, eval_params
+):
+    from transformers import AutoTokenizer
+
+    folder = ModelFolder(tiny_model_dir)
+    scores, answers = score_model(folder, validation_set, eval_params)
+
+    assert set(scores) == {"perplexity", "rouge_l"}
+    assert len(answers) == len(scores["rouge_l"]["values"]) == 3
+    nlls, tokens = scores["perplexity"]["values"], scores["perplexity"]["tokens"]
+    assert len(nlls) == len(tokens) == 3 and min(tokens) > 0
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = load_causal_lm(tiny_model_dir).eval()
+    prompts = [
+        tokenizer.apply_chat_template(
+            prompt_messages(row, False), tokenize=False, add_generation_prompt=True
+        )
+        for row in validation_set.to_dict(orient="records")
+    ]
+    pooled = reference_perplexity(model, tokenizer, prompts, list(validation_set["reference"]), 2)
+    assert math.exp(sum(nlls) / sum(tokens)) == pytest.approx(pooled, rel=1e-5)
+    assert scores["rouge_l"]["values"] == [
+        rouge_l(a, r) for a, r in zip(answers, validation_set["reference"], strict=True)
+    ]
 
 
 def test_score_model_puts_the_context_in_the_prompt_only_when_asked(
@@ -275,43 +298,150 @@ def test_score_model_puts_the_context_in_the_prompt_only_when_asked(
     with_context, _ = score_model(folder, validation_set, {**eval_params, "include_context": True})
 
     assert again == without
-    assert with_context["perplexity"] != pytest.approx(without["perplexity"], rel=1e-6)
+    # Only the first example has a context.
+    nll = "perplexity"
+    assert with_context[nll]["values"][0] != pytest.approx(without[nll]["values"][0], rel=1e-6)
+    # Batched with another prompt, the others may differ in float rounding only.
+    assert with_context[nll]["values"][1:] == pytest.approx(without[nll]["values"][1:], rel=1e-3)
 
 
-def test_evaluate_models_scores_each_model_under_its_name(
+def test_a_system_prompt_comes_first_and_merges_with_an_existing_one():
+    turns = [{"role": "user", "content": "Hi"}]
+    system = [{"role": "system", "content": "Context"}, *turns]
+
+    assert with_system_prompt(turns, None) == turns
+    assert with_system_prompt(turns, "Be brief.")[0] == {"role": "system", "content": "Be brief."}
+    merged = with_system_prompt(system, "Be brief.")
+    assert merged == [{"role": "system", "content": "Be brief.\n\nContext"}, *turns]
+
+
+@pytest.mark.slow
+def test_evaluate_models_scores_each_model_and_the_champion_on_the_same_examples(
     tiny_model_dir, other_model_dir, validation_set, eval_params
 ):
     original = validation_set.copy(deep=True)
 
-    metrics, samples = evaluate_models(
+    scores, samples = evaluate_models(
         validation_set,
         base_model=ModelFolder(tiny_model_dir),
         sft_model=ModelFolder(other_model_dir),
         aligned_model=ModelFolder(tiny_model_dir),
+        champion_model=ModelFolder(other_model_dir),
         params=eval_params,
     )
 
-    assert set(metrics) == {"base", "sft", "aligned"}
-    for figures in metrics.values():
-        assert set(figures) == {"perplexity", "rouge_l", "answer_words", "examples"}
-        assert figures["examples"] == 3
-    assert metrics["aligned"] == metrics["base"]
-    assert metrics["sft"]["perplexity"] != pytest.approx(metrics["base"]["perplexity"])
+    assert set(scores) == {"base", "sft", "aligned", "champion"}
+    for found in scores.values():
+        assert set(found) == {"perplexity", "rouge_l", "similarity"} | JUDGED
+        assert len(found["similarity"]["values"]) == 3
+        assert all(-1.0 <= v <= 1.0 + 1e-6 for v in found["similarity"]["values"])
+        for metric in JUDGED:
+            assert found[metric]["computed"] is False
+            assert "no judge" in found[metric]["reason"]
+    assert scores["aligned"] == scores["base"]
+    assert scores["champion"] == scores["sft"]
+    assert scores["sft"]["perplexity"] != scores["base"]["perplexity"]
     assert validation_set.equals(original)
 
-    assert list(samples.columns) == ["id", "prompt", "reference", "base", "sft", "aligned"]
+    expected = ["id", "prompt", "reference", "base", "sft", "aligned", "champion"]
+    assert list(samples.columns) == expected
     assert len(samples) == eval_params["samples_in_report"]
-    assert samples["id"].tolist() == ["val-0001", "val-0002"]
     assert samples["base"].tolist() == samples["aligned"].tolist()
-    assert all(isinstance(answer, str) for answer in samples["sft"])
 
 
-def test_evaluate_models_keeps_every_sample_when_the_report_allows_more(
+@pytest.mark.slow
+def test_without_a_champion_only_the_runs_models_are_scored(
     tiny_model_dir, validation_set, eval_params
 ):
     folder = ModelFolder(tiny_model_dir)
     params = {**eval_params, "samples_in_report": 50, "batch_size": 2}
 
-    _, samples = evaluate_models(validation_set, folder, folder, folder, params)
+    scores, samples = evaluate_models(validation_set, folder, folder, folder, None, params)
 
+    assert set(scores) == {"base", "sft", "aligned"}
     assert samples["id"].tolist() == ["val-0001", "val-0002", "val-0003"]
+
+
+@pytest.mark.slow
+def test_prompt_variants_are_scored_like_models(tiny_model_dir, validation_set, eval_params):
+    params = {**eval_params, "prompt_variants": {"none": None, "brief": "Answer in one word."}}
+
+    scores = score_prompt_variants(validation_set, ModelFolder(tiny_model_dir), params)
+
+    assert set(scores) == {"none", "brief"}
+    assert scores["none"]["perplexity"] != scores["brief"]["perplexity"]
+    assert score_prompt_variants(validation_set, ModelFolder(tiny_model_dir), eval_params) == {}
+
+
+# --- summarise_scores and report_metrics ---------------------------------------------------
+
+
+def per_example(similarity: list[float], nll: float) -> dict:
+    return {
+        "perplexity": {"values": [nll] * len(similarity), "tokens": [4] * len(similarity)},
+        "similarity": {"values": similarity},
+        "fluency": {"computed": False, "reason": "no judge configured"},
+    }
+
+
+SUMMARY_PARAMS = {"bootstrap_resamples": 500, "seed": 1, "variant_metric": "similarity"}
+
+
+def test_summary_gives_intervals_comparisons_and_the_best_variant():
+    rng = np.random.default_rng(0)
+    held = list(rng.uniform(0.2, 0.8, 40))
+    models = {
+        "base": per_example([v - 0.3 for v in held], 20.0),
+        "sft": per_example(held, 10.0),
+        "aligned": per_example([v + 0.1 for v in held], 9.0),
+        "champion": per_example(held, 10.0),
+    }
+    variants = {
+        "plain": per_example(held, 9.0),
+        "brief": per_example([v + 0.05 for v in held], 9.0),
+    }
+
+    summary = summarise_scores(models, variants, SUMMARY_PARAMS)
+
+    figure = summary["models"]["aligned"]["similarity"]
+    assert figure["low"] < figure["value"] < figure["high"]
+    assert figure["n"] == 40
+    assert summary["models"]["sft"]["perplexity"]["value"] == pytest.approx(math.exp(10.0 / 4))
+    assert summary["models"]["aligned"]["fluency"]["computed"] is False
+    assert set(summary["comparisons"]) == {
+        "sft_vs_base",
+        "aligned_vs_base",
+        "aligned_vs_sft",
+        "sft_vs_champion",
+        "aligned_vs_champion",
+    }
+    gain = summary["comparisons"]["aligned_vs_champion"]["similarity"]
+    assert gain["difference"] == pytest.approx(0.1) and gain["better"] is True
+    assert summary["comparisons"]["aligned_vs_champion"]["perplexity"]["better"] is True
+    assert summary["comparisons"]["sft_vs_champion"]["similarity"]["significant"] is False
+    assert summary["comparisons"]["aligned_vs_sft"]["fluency"]["computed"] is False
+    assert summary["directions"]["perplexity"] is False
+    assert summary["prompt_variants"]["best"] == "brief"
+
+
+def test_report_metrics_writes_every_section_and_tracks_each_number_by_its_path():
+    summary = summarise_scores(
+        {"sft": per_example([0.2, 0.4, 0.6], 8.0), "aligned": per_example([0.3, 0.5, 0.7], 8.0)},
+        {},
+        SUMMARY_PARAMS,
+    )
+    evidence = {"method": "dpo", "aligned_preference_accuracy": 0.75, "missing": None}
+    canary = {"exposure": 1.25, "regurgitated": False}
+
+    metrics, tracked = report_metrics(summary, evidence, canary)
+
+    assert metrics["aligned"] == summary["models"]["aligned"]
+    assert metrics["alignment"] == evidence
+    assert metrics["canary"] == canary
+    assert metrics["comparisons"] == summary["comparisons"]
+    assert tracked["aligned.similarity.value"]["value"] == pytest.approx(0.5)
+    assert tracked["alignment.aligned_preference_accuracy"] == {"value": 0.75, "step": 0}
+    assert tracked["canary.exposure"] == {"value": 1.25, "step": 0}
+    assert tracked["canary.regurgitated"] == {"value": 0.0, "step": 0}
+    assert "comparisons.aligned_vs_sft.similarity.difference" in tracked
+    assert not [name for name in tracked if "fluency" in name or "missing" in name]

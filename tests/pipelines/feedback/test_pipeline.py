@@ -34,7 +34,12 @@ def test_feedback_runs_only_when_named():
     configure_project("llm_pipeline")
     pipelines = register_pipelines()
     feedback_nodes = {node.name for node in pipelines["feedback"].nodes}
-    assert {"sample_answers", "judge_answers", "make_preference_pairs"} <= feedback_nodes
+    assert {
+        "sample_answers",
+        "judge_answers",
+        "make_preference_pairs",
+        "build_review_queue",
+    } <= feedback_nodes
     assert not feedback_nodes & {node.name for node in pipelines["__default__"].nodes}
 
 
@@ -75,7 +80,7 @@ def test_the_pipeline_writes_pairs_that_follow_the_judge(
         }
     )
 
-    SequentialRunner().run(create_pipeline(), catalog)
+    outputs = SequentialRunner().run(create_pipeline(), catalog)
 
     pairs = JSONLinesDataset(filepath=str(pairs_path), version=Version(VERSION, None)).load()
     report = json.loads((tmp_path / "report.json").read_text())
@@ -90,6 +95,16 @@ def test_the_pipeline_writes_pairs_that_follow_the_judge(
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     for row in pairs.itertuples():
         assert len(tokenizer.encode(row.chosen)) >= len(tokenizer.encode(row.rejected))
+
+    queue = outputs["review_queue"].load()
+    assert list(queue.columns) == ["id", "prompt", "answer_a", "answer_b", "model"]
+    assert set(queue["prompt"]) <= {
+        "Can I return my tent?",
+        "What does the head lamp cost?",
+        "Hello",
+    }
+    assert (queue["answer_a"] != queue["answer_b"]).all()
+    assert set(queue["model"]) == {tiny_model_dir.as_posix()}
 
 
 @pytest.mark.slow
@@ -114,6 +129,9 @@ def test_kedro_run_feedback_after_the_models_exist_feeds_the_next_ingest(
     pairs = [json.loads(line) for line in written.read_text().splitlines()]
     report = json.loads((project / "data/08_reporting/ai_feedback_report.json").read_text())
     assert report["prompts"] == 10
+    queue = pd.read_json(project / "data/08_reporting/review/review_queue.jsonl", lines=True)
+    assert 0 < len(queue) <= 10
+    assert set(queue["model"]) == {f"data/06_models/sft_model/{VERSION}/sft_model"}
     assert len(pairs) == report["pairs_written"] > 0
     assert {pair["origin"] for pair in pairs} == {"ai_feedback"}
     assert {pair["judge"] for pair in pairs} == {

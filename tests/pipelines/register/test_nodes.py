@@ -1,180 +1,267 @@
-"""Tests for the register nodes: the promotion rule and the tags that explain it."""
+"""Tests for the register nodes: the quality gate, the lineage tags and the model card.
+
+The evaluation figures are made the way the evaluate stage makes them, from per-example scores
+through ``summarise_scores`` and ``report_metrics``, so the gate sees real intervals.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from llm_pipeline.datasets import ModelFolder, RegistryCandidate
+from llm_pipeline.pipelines.evaluate.nodes import report_metrics, summarise_scores
 from llm_pipeline.pipelines.register.nodes import decide_promotion, prepare_registration
 
-PARAMS = {"candidate": "aligned", "primary_metric": "perplexity", "greater_is_better": False}
+PARAMS = {"candidate": "aligned", "primary_metric": "similarity", "tolerance": 0.02}
+EVALUATE = {"bootstrap_resamples": 1000, "seed": 42}
+EXAMPLES = 60
+CANARY = {
+    "exposure": 1.5,
+    "max_exposure": 9.97,
+    "rank": 350,
+    "candidates": 1000,
+    "regurgitated": False,
+}
 
 
-def evaluation(perplexity: float = 10.0, rouge: float = 0.4) -> dict:
+def scores(similarity: np.ndarray, rouge: np.ndarray, nll: float = 20.0) -> dict:
     return {
-        "base": {"perplexity": 40.0, "rouge_l": 0.1, "answer_words": 12.0, "examples": 20},
-        "sft": {"perplexity": 14.0, "rouge_l": 0.3, "answer_words": 18.0, "examples": 20},
-        "aligned": {
-            "perplexity": perplexity,
-            "rouge_l": rouge,
-            "answer_words": 21.5,
-            "examples": 20,
-        },
+        "perplexity": {"values": [nll] * EXAMPLES, "tokens": [10] * EXAMPLES},
+        "rouge_l": {"values": list(rouge)},
+        "similarity": {"values": list(similarity)},
+        "fluency": {"computed": False, "reason": "no judge configured"},
     }
 
 
-def champion(version: int = 3, **tags: str) -> dict:
-    return {
-        "name": "llm-pipeline",
-        "version": version,
-        "run_id": "abc123",
-        "source": "models:/m-1",
-        "tags": tags,
+def evaluation(gain: float | None = 0.05, rouge_change: float = 0.0, noise: float = 0.0) -> dict:
+    """Figures of base, sft and aligned, and of a champion unless ``gain`` is None: the aligned
+    model's similarity is the champion's plus ``gain`` (plus per-example ``noise``)."""
+    rng = np.random.default_rng(5)
+    held = rng.uniform(0.3, 0.7, EXAMPLES)
+    rouge = rng.uniform(0.2, 0.4, EXAMPLES)
+    jitter = rng.normal(0.0, noise, EXAMPLES)
+    models = {
+        "base": scores(held - 0.2, rouge - 0.1, nll=40.0),
+        "sft": scores(held - 0.01, rouge),
+        "aligned": scores(held + (gain or 0.0) + jitter, rouge * (1 + rouge_change)),
     }
+    if gain is not None:
+        models["champion"] = scores(held, rouge)
+    summary = summarise_scores(models, {}, EVALUATE)
+    metrics, _ = report_metrics(summary, {"method": "dpo"}, CANARY)
+    return metrics
+
+
+def champion(version: int = 3) -> dict:
+    return {"name": "llm-pipeline", "version": version, "run_id": "abc", "source": "", "tags": {}}
 
 
 # --- decide_promotion --------------------------------------------------------------------
 
 
 def test_first_model_is_promoted_when_there_is_no_champion():
-    decision = decide_promotion(evaluation(), None, PARAMS)
+    decision = decide_promotion(evaluation(gain=None), None, PARAMS)
 
     assert decision["promote"] is True
     assert decision["aliases"] == ["challenger", "champion"]
     assert decision["champion_version"] is None
-    assert decision["champion_value"] is None
-    assert decision["candidate_value"] == 10.0
     assert "no champion" in decision["reason"]
 
 
-def test_lower_perplexity_than_the_champion_is_promoted():
-    decision = decide_promotion(
-        evaluation(perplexity=9.5), champion(**{"metric.perplexity": "12.5"}), PARAMS
-    )
+def test_a_gain_beyond_its_interval_is_promoted_and_the_reason_gives_the_interval():
+    decision = decide_promotion(evaluation(gain=0.05), champion(), PARAMS)
 
     assert decision["promote"] is True
-    assert decision["aliases"] == ["challenger", "champion"]
-    assert decision["champion_version"] == 3
-    assert decision["champion_value"] == 12.5
+    assert decision["status"] == "champion"
+    assert "similarity +0.05 [" in decision["reason"]
+    assert "against champion v3: better" in decision["reason"]
 
 
-def test_equal_perplexity_is_at_least_as_good_and_promoted():
-    decision = decide_promotion(
-        evaluation(perplexity=12.5), champion(**{"metric.perplexity": "12.5"}), PARAMS
-    )
+def test_a_gain_inside_its_interval_is_not_promoted():
+    metrics = evaluation(gain=0.005, noise=0.1)
+    compared = metrics["comparisons"]["aligned_vs_champion"]["similarity"]
+    assert compared["low"] < 0 < compared["high"]
 
-    assert decision["promote"] is True
-    assert decision["aliases"] == ["challenger", "champion"]
-
-
-def test_higher_perplexity_stays_challenger_and_the_reason_names_both_values():
-    decision = decide_promotion(
-        evaluation(perplexity=13.25), champion(**{"metric.perplexity": "12.5"}), PARAMS
-    )
+    decision = decide_promotion(metrics, champion(), PARAMS)
 
     assert decision["promote"] is False
     assert decision["aliases"] == ["challenger"]
-    assert "13.2500" in decision["reason"]
-    assert "12.5000" in decision["reason"]
-    assert "v3" in decision["reason"]
+    assert "within its interval" in decision["reason"]
 
 
-def test_greater_is_better_flips_the_comparison():
-    params = {**PARAMS, "primary_metric": "rouge_l", "greater_is_better": True}
-    holder = champion(**{"metric.rouge_l": "0.35"})
-
-    better = decide_promotion(evaluation(rouge=0.4), holder, params)
-    worse = decide_promotion(evaluation(rouge=0.3), holder, params)
-
-    assert better["promote"] is True
-    assert better["candidate_value"] == 0.4
-    assert worse["promote"] is False
-    assert worse["aliases"] == ["challenger"]
-
-
-def test_candidate_is_the_model_named_in_params():
-    params = {**PARAMS, "candidate": "sft"}
-
-    decision = decide_promotion(
-        evaluation(perplexity=9.0), champion(**{"metric.perplexity": "12.5"}), params
-    )
-
-    assert decision["candidate_value"] == 14.0
-    assert decision["promote"] is False
-
-
-def test_champion_without_the_metric_tag_is_not_replaced():
-    decision = decide_promotion(
-        evaluation(perplexity=1.0), champion(**{"metric.rouge_l": "0.2"}), PARAMS
-    )
+def test_a_worse_model_is_never_promoted():
+    decision = decide_promotion(evaluation(gain=-0.05), champion(), PARAMS)
 
     assert decision["promote"] is False
+    assert decision["eligible"] is False
+    assert "worse" in decision["reason"]
+
+
+def test_a_regression_past_the_tolerance_blocks_a_better_primary_metric():
+    metrics = evaluation(gain=0.05, rouge_change=-0.10)
+
+    strict = decide_promotion(metrics, champion(), PARAMS)
+    lenient = decide_promotion(metrics, champion(), {**PARAMS, "tolerances": {"rouge_l": 0.15}})
+
+    assert strict["promote"] is False
+    assert "rouge_l is 10.0% worse than champion v3's" in strict["reason"]
+    assert "tolerance 2.0%" in strict["reason"]
+    assert lenient["promote"] is True
+
+
+def test_a_regression_within_the_tolerance_is_allowed():
+    decision = decide_promotion(evaluation(gain=0.05, rouge_change=-0.01), champion(), PARAMS)
+
+    assert decision["promote"] is True
+
+
+def test_metrics_that_were_not_computed_neither_block_nor_count():
+    metrics = evaluation(gain=0.05)
+    assert metrics["aligned"]["fluency"] == {"computed": False, "reason": "no judge configured"}
+
+    assert decide_promotion(metrics, champion(), PARAMS)["promote"] is True
+
+
+def test_an_unmeasured_primary_metric_promotes_nothing():
+    decision = decide_promotion(
+        evaluation(gain=None), None, {**PARAMS, "primary_metric": "fluency"}
+    )
+
+    assert decision["promote"] is False
+    assert "was not computed" in decision["reason"]
+
+
+def test_a_champion_that_was_not_evaluated_is_not_replaced():
+    decision = decide_promotion(evaluation(gain=None), champion(), PARAMS)
+
+    assert decision["promote"] is False
+    assert "was not evaluated" in decision["reason"]
+
+
+def test_with_approval_required_a_passing_model_waits_for_a_person():
+    decision = decide_promotion(
+        evaluation(gain=0.05), champion(), {**PARAMS, "require_approval": True}
+    )
+
+    assert decision["eligible"] is True
+    assert decision["promote"] is False
+    assert decision["status"] == "awaiting approval"
     assert decision["aliases"] == ["challenger"]
-    assert decision["champion_value"] is None
-    assert "has no recorded perplexity" in decision["reason"]
+
+
+def test_unknown_parameters_are_refused():
+    with pytest.raises(ValueError, match="greater_is_better"):
+        decide_promotion(evaluation(gain=None), None, {**PARAMS, "greater_is_better": True})
 
 
 # --- prepare_registration ----------------------------------------------------------------
 
 
+def folder(root: Path, name: str, run_id: str, config: str = "") -> ModelFolder:
+    path = root / name
+    path.mkdir()
+    (path / "lineage.json").write_text(json.dumps({"mlflow_run_id": run_id}))
+    (path / "llm_pipeline_config.yaml").write_text(config)
+    return ModelFolder(path)
+
+
 @pytest.fixture
-def aligned_model(tmp_path) -> ModelFolder:
-    return ModelFolder(Path(tmp_path / "aligned_model"))
+def models(tmp_path) -> dict[str, ModelFolder]:
+    return {
+        "aligned_model": folder(tmp_path, "aligned", "run-align"),
+        "base_model": folder(tmp_path, "base", "run-pretrain"),
+        "sft_model": folder(tmp_path, "sft", "run-sft", "method: lora\n"),
+        "reward_model": folder(tmp_path, "reward", "run-reward"),
+    }
 
 
-@pytest.mark.parametrize("champion_perplexity, promote", [("12.5", True), ("9.0", False)])
-def test_registration_carries_the_decision_and_every_candidate_metric(
-    aligned_model, champion_perplexity, promote
-):
-    metrics = evaluation(perplexity=9.5)
-    decision = decide_promotion(
-        metrics, champion(**{"metric.perplexity": champion_perplexity}), PARAMS
+LINEAGE = {
+    "git_commit": "0123abcd",
+    "git_dirty": False,
+    "dvc": {"data/01_raw": "d41d8cd98f00b204e9800998ecf8427e.dir"},
+    "data_md5": {"data/03_primary/documents_train.jsonl": "9e107d9d372bb6826bd81d3542a419d6"},
+}
+REPORT = {
+    "success": True,
+    "datasets": [
+        {"successful_expectations": 7, "evaluated_expectations": 7},
+        {"successful_expectations": 5, "evaluated_expectations": 5},
+    ],
+}
+
+
+def register(models, metrics, decision, report=REPORT) -> RegistryCandidate:
+    return prepare_registration(
+        **models,
+        decision=decision,
+        evaluation_metrics=metrics,
+        validation_report=report,
+        lineage=LINEAGE,
+        params=PARAMS,
     )
 
-    candidate = prepare_registration(aligned_model, decision, metrics, {"success": True}, PARAMS)
 
-    assert isinstance(candidate, RegistryCandidate)
-    assert candidate.model == aligned_model
-    assert candidate.aliases == tuple(decision["aliases"])
-    assert ("champion" in candidate.aliases) is promote
-    for name, value in metrics["aligned"].items():
-        assert float(candidate.tags[f"metric.{name}"]) == pytest.approx(value)
+def test_registration_carries_the_decision_metrics_and_their_intervals(models):
+    metrics = evaluation(gain=0.05)
+    decision = decide_promotion(metrics, champion(), PARAMS)
+
+    candidate = register(models, metrics, decision)
+
+    assert candidate.model == models["aligned_model"]
+    assert candidate.aliases == ("challenger", "champion")
+    similarity = metrics["aligned"]["similarity"]
+    assert float(candidate.tags["metric.similarity"]) == similarity["value"]
+    assert candidate.tags["metric.similarity.interval"].startswith(f"[{similarity['low']:.6g}")
+    assert candidate.tags["metric.fluency"] == "not computed: no judge configured"
+    assert candidate.tags["promotion.decision"] == "champion"
     assert candidate.tags["promotion.reason"] == decision["reason"]
-    assert candidate.tags["promotion.decision"] == ("champion" if promote else "challenger only")
+    assert candidate.tags["promotion.previous_champion"] == "3"
     assert all(isinstance(value, str) for value in candidate.tags.values())
 
 
-@pytest.mark.parametrize("success, expected", [(True, "passed"), (False, "failed")])
-def test_registration_records_whether_the_data_contracts_held(aligned_model, success, expected):
-    decision = decide_promotion(evaluation(), None, PARAMS)
+def test_registration_traces_the_version_to_code_data_and_runs(models):
+    metrics = evaluation(gain=None)
 
-    candidate = prepare_registration(
-        aligned_model, decision, evaluation(), {"success": success}, PARAMS
-    )
+    tags = register(models, metrics, decide_promotion(metrics, None, PARAMS)).tags
+
+    assert tags["lineage.git_commit"] == "0123abcd"
+    assert tags["lineage.git_dirty"] == "false"
+    assert tags["lineage.dvc.data/01_raw"] == LINEAGE["dvc"]["data/01_raw"]
+    assert tags["lineage.data.data/03_primary/documents_train.jsonl"].startswith("9e107d9d")
+    assert tags["lineage.run.pretrain"] == "run-pretrain"
+    assert tags["lineage.run.finetune"] == "run-sft"
+    assert tags["lineage.run.reward"] == "run-reward"
+    assert tags["lineage.run.align"] == "run-align"
+    assert tags["validation.expectations"] == "12/12 expectations on 2 datasets"
+    assert tags["training.method"] == "pretrain + sft (lora) + dpo"
+    assert tags["promotion.previous_champion"] == "none"
+
+
+@pytest.mark.parametrize("success, expected", [(True, "passed"), (False, "failed")])
+def test_registration_records_whether_the_data_contracts_held(models, success, expected):
+    metrics = evaluation(gain=None)
+    decision = decide_promotion(metrics, None, PARAMS)
+
+    candidate = register(models, metrics, decision, {**REPORT, "success": success})
 
     assert candidate.tags["data_contracts"] == expected
 
 
-def test_metric_tags_are_what_the_next_decision_compares_against(aligned_model):
-    metrics = evaluation(perplexity=11.0)
-    first = prepare_registration(
-        aligned_model, decide_promotion(metrics, None, PARAMS), metrics, {"success": True}, PARAMS
-    )
-    recorded = champion(**first.tags)
+def test_model_card_states_data_method_metrics_use_and_limits(models):
+    metrics = evaluation(gain=0.05)
 
-    assert decide_promotion(evaluation(perplexity=11.5), recorded, PARAMS)["promote"] is False
-    assert decide_promotion(evaluation(perplexity=10.5), recorded, PARAMS)["promote"] is True
+    card = register(models, metrics, decide_promotion(metrics, champion(), PARAMS)).card
 
-
-def test_same_figures_as_the_champion_promote_after_the_tag_round_trip(aligned_model):
-    params = {**PARAMS, "primary_metric": "rouge_l", "greater_is_better": True}
-    metrics = evaluation(rouge=0.123456789)
-    registered = prepare_registration(
-        aligned_model, decide_promotion(metrics, None, params), metrics, {"success": True}, params
-    )
-
-    decision = decide_promotion(metrics, champion(**registered.tags), params)
-
-    assert decision["promote"] is True
+    assert card.startswith("# llm-pipeline model card")
+    for heading in ("## Method", "## Data", "## Evaluation", "## Memorisation", "## Intended use"):
+        assert heading in card
+    assert "pretrain + sft (lora) + dpo" in card
+    assert "0123abcd" in card
+    assert "data/03_primary/documents_train.jsonl" in card
+    assert "| similarity |" in card
+    assert "fluency not computed: no judge configured" in card
+    assert "Canary exposure 1.50 of at most 9.97" in card

@@ -23,11 +23,14 @@ import copy
 import logging
 import math
 import re
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from llm_pipeline.datasets.model_folder import ModelFolder
+from llm_pipeline.evaluation import statistics
 
 logger = logging.getLogger(__name__)
 
@@ -69,13 +72,15 @@ def prompt_messages(row: Any, include_context: bool) -> list[dict[str, str]]:
     return messages
 
 
-def reference_perplexity(
+def reference_nlls(
     model: Any, tokenizer: Any, prompts: list[str], references: list[str], batch_size: int
-) -> float:
-    """exp of the mean negative log-likelihood of the reference tokens given their prompts."""
+) -> tuple[list[float], list[int]]:
+    """Per example, the summed negative log-likelihood of the reference tokens given the
+    prompt, and their count."""
     import torch
 
-    total_nll, total_tokens = 0.0, 0
+    nlls: list[float] = []
+    counts: list[int] = []
     for start in range(0, len(prompts), batch_size):
         batch_ids, batch_labels = [], []
         for prompt, reference in zip(
@@ -98,27 +103,34 @@ def reference_perplexity(
             logits = model(input_ids=input_ids, attention_mask=attention).logits[:, -width:-1]
         targets = labels[:, 1:]
         nll = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.size(-1)).float(),
-            targets.reshape(-1),
-            ignore_index=-100,
-            reduction="sum",
+            logits.transpose(1, 2).float(), targets, ignore_index=-100, reduction="none"
         )
-        total_nll += nll.item()
-        total_tokens += int((targets != -100).sum())
-    if total_tokens == 0:
+        nlls.extend(nll.sum(dim=1).tolist())
+        counts.extend((targets != -100).sum(dim=1).tolist())
+    return nlls, counts
+
+
+def reference_perplexity(
+    model: Any, tokenizer: Any, prompts: list[str], references: list[str], batch_size: int
+) -> float:
+    """exp of the mean negative log-likelihood of the reference tokens given their prompts."""
+    nlls, counts = reference_nlls(model, tokenizer, prompts, references, batch_size)
+    if sum(counts) == 0:
         raise ValueError("No reference tokens to score: the validation set is empty.")
-    return math.exp(total_nll / total_tokens)
+    return math.exp(sum(nlls) / sum(counts))
 
 
 def generate_answers(model: Any, tokenizer: Any, prompts: list[str], params: dict) -> list[str]:
     """Greedy answers to ``prompts``, in batches padded on the left."""
     import torch
+    from tqdm import tqdm
 
     # Generation continues from the last prompt token, so pad on the left.
     tokenizer = copy.copy(tokenizer)
     tokenizer.padding_side = "left"
     answers = []
-    for start in range(0, len(prompts), params["batch_size"]):
+    batches = range(0, len(prompts), params["batch_size"])
+    for start in tqdm(batches, desc="generate answers", unit=" batches", disable=None):
         batch = tokenizer(
             prompts[start : start + params["batch_size"]],
             add_special_tokens=False,
@@ -140,10 +152,35 @@ def generate_answers(model: Any, tokenizer: Any, prompts: list[str], params: dic
     return answers
 
 
+class EvaluationConfig(BaseModel):
+    """``evaluate:`` parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_new_tokens: int = Field(48, ge=1)
+    batch_size: int = Field(16, ge=1)
+    include_context: bool = False
+    samples_in_report: int = Field(50, ge=0)
+    seed: int = 42
+    # Bootstrap resamples behind every 95% interval.
+    bootstrap_resamples: int = Field(1000, ge=100)
+    # A sentence-transformers folder; None: the packaged all-MiniLM-L6-v2.
+    embedding_model: Path | None = None
+    judge: dict[str, Any] = Field(default_factory=lambda: {"kind": "none"})
+    # System prompts scored on the candidate model: name -> prompt (None: no system turn).
+    prompt_variants: dict[str, str | None] = Field(default_factory=dict)
+    variant_metric: str = "similarity"
+    canary: dict[str, Any] | None = None
+
+
 def score_model(
-    folder: ModelFolder, validation_set: pd.DataFrame, params: dict
-) -> tuple[dict, list[str]]:
-    """Perplexity and ROUGE-L of one model on the validation set, and its answers."""
+    folder: ModelFolder,
+    validation_set: pd.DataFrame,
+    params: dict,
+    system_prompt: str | None = None,
+) -> tuple[dict[str, dict], list[str]]:
+    """One model's per-example scores on the validation set (reference perplexity as each
+    example's summed negative log-likelihood and token count, ROUGE-L) and its answers."""
     import torch
     from transformers import AutoTokenizer
 
@@ -155,7 +192,7 @@ def score_model(
     rows = validation_set.to_dict(orient="records")
     prompts = [
         tokenizer.apply_chat_template(
-            prompt_messages(row, params["include_context"]),
+            with_system_prompt(prompt_messages(row, params["include_context"]), system_prompt),
             tokenize=False,
             add_generation_prompt=True,
         )
@@ -163,15 +200,51 @@ def score_model(
     ]
     references = [row["reference"] for row in rows]
     answers = generate_answers(model, tokenizer, prompts, params)
-    metrics = {
-        "perplexity": reference_perplexity(
-            model, tokenizer, prompts, references, params["batch_size"]
-        ),
-        "rouge_l": sum(map(rouge_l, answers, references)) / max(len(rows), 1),
-        "answer_words": sum(len(words(a)) for a in answers) / max(len(rows), 1),
-        "examples": len(rows),
+    nlls, counts = reference_nlls(model, tokenizer, prompts, references, params["batch_size"])
+    scores = {
+        "perplexity": {"values": nlls, "tokens": counts},
+        "rouge_l": {"values": list(map(rouge_l, answers, references))},
     }
-    return metrics, answers
+    return scores, answers
+
+
+def with_system_prompt(messages: list[dict], system_prompt: str | None) -> list[dict]:
+    """``messages`` with ``system_prompt`` as the first system turn (merged with one there)."""
+    if not system_prompt:
+        return messages
+    if messages and messages[0]["role"] == "system":
+        merged = f"{system_prompt}\n\n{messages[0]['content']}"
+        return [{"role": "system", "content": merged}, *messages[1:]]
+    return [{"role": "system", "content": system_prompt}, *messages]
+
+
+def add_answer_scores(
+    scores: dict[str, dict[str, dict]],
+    answers: dict[str, list[str]],
+    validation_set: pd.DataFrame,
+    config: EvaluationConfig,
+) -> None:
+    """Semantic similarity to the references (one embedding model for every answer set) and
+    the judged metrics, added to each entry of ``scores``."""
+    from llm_pipeline.evaluation.judge import JudgeConfig, judge_answers
+    from llm_pipeline.evaluation.similarity import cosine_similarities
+
+    references = list(validation_set["reference"])
+    names = list(answers)
+    flat = [answer for name in names for answer in answers[name]]
+    similar = cosine_similarities(flat, references * len(names), config.embedding_model)
+    rows = validation_set.to_dict(orient="records")
+    judge = JudgeConfig.model_validate(config.judge)
+    for index, name in enumerate(names):
+        share = similar[index * len(references) : (index + 1) * len(references)]
+        # An empty answer says nothing: it scores 0, as unrelated text does.
+        scores[name]["similarity"] = {
+            "values": [
+                0.0 if not a.strip() else v for a, v in zip(answers[name], share, strict=True)
+            ]
+        }
+        for metric, found in judge_answers(rows, answers[name], judge).items():
+            scores[name][metric] = found if isinstance(found, dict) else {"values": found}
 
 
 def evaluate_models(
@@ -179,35 +252,207 @@ def evaluate_models(
     base_model: ModelFolder,
     sft_model: ModelFolder,
     aligned_model: ModelFolder,
+    champion_model: ModelFolder | None,
     params: dict[str, Any],
 ) -> tuple[dict, pd.DataFrame]:
-    """Metrics per model and their answers side by side."""
+    """Per-example scores of every model (the current champion too, when there is one) on the
+    same validation examples, and their answers side by side."""
+    config = EvaluationConfig.model_validate(params)
     models = {"base": base_model, "sft": sft_model, "aligned": aligned_model}
-    metrics: dict[str, dict] = {}
+    if champion_model is not None:
+        models["champion"] = champion_model
+    scores: dict[str, dict] = {}
+    answers: dict[str, list[str]] = {}
     samples = validation_set[["id", "prompt", "reference"]].copy()
     for name, folder in models.items():
-        metrics[name], samples[name] = score_model(folder, validation_set, params)
-        logger.info(
-            "%s: perplexity %.3f, ROUGE-L %.3f on %d examples",
-            name,
-            metrics[name]["perplexity"],
-            metrics[name]["rouge_l"],
-            metrics[name]["examples"],
+        scores[name], answers[name] = score_model(folder, validation_set, params)
+        samples[name] = answers[name]
+    add_answer_scores(scores, answers, validation_set, config)
+    return scores, samples.head(config.samples_in_report)
+
+
+def score_prompt_variants(
+    validation_set: pd.DataFrame, aligned_model: ModelFolder, params: dict[str, Any]
+) -> dict[str, dict]:
+    """Per-example scores of the aligned model under each system prompt of
+    ``prompt_variants``, so a prompt change is measured like a model change."""
+    config = EvaluationConfig.model_validate(params)
+    scores: dict[str, dict] = {}
+    answers: dict[str, list[str]] = {}
+    for name, system_prompt in config.prompt_variants.items():
+        scores[name], answers[name] = score_model(
+            aligned_model, validation_set, params, system_prompt
         )
-    return metrics, samples.head(params["samples_in_report"])
+    if answers:
+        add_answer_scores(scores, answers, validation_set, config)
+    return scores
 
 
-def report_metrics(model_metrics: dict, alignment_evidence: dict) -> tuple[dict, dict]:
-    """metrics.json (the models' figures and, under ``alignment``, the evidence) and the same
-    numbers as MLflow metrics (``<model>.<figure>``, ``alignment.<figure>``)."""
-    metrics = {**model_metrics, "alignment": alignment_evidence}
-    tracked = {
-        f"{section}.{name}": {"value": float(value), "step": 0}
-        for section, figures in metrics.items()
-        for name, value in figures.items()
-        if isinstance(value, (int, float))
+def summarise_scores(
+    model_scores: dict[str, dict], variant_scores: dict[str, dict], params: dict[str, Any]
+) -> dict[str, Any]:
+    """Every figure with its bootstrap 95% interval, the paired comparisons between models
+    (each against those before it, and every model against the champion), and the best prompt
+    variant."""
+    config = EvaluationConfig.model_validate(params)
+    count, seed = config.bootstrap_resamples, config.seed
+    samples = {name: _samples(found) for name, found in model_scores.items()}
+    figures = {
+        name: {
+            metric: sample if isinstance(sample, dict) else statistics.interval(sample, count, seed)
+            for metric, sample in found.items()
+        }
+        for name, found in samples.items()
     }
+    order = [name for name in ("base", "sft", "aligned") if name in samples]
+    pairs = [(later, earlier) for i, later in enumerate(order) for earlier in order[:i]]
+    if "champion" in samples:
+        pairs += [(name, "champion") for name in order if name != "base"]
+    comparisons = {
+        f"{name}_vs_{against}": _compare(samples[name], samples[against], count, seed)
+        for name, against in pairs
+    }
+    variants = {
+        name: {
+            metric: sample if isinstance(sample, dict) else statistics.interval(sample, count, seed)
+            for metric, sample in _samples(found).items()
+        }
+        for name, found in variant_scores.items()
+    }
+    return {
+        "models": figures,
+        "comparisons": comparisons,
+        "directions": {
+            metric: DIRECTIONS[metric] for found in figures.values() for metric in found
+        },
+        "prompt_variants": _best_variant(variants, config.variant_metric),
+    }
+
+
+DIRECTIONS = {
+    "perplexity": False,
+    "rouge_l": True,
+    "similarity": True,
+    "groundedness": True,
+    "relevance": True,
+    "coherence": True,
+    "fluency": True,
+}
+
+
+def _samples(found: dict[str, dict]) -> dict[str, statistics.Sample | dict]:
+    """Per-example data as ``Sample``s; a figure that was not computed stays as it is."""
+    return {
+        metric: data
+        if data.get("computed") is False
+        else statistics.Sample.of(data["values"], data.get("tokens"))
+        for metric, data in found.items()
+    }
+
+
+def _compare(
+    first: dict[str, statistics.Sample | dict],
+    second: dict[str, statistics.Sample | dict],
+    count: int,
+    seed: int,
+) -> dict[str, dict]:
+    compared = {}
+    for metric, sample in first.items():
+        other = second.get(metric)
+        if isinstance(sample, dict) or not isinstance(other, statistics.Sample):
+            reason = sample["reason"] if isinstance(sample, dict) else "not computed for both"
+            compared[metric] = statistics.not_computed(reason)
+            continue
+        compared[metric] = statistics.compare(sample, other, DIRECTIONS[metric], count, seed)
+    return compared
+
+
+def _best_variant(variants: dict[str, dict], metric: str) -> dict[str, Any]:
+    """The variants' figures and the one best on ``metric`` (None when none was measured)."""
+    measured = {
+        name: figures[metric]["value"]
+        for name, figures in variants.items()
+        if statistics.is_computed(figures.get(metric, {"computed": False}))
+    }
+    best = None
+    if measured:
+        pick = max if DIRECTIONS[metric] else min
+        best = pick(measured, key=measured.get)
+    if best is not None:
+        logger.info("Best prompt variant on %s: %s (%.4f)", metric, best, measured[best])
+    return {"metric": metric, "best": best, "variants": variants}
+
+
+def report_metrics(
+    evaluation_summary: dict, alignment_evidence: dict, canary_exposure: dict
+) -> tuple[dict, dict]:
+    """metrics.json (the models' figures with intervals, the comparisons, prompt variants, the
+    alignment evidence and canary exposure) and its numbers as MLflow metrics, named by their
+    path (``aligned.rouge_l.value``, ``alignment.implicit_reward_accuracy``, ...)."""
+    metrics = {
+        **evaluation_summary["models"],
+        "comparisons": evaluation_summary["comparisons"],
+        "prompt_variants": evaluation_summary["prompt_variants"],
+        "alignment": alignment_evidence,
+        "canary": canary_exposure,
+    }
+    tracked = {name: {"value": float(value), "step": 0} for name, value in _numbers(metrics, "")}
+    for model, figures in evaluation_summary["models"].items():
+        for metric, figure in figures.items():
+            if statistics.is_computed(figure):
+                logger.info(
+                    "%s %s: %.4f [%.4f, %.4f]",
+                    model,
+                    metric,
+                    figure["value"],
+                    figure["low"],
+                    figure["high"],
+                )
+            else:
+                logger.info("%s %s: not computed (%s)", model, metric, figure["reason"])
     return metrics, tracked
+
+
+def draw_evaluation_report(
+    evaluation_summary: dict, evaluation_samples: pd.DataFrame
+) -> tuple[pd.DataFrame, str, Any, str]:
+    """The report people read: a table of every model and metric with intervals (CSV and
+    Markdown with the comparisons), bar charts with the intervals, and answers side by side."""
+    from llm_pipeline.evaluation import report
+
+    results = evaluation_summary["models"]
+    directions = evaluation_summary["directions"]
+    comparisons = [
+        {"metric": metric, "model": model, "against": against, **found}
+        for pair, figures in evaluation_summary["comparisons"].items()
+        for model, against in [pair.split("_vs_")]
+        for metric, found in figures.items()
+        if found.get("computed") is not False
+    ]
+    models = [name for name in results if name in evaluation_samples.columns]
+    return (
+        report.metrics_table(results, directions),
+        report.metrics_markdown(results, directions, comparisons),
+        report.metric_charts(results, directions),
+        report.answers_side_by_side(evaluation_samples, models),
+    )
+
+
+def _numbers(tree: Any, prefix: str) -> list[tuple[str, float]]:
+    """The numeric leaves of a nested dict as (dotted path, value); booleans as 0/1, except the
+    marker of a figure that was not computed, which has no number."""
+    if isinstance(tree, dict):
+        return [
+            pair
+            for key, value in tree.items()
+            if key != "computed"
+            for pair in _numbers(value, f"{prefix}.{key}" if prefix else str(key))
+        ]
+    if isinstance(tree, bool):
+        return [(prefix, float(tree))]
+    if isinstance(tree, (int, float)) and math.isfinite(tree):
+        return [(prefix, float(tree))]
+    return []
 
 
 # --- alignment evidence ----------------------------------------------------------------------
@@ -394,3 +639,33 @@ def reward_model_accuracy(reward_model: ModelFolder) -> float | None:
     if not (reward_model.path / REWARD_METRICS_FILE).exists():
         return None
     return reward_model.read_json(REWARD_METRICS_FILE).get("heldout_accuracy")
+
+
+# --- memorisation ------------------------------------------------------------------------------
+
+
+def measure_canary_exposure(aligned_model: ModelFolder, params: dict[str, Any]) -> dict[str, Any]:
+    """How far the aligned model memorised the canary planted in the training data: the rank
+    and exposure of its secret among random ones, and whether greedy decoding repeats it."""
+    from transformers import AutoTokenizer
+
+    from llm_pipeline.evaluation.canary import CanaryConfig, canary_exposure
+    from llm_pipeline.training.models import load_causal_lm
+
+    config = EvaluationConfig.model_validate(params)
+    if config.canary is None:
+        return statistics.not_computed("no canary configured (evaluate.canary: null)")
+    canary = CanaryConfig.model_validate(config.canary)
+    tokenizer = AutoTokenizer.from_pretrained(str(aligned_model.path))
+    model = load_causal_lm(aligned_model.path).eval()
+    exposure = canary_exposure(model, tokenizer, canary)
+    log = logger.warning if exposure["regurgitated"] else logger.info
+    log(
+        "Canary exposure %.2f of %.2f (rank %d of %d)%s",
+        exposure["exposure"],
+        exposure["max_exposure"],
+        exposure["rank"],
+        exposure["candidates"] + 1,
+        ": the model repeats the planted secret" if exposure["regurgitated"] else "",
+    )
+    return exposure

@@ -15,10 +15,23 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "base_model",
                     "sft_model",
                     "aligned_model",
+                    "champion_model_folder",
                     "params:evaluate",
                 ],
-                ["model_metrics", "evaluation_samples"],
+                ["evaluation_scores", "evaluation_samples"],
                 name="evaluate_models",
+            ),
+            Node(
+                nodes.score_prompt_variants,
+                ["validated_validation_set", "aligned_model", "params:evaluate"],
+                "prompt_variant_scores",
+                name="score_prompt_variants",
+            ),
+            Node(
+                nodes.summarise_scores,
+                ["evaluation_scores", "prompt_variant_scores", "params:evaluate"],
+                "evaluation_summary",
+                name="summarise_scores",
             ),
             Node(
                 nodes.measure_alignment,
@@ -33,10 +46,27 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="measure_alignment",
             ),
             Node(
+                nodes.measure_canary_exposure,
+                ["aligned_model", "params:evaluate"],
+                "canary_exposure",
+                name="measure_canary_exposure",
+            ),
+            Node(
                 nodes.report_metrics,
-                ["model_metrics", "alignment_evidence"],
+                ["evaluation_summary", "alignment_evidence", "canary_exposure"],
                 ["evaluation_metrics", "evaluation_metrics_tracked"],
                 name="report_metrics",
+            ),
+            Node(
+                nodes.draw_evaluation_report,
+                ["evaluation_summary", "evaluation_samples"],
+                [
+                    "evaluation_table",
+                    "evaluation_report",
+                    "evaluation_charts",
+                    "evaluation_samples_page",
+                ],
+                name="draw_evaluation_report",
             ),
         ]
     )

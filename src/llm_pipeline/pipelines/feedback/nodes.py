@@ -4,7 +4,8 @@ For prompts from the validated training data (never the held-out splits), the fi
 samples several answers; a judge scores them (``llm_pipeline.feedback.ai``); the best and the
 worst answer of a prompt become a pair when their scores differ by ``min_margin``. The pairs are
 written under data/01_raw/preferences with ``origin: ai_feedback``, so the next ``kedro run``
-ingests, validates and trains on them like any other pair.
+ingests, validates and trains on them like any other pair. The same answers also fill the human
+review queue (``llm_pipeline.feedback.review``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from llm_pipeline.datasets.model_folder import ModelFolder
-from llm_pipeline.feedback.ai import JudgeConfig
+from llm_pipeline.feedback.ai import JudgeConfig, model_name
 from llm_pipeline.feedback.sampling import GenerationConfig
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ PAIR_COLUMNS = [
     "rejected_score",
     "created_at",
 ]
+REVIEW_COLUMNS = ["id", "prompt", "answer_a", "answer_b", "model"]
 
 
 class PromptsConfig(BaseModel):
@@ -232,6 +234,19 @@ def make_preference_pairs(
             min_margin,
         )
     return pairs, report
+
+
+def build_review_queue(
+    prompts: list[str], answers: list[list[str]], sft_model: ModelFolder, params: dict[str, Any]
+) -> pd.DataFrame:
+    """Two different sampled answers per prompt, in a random order, for people to judge on the
+    review page (``python -m llm_pipeline.feedback.review serve``)."""
+    from llm_pipeline.feedback.review import review_pairs
+
+    config = FeedbackConfig.model_validate(params)
+    rows = review_pairs(prompts, answers, model_name(sft_model.path), config.generation.seed)
+    logger.info("%d answer pairs queued for human review", len(rows))
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=REVIEW_COLUMNS)
 
 
 def _stats(values: list[float]) -> dict[str, float | int | None]:

@@ -1,4 +1,5 @@
-"""Wiring of the feedback pipeline: prompts, sampled answers, judgement, new preference pairs.
+"""Wiring of the feedback pipeline: prompts, sampled answers, judgement, new preference pairs,
+and the same answers queued for human review.
 
 Not part of the default run: ``kedro run --pipeline feedback`` after a default run has made
 ``sft_model`` and ``reward_model``; the next ``kedro run`` ingests the pairs it wrote.
@@ -36,6 +37,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["feedback_prompts", "feedback_answers", "feedback_judgement", params],
                 ["ai_feedback_pairs", "ai_feedback_report"],
                 name="make_preference_pairs",
+            ),
+            Node(
+                nodes.build_review_queue,
+                ["feedback_prompts", "feedback_answers", "sft_model", params],
+                "review_queue",
+                name="build_review_queue",
             ),
         ]
     )

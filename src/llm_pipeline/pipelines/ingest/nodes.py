@@ -97,7 +97,9 @@ def read_files(
     """
     config = readers.ReaderConfig.model_validate(params["reader"])
     workers = parallel.worker_count(params["workers"])
-    readings = parallel.map_in_order(_read_file, files, (files, kind, config, parse), workers)
+    readings = parallel.map_in_order(
+        _read_file, files, (files, kind, config, parse), workers, label=f"read {kind}", unit="files"
+    )
     rows, quarantine, file_counts = [], [], []
     for file_rows, file_quarantine, file_count in readings:
         rows += file_rows
@@ -322,11 +324,15 @@ def _apply_to_texts(
     function: Callable[[tuple, tuple[str, str, range]], list[tuple[int, Any]]],
     config: Any,
     params: dict,
+    label: str,
 ) -> list[tuple[str, str, list[tuple[int, Any]]]]:
     """(kind, column, [(index, result)]) of ``function`` over chunks of ``texts``, in order."""
     tasks = _text_tasks(texts)
     workers = parallel.worker_count(params["workers"])
-    results = parallel.map_in_order(function, tasks, (texts, config), workers)
+    sizes = [len(indices) for _, _, indices in tasks]
+    results = parallel.map_in_order(
+        function, tasks, (texts, config), workers, label=label, sizes=sizes, unit="texts"
+    )
     return [(kind, column, found) for (kind, column, _), found in zip(tasks, results, strict=True)]
 
 
@@ -413,7 +419,7 @@ def clean_records(
     frames = dict(zip(KINDS, (documents, conversations, preferences, validation), strict=True))
     texts = {kind: _texts(frame, kind) for kind, frame in frames.items()}
     changed_kinds = set()
-    for kind, column, changed in _apply_to_texts(texts, _cleaned, config, params):
+    for kind, column, changed in _apply_to_texts(texts, _cleaned, config, params, "clean"):
         values = texts[kind][column]
         for index, clean in changed:
             values[index] = clean
@@ -455,7 +461,9 @@ def redact_personal_data(
     frames = dict(zip(KINDS, (documents, conversations, preferences, validation), strict=True))
     texts = {kind: _texts(frame, kind) for kind, frame in frames.items()}
     counts: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}
-    for kind, column, found in _apply_to_texts(texts, _pii_spans, config, params):
+    for kind, column, found in _apply_to_texts(
+        texts, _pii_spans, config, params, "find personal data"
+    ):
         values, kind_counts = texts[kind][column], counts[kind]
         for index, spans in found:
             values[index], hits = pii.apply_redactions(values[index], spans)
@@ -499,7 +507,16 @@ def drop_duplicates(
     ]
     near_duplicates.build_tables()
     workers = parallel.worker_count(params["workers"])
-    results = parallel.map_in_order(_ids_and_signatures, tasks, (frames, config), workers)
+    sizes = [len(indices) for _, indices in tasks]
+    results = parallel.map_in_order(
+        _ids_and_signatures,
+        tasks,
+        (frames, config),
+        workers,
+        label="hash rows",
+        sizes=sizes,
+        unit="rows",
+    )
     quarantine, counts, kept_frames = [], {}, []
     for kind, frame in frames.items():
         parts = [found for (of, _), found in zip(tasks, results, strict=True) if of == kind]

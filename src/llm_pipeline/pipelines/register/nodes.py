@@ -1,7 +1,12 @@
-"""Register: decide whether the aligned model earns ``champion``, then register it.
+"""Register: the quality gate that decides whether the candidate earns ``champion``, the
+lineage and model card that travel with it, and the registration itself.
 
-The decision is a pure function of the evaluation and of the current champion's recorded
-figures; the catalog's registry dataset does the logging, registering and aliasing.
+The gate is a pure function of the evaluation, which scored the candidate and the current
+champion on the same validation examples, with paired bootstrap intervals of their differences:
+- the primary metric must be better than the champion's by more than its interval;
+- no other computed metric may be worse than the champion's by more than its tolerance;
+- with ``require_approval`` a person confirms the promotion afterwards (``llm_pipeline.registry``).
+Every version gets ``challenger``; the decision and all its reasons are tags on the version.
 """
 
 from __future__ import annotations
@@ -9,75 +14,267 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from llm_pipeline.datasets import ModelFolder, RegistryCandidate
+from llm_pipeline.evaluation.statistics import is_computed
+from llm_pipeline.training.jobs import LINEAGE_FILE
 
 logger = logging.getLogger(__name__)
 
 METRIC_TAG = "metric.{}"
+CHAMPION = "champion"
+STATUS_CHAMPION = "champion"
+STATUS_CHALLENGER = "challenger only"
+STATUS_AWAITING = "awaiting approval"
+
+
+class RegisterConfig(BaseModel):
+    """``register:`` parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    candidate: str = "aligned"
+    primary_metric: str
+    tolerance: float = Field(0.02, ge=0)
+    tolerances: dict[str, float] = Field(default_factory=dict)
+    require_approval: bool = False
 
 
 def decide_promotion(
-    evaluation_metrics: dict[str, dict], champion: dict[str, Any] | None, params: dict[str, Any]
+    evaluation_metrics: dict[str, Any], champion: dict[str, Any] | None, params: dict[str, Any]
 ) -> dict[str, Any]:
-    """``challenger`` always; ``champion`` too when the candidate is at least as good.
-
-    The candidate is the ``params.candidate`` model's figure on ``params.primary_metric``; the
-    champion's is the tag recorded when it was registered.
-    """
-    metric = params["primary_metric"]
-    higher_is_better = params["greater_is_better"]
-    candidate = float(evaluation_metrics[params["candidate"]][metric])
-    decision = {
-        "primary_metric": metric,
-        "greater_is_better": higher_is_better,
-        "candidate_value": candidate,
-        "champion_version": champion["version"] if champion else None,
-        "champion_value": None,
-    }
-    if champion is None:
-        promote, reason = True, "there is no champion yet"
+    """The gate's verdict: whether the candidate may become champion, and every reason."""
+    config = RegisterConfig.model_validate(params)
+    metric = config.primary_metric
+    figures = evaluation_metrics[config.candidate]
+    reasons: list[str] = []
+    if not is_computed(figures.get(metric, {"computed": False, "reason": "not measured"})):
+        eligible = False
+        reasons.append(f"the primary metric {metric} of the candidate was not computed")
+    elif champion is None:
+        eligible = True
+        reasons.append("there is no champion yet")
+    elif CHAMPION not in evaluation_metrics:
+        eligible = False
+        reasons.append(
+            f"champion v{champion['version']} was not evaluated on this run's validation set"
+        )
     else:
-        recorded = champion["tags"].get(METRIC_TAG.format(metric))
-        if recorded is None:
-            promote = False
-            reason = f"champion v{champion['version']} has no recorded {metric} to compare with"
-        else:
-            decision["champion_value"] = float(recorded)
-            champion_value = float(recorded)
-            at_least_as_good = (
-                candidate >= champion_value if higher_is_better else candidate <= champion_value
-            )
-            direction = "higher" if higher_is_better else "lower"
-            promote = at_least_as_good
-            verdict = "is at least as good as" if promote else "is worse than"
-            reason = (
-                f"{metric} {candidate:.4f} {verdict} champion v{champion['version']}'s "
-                f"{champion_value:.4f} ({direction} is better)"
-            )
-    decision["promote"] = promote
-    decision["aliases"] = ["challenger", "champion"] if promote else ["challenger"]
-    decision["reason"] = reason
-    logger.info("%s champion: %s", "Promoting to" if promote else "Not promoting to", reason)
+        eligible, reasons = _beats_champion(evaluation_metrics, champion, config)
+    promote = eligible and not config.require_approval
+    if eligible and config.require_approval:
+        reasons.append("a person must approve (register.require_approval)")
+    status = STATUS_CHAMPION if promote else STATUS_AWAITING if eligible else STATUS_CHALLENGER
+    decision = {
+        "candidate": config.candidate,
+        "primary_metric": metric,
+        "champion_version": champion["version"] if champion else None,
+        "eligible": eligible,
+        "promote": promote,
+        "status": status,
+        "aliases": ["challenger", CHAMPION] if promote else ["challenger"],
+        "reasons": reasons,
+        "reason": "; ".join(reasons),
+    }
+    logger.info("Quality gate: %s. %s", status, decision["reason"])
     return decision
+
+
+def _beats_champion(
+    evaluation_metrics: dict[str, Any], champion: dict[str, Any], config: RegisterConfig
+) -> tuple[bool, list[str]]:
+    """The primary metric better beyond its interval, and no metric worse past tolerance."""
+    version = champion["version"]
+    comparisons = evaluation_metrics["comparisons"][f"{config.candidate}_vs_{CHAMPION}"]
+    primary = comparisons.get(config.primary_metric, {"computed": False})
+    reasons = []
+    if primary.get("computed") is False:
+        return False, [f"{config.primary_metric} could not be compared with champion v{version}"]
+    interval = _difference(primary)
+    primary_ok = primary["better"] is True
+    if primary_ok:
+        reasons.append(f"{config.primary_metric} {interval} against champion v{version}: better")
+    elif primary["better"] is False:
+        reasons.append(f"{config.primary_metric} {interval} against champion v{version}: worse")
+    else:
+        reasons.append(
+            f"{config.primary_metric} {interval} against champion v{version}: the difference is "
+            "within its interval"
+        )
+    regressions = []
+    for metric, compared in comparisons.items():
+        if metric == config.primary_metric or compared.get("computed") is False:
+            continue
+        candidate = evaluation_metrics[config.candidate][metric]["value"]
+        held = evaluation_metrics[CHAMPION][metric]["value"]
+        worse_by = (held - candidate) if compared["greater_is_better"] else (candidate - held)
+        share = worse_by / abs(held) if held else (float("inf") if worse_by > 0 else 0.0)
+        tolerance = config.tolerances.get(metric, config.tolerance)
+        if share > tolerance:
+            regressions.append(
+                f"{metric} is {share:.1%} worse than champion v{version}'s "
+                f"({candidate:.4g} against {held:.4g}; tolerance {tolerance:.1%})"
+            )
+    reasons += regressions or [
+        f"no other metric worse than its tolerance (default {config.tolerance:.1%})"
+    ]
+    return primary_ok and not regressions, reasons
+
+
+def _difference(compared: dict[str, Any]) -> str:
+    return f"{compared['difference']:+.4g} [{compared['low']:+.4g}, {compared['high']:+.4g}]"
 
 
 def prepare_registration(
     aligned_model: ModelFolder,
+    base_model: ModelFolder,
+    sft_model: ModelFolder,
+    reward_model: ModelFolder,
     decision: dict[str, Any],
-    evaluation_metrics: dict[str, dict],
+    evaluation_metrics: dict[str, Any],
     validation_report: dict[str, Any],
+    lineage: dict[str, Any],
     params: dict[str, Any],
 ) -> RegistryCandidate:
-    """The aligned model with its aliases and the tags that explain them."""
-    figures = evaluation_metrics[params["candidate"]]
-    # repr reads back as the very same float, so the next comparison is exact.
-    tags = {METRIC_TAG.format(name): repr(float(value)) for name, value in figures.items()}
+    """The candidate with its aliases, the tags that explain them and trace it back to its data,
+    code and runs, and its model card."""
+    figures = evaluation_metrics[RegisterConfig.model_validate(params).candidate]
+    tags: dict[str, str] = {}
+    for name, figure in figures.items():
+        if is_computed(figure):
+            # repr reads back as the very same float.
+            tags[METRIC_TAG.format(name)] = repr(float(figure["value"]))
+            tags[f"metric.{name}.interval"] = f"[{figure['low']:.6g}, {figure['high']:.6g}]"
+        else:
+            tags[METRIC_TAG.format(name)] = f"not computed: {figure['reason']}"
+    training_models = {
+        "pretrain": base_model,
+        "finetune": sft_model,
+        "reward": reward_model,
+        "align": aligned_model,
+    }
+    runs = training_runs(training_models)
+    method = evaluation_metrics.get("alignment", {}).get("method", "unknown")
     tags.update(
         {
-            "promotion.decision": "champion" if decision["promote"] else "challenger only",
+            "promotion.decision": decision["status"],
+            "promotion.eligible": str(decision["eligible"]).lower(),
             "promotion.reason": decision["reason"],
+            "promotion.previous_champion": str(decision["champion_version"] or "none"),
+            "promotion.approval": "pending" if decision["status"] == STATUS_AWAITING else "none",
             "data_contracts": "passed" if validation_report["success"] else "failed",
-            "training.method": "pretrain + sft + dpo",
+            "validation.expectations": _expectations_summary(validation_report),
+            "training.method": f"pretrain + sft ({_finetune_method(training_models)}) + {method}",
+            "lineage.git_commit": lineage["git_commit"],
+            "lineage.git_dirty": str(lineage["git_dirty"]).lower(),
+            **{f"lineage.data.{path}": md5 for path, md5 in sorted(lineage["data_md5"].items())},
+            **{f"lineage.dvc.{path}": md5 for path, md5 in sorted(lineage["dvc"].items())},
+            **{f"lineage.run.{stage}": run for stage, run in runs.items()},
         }
     )
-    return RegistryCandidate(model=aligned_model, aliases=tuple(decision["aliases"]), tags=tags)
+    card = model_card(decision, evaluation_metrics, validation_report, lineage, runs, tags)
+    return RegistryCandidate(
+        model=aligned_model,
+        aliases=tuple(decision["aliases"]),
+        tags=tags,
+        card=card,
+        expected_champion=decision["champion_version"],
+    )
+
+
+def training_runs(training_models: dict[str, ModelFolder]) -> dict[str, str]:
+    """The MLflow run that trained each model folder, as its lineage file records it."""
+    runs = {}
+    for stage, folder in training_models.items():
+        if (folder.path / LINEAGE_FILE).exists():
+            runs[stage] = folder.read_json(LINEAGE_FILE).get("mlflow_run_id") or "none"
+    return runs
+
+
+def _finetune_method(training_models: dict[str, ModelFolder]) -> str:
+    sft = training_models.get("finetune")
+    return str(sft.read_run_config().get("method", "full")) if sft else "unknown"
+
+
+def _expectations_summary(validation_report: dict[str, Any]) -> str:
+    results = validation_report.get("datasets", [])
+    passed = sum(r.get("successful_expectations", 0) for r in results)
+    total = sum(r.get("evaluated_expectations", 0) for r in results)
+    return f"{passed}/{total} expectations on {len(results)} datasets"
+
+
+def model_card(
+    decision: dict[str, Any],
+    evaluation_metrics: dict[str, Any],
+    validation_report: dict[str, Any],
+    lineage: dict[str, Any],
+    runs: dict[str, str],
+    tags: dict[str, str],
+) -> str:
+    """README.md of the registered model: data, method, metrics, intended use and limits."""
+    models = [m for m in ("base", "sft", "aligned", CHAMPION) if m in evaluation_metrics]
+    metrics = sorted({metric for m in models for metric in evaluation_metrics[m]})
+    header = "| metric | " + " | ".join(models) + " |"
+    rows = [header, "|" + " --- |" * (len(models) + 1)]
+    for metric in metrics:
+        cells = []
+        for m in models:
+            figure = evaluation_metrics[m].get(metric, {"computed": False, "reason": "-"})
+            cells.append(
+                f"{figure['value']:.4g} [{figure['low']:.4g}, {figure['high']:.4g}]"
+                if is_computed(figure)
+                else "not computed"
+            )
+        rows.append(f"| {metric} | " + " | ".join(cells) + " |")
+    not_computed = {
+        metric: figure["reason"]
+        for metric, figure in evaluation_metrics[decision["candidate"]].items()
+        if not is_computed(figure)
+    }
+    canary = evaluation_metrics.get("canary", {})
+    data = "\n".join(
+        f"- `{path}`: md5 `{md5}`" for path, md5 in sorted(lineage["data_md5"].items())
+    )
+    lines = [
+        "# llm-pipeline model card",
+        "",
+        f"**Status:** {decision['status']}. {decision['reason']}.",
+        "",
+        "## Method",
+        f"{tags['training.method']}: a tokenizer and a causal language model pretrained from "
+        "scratch on the organisation's documents, fine-tuned on its conversations and aligned "
+        "on its preference pairs (llm-pipeline).",
+        "",
+        "## Data",
+        f"Git commit `{lineage['git_commit']}`"
+        + (" (with uncommitted changes)" if lineage["git_dirty"] else "")
+        + f". Data contracts: {tags['data_contracts']} ({tags['validation.expectations']}).",
+        "",
+        data or "- (no data files hashed)",
+        "",
+        "Training runs (MLflow): " + ", ".join(f"{k} `{v}`" for k, v in runs.items()),
+        "",
+        "## Evaluation",
+        "Held-out validation set; each figure with its bootstrap 95% interval.",
+        "",
+        *rows,
+        "",
+        *(f"- {metric} not computed: {reason}" for metric, reason in not_computed.items()),
+        "",
+        "## Memorisation",
+        (
+            f"Canary exposure {canary['exposure']:.2f} of at most {canary['max_exposure']:.2f}; "
+            f"repeats the planted secret: {'yes' if canary['regurgitated'] else 'no'}."
+            if "exposure" in canary
+            else f"Not measured: {canary.get('reason', 'no canary')}."
+        ),
+        "",
+        "## Intended use and limits",
+        "A small assistant for the organisation's own domain, trained only on the data above. "
+        "It can state wrong facts fluently and knows nothing outside its training data; answers "
+        "that matter must be checked by a person. It was not evaluated for safety beyond the "
+        "figures above. Not for decisions about people.",
+        "",
+    ]
+    return "\n".join(lines)

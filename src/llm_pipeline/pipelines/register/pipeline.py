@@ -18,9 +18,13 @@ def create_pipeline(**kwargs) -> Pipeline:
                 nodes.prepare_registration,
                 [
                     "aligned_model",
+                    "base_model",
+                    "sft_model",
+                    "reward_model",
                     "promotion_decision",
                     "evaluation_metrics",
                     "validation_report",
+                    "run_lineage",
                     "params:register",
                 ],
                 "registered_model",

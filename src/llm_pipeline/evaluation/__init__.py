@@ -1,0 +1,1 @@
+"""Evaluation measures: statistics, similarity, judged metrics, canary exposure, reports."""
