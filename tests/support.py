@@ -24,7 +24,12 @@ def command_environment(**extra: str) -> dict[str, str]:
     env.pop("KEDRO_ENV", None)
     # A project's runs use its own configuration, never a store another test pointed MLflow at
     # (MLflow exports the URIs it is given to the environment for subprocesses).
-    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+    for variable in (
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_REGISTRY_URI",
+        "MLFLOW_EXPERIMENT_ID",
+        "MLFLOW_EXPERIMENT_NAME",
+    ):
         env.pop(variable, None)
     # dvc.yaml says `kedro run`: the environment's own commands come first, as when activated.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])

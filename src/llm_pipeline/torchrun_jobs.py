@@ -71,14 +71,14 @@ def run_training_job(
         raise
     if config.checkpoint_root is not None and not config.keep_checkpoints:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    if config.node_rank > 0:
-        # Rank 0 ran on node 0 and saved the model there: this machine's folder is empty, and
-        # handing it on would publish an empty model version.
+    if config.nnodes > 1 and not any(output_dir.iterdir()):
+        # Rank 0 saves, and c10d may give rank 0 to any machine: this one's folder is empty,
+        # and handing it on would publish an empty model version.
         shutil.rmtree(output_dir, ignore_errors=True)
         raise WorkerNodeFinished(
-            f"node_rank {config.node_rank} of {config.nnodes} finished its share of {module}; "
-            "node 0's run saves the model and runs the next nodes. This run stops here on "
-            "purpose, so that this machine publishes no model of its own."
+            f"This machine (node_rank {config.node_rank} of {config.nnodes}) finished its share "
+            f"of {module}; rank 0 ran on another machine, whose run saves the model and runs "
+            "the next nodes. This run stops here on purpose, so that it publishes no model."
         )
     return ModelFolder(output_dir)
 

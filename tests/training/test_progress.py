@@ -107,8 +107,6 @@ def tracking_uri(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
-    # An experiment of this store: the one an earlier test made active lives in another.
-    mlflow.set_experiment("progress")
     yield uri
     mlflow.set_tracking_uri(None)
 
@@ -145,7 +143,9 @@ def test_a_launched_job_logs_progress_startup_and_system_metrics(tmp_path, track
     caplog.set_level(logging.INFO, logger="llm_pipeline.training.launch")
     # Sampling every second: a job of a few seconds still leaves several samples.
     config = LaunchConfig(progress_seconds=0, system_metrics_seconds=1)
-    with mlflow.start_run() as run:
+    # An experiment of this store: the one an earlier test made active may live in another.
+    experiment = mlflow.MlflowClient().create_experiment("progress")
+    with mlflow.start_run(experiment_id=experiment) as run:
         launch("llm_pipeline.training.pretrain", job, config, tmp_path / "jobs")
     output = "\n".join(record.getMessage() for record in caplog.records)
     assert re.search(r"step 6/6 \(100%\), [\d.e+]+ steps/s, \d+ tokens/s, ETA 0:00:00", output)

@@ -68,6 +68,8 @@ def search(tmp_path_factory, tiny_model_dir):
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.chdir(root)  # the catalog's paths are relative to the project, as in `kedro run`
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # set_experiment exports MLFLOW_EXPERIMENT_ID for subprocesses: undo() removes it again.
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     mlflow.set_tracking_uri(uri)
     try:
         mlflow.set_experiment("tune-test")
