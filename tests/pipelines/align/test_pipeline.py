@@ -154,7 +154,7 @@ def test_a_new_preference_set_is_aligned_and_the_evidence_reported(
 
     metrics = outputs["evaluation_metrics"].load()
     evidence = metrics["alignment"]
-    assert evidence["heldout_pairs"] == 4 and evidence["heldout_prompts"] == 4
+    assert evidence["heldout_pairs"] == 4 and evidence["validation_prompts"] == 2
     for name in (
         "sft_preference_accuracy",
         "aligned_preference_accuracy",
@@ -194,6 +194,9 @@ def test_a_new_preference_set_is_aligned_and_the_evidence_reported(
     else:
         assert evidence["method"] == "dpo"
         assert "dpo/loss" in logged and "rl/reward" not in logged
+        # Every held-out pair rejects the same rude answer: DPO has learnt to move away from it.
+        assert evidence["implicit_reward_accuracy"] == 1.0
+        assert evidence["implicit_reward_margin"] > 0
 
 
 @pytest.mark.parametrize(

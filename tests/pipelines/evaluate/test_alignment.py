@@ -38,7 +38,15 @@ PAIRS = pd.DataFrame(
         },
     ]
 )
-PARAMS = {"max_new_tokens": 6, "batch_size": 2, "seed": 0}
+VALIDATION = pd.DataFrame(
+    {
+        "prompt": ["Does the tent come with pegs?", "Is the stove allowed on planes?"],
+        "reference": ["Yes, twelve pegs.", "No, not with fuel."],
+        "context": ["The tent comes with twelve pegs.", None],
+        "messages": [None, None],
+    }
+)
+PARAMS = {"max_new_tokens": 6, "batch_size": 2, "seed": 0, "include_context": True}
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +159,9 @@ def test_the_kl_coefficient_comes_from_the_aligned_models_own_config(tmp_path):
 def test_a_model_compared_with_itself_shows_no_gain(tiny_model_dir, reward_model_dir):
     same = ModelFolder(tiny_model_dir)
 
-    evidence = measure_alignment(PAIRS, same, same, ModelFolder(reward_model_dir), PARAMS)
+    evidence = measure_alignment(
+        PAIRS, VALIDATION, same, same, ModelFolder(reward_model_dir), PARAMS
+    )
 
     assert evidence["heldout_pairs"] == 3
     assert evidence["aligned_preference_accuracy"] == evidence["sft_preference_accuracy"]
@@ -159,6 +169,8 @@ def test_a_model_compared_with_itself_shows_no_gain(tiny_model_dir, reward_model
     assert evidence["implicit_reward_accuracy"] == 0.0
     assert evidence["implicit_reward_margin"] == 0.0
     assert evidence["aligned_reward_model_score"] == evidence["sft_reward_model_score"]
+    for gain in ("preference_accuracy_gain", "reward_model_score_gain"):
+        assert evidence[gain]["difference"] == 0.0 and evidence[gain]["significant"] is False
     assert evidence["reward_model_heldout_accuracy"] == 0.75
     assert evidence["method"] == "dpo"
 
@@ -169,18 +181,30 @@ def test_a_model_trained_towards_the_chosen_answers_ranks_them_first_more_often(
     aligned = trained_towards_chosen(tiny_model_dir, tmp_path / "aligned")
 
     evidence = measure_alignment(
-        PAIRS, ModelFolder(tiny_model_dir), aligned, ModelFolder(reward_model_dir), PARAMS
+        PAIRS,
+        VALIDATION,
+        ModelFolder(tiny_model_dir),
+        aligned,
+        ModelFolder(reward_model_dir),
+        PARAMS,
     )
 
     assert evidence["sft_preference_accuracy"] < 1.0
     assert evidence["aligned_preference_accuracy"] == 1.0
     assert evidence["implicit_reward_accuracy"] == 1.0
     assert evidence["implicit_reward_margin"] > 0
+    gain = evidence["preference_accuracy_gain"]
+    assert gain["difference"] == pytest.approx(1.0 - evidence["sft_preference_accuracy"])
+    assert gain["n"] == 3 and gain["low"] <= gain["difference"] <= gain["high"]
+    assert evidence["implicit_reward_interval"]["value"] == 1.0
     assert evidence["beta"] == 0.25
-    assert evidence["heldout_prompts"] == 3
+    # The reward model scores answers to the validation set's prompts.
+    assert evidence["validation_prompts"] == 2
 
 
 def test_no_held_out_pairs_is_refused_with_what_to_do(tiny_model_dir, reward_model_dir):
     same = ModelFolder(tiny_model_dir)
     with pytest.raises(ValueError, match="validated_preferences_validation is empty"):
-        measure_alignment(PAIRS.iloc[:0], same, same, ModelFolder(reward_model_dir), PARAMS)
+        measure_alignment(
+            PAIRS.iloc[:0], VALIDATION, same, same, ModelFolder(reward_model_dir), PARAMS
+        )

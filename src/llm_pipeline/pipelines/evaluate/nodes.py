@@ -14,7 +14,12 @@ preference pairs, each figure computed the same way for both:
   ``beta * (log pi_aligned(y|x) - log pi_sft(y|x))`` of the chosen answer is above the rejected
   one's (DPO's reward; under RLHF the same KL-regularised form), with its mean margin;
 - ``reward_model_score``: the reward model's mean score of each model's greedy answers to the
-  held-out prompts.
+  validation set's prompts (asked as the other metrics ask them).
+
+The gains (``preference_accuracy_gain``, ``reward_model_score_gain``) are paired bootstrap
+comparisons of the aligned model against the fine-tuned one over the same pairs or prompts, and
+the implicit reward accuracy has its interval: with a few dozen held-out pairs, one pair more
+or less is no evidence, and the figures say so.
 """
 
 from __future__ import annotations
@@ -540,23 +545,22 @@ def reward_model_scores(
     prompts: list[list[dict[str, str]]],
     answers: dict[str, list[str]],
     batch_size: int,
-) -> dict[str, float]:
-    """The reward model's mean score of each model's answers to the same prompts."""
+) -> dict[str, list[float]]:
+    """The reward model's score of each model's answers to the same prompts."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from llm_pipeline.training.reward import score_conversations
 
     tokenizer = AutoTokenizer.from_pretrained(str(reward_model.path))
     model = AutoModelForSequenceClassification.from_pretrained(str(reward_model.path)).eval()
-    means = {}
+    scores = {}
     for name, texts in answers.items():
         conversations = [
             [*prompt, {"role": "assistant", "content": text}]
             for prompt, text in zip(prompts, texts, strict=True)
         ]
-        scores = score_conversations(model, tokenizer, conversations, batch_size)
-        means[name] = sum(scores) / len(scores)
-    return means
+        scores[name] = score_conversations(model, tokenizer, conversations, batch_size)
+    return scores
 
 
 def greedy_answers(folder: ModelFolder, prompts: list[list[dict]], params: dict) -> list[str]:
@@ -578,6 +582,7 @@ def greedy_answers(folder: ModelFolder, prompts: list[list[dict]], params: dict)
 
 def measure_alignment(
     preferences_validation: pd.DataFrame,
+    validation_set: pd.DataFrame,
     sft_model: ModelFolder,
     aligned_model: ModelFolder,
     reward_model: ModelFolder,
@@ -601,33 +606,68 @@ def measure_alignment(
         for side in ("chosen", "rejected")
     }
     margins = [c - r for c, r in zip(implicit["chosen"], implicit["rejected"], strict=True)]
-    prompts = [[{"role": "user", "content": p}] for p in dict.fromkeys(pairs["prompt"])]
+    prompts = [
+        prompt_messages(row, params["include_context"])
+        for row in validation_set.to_dict(orient="records")
+    ]
     answers = {
         "sft": greedy_answers(sft_model, prompts, params),
         "aligned": greedy_answers(aligned_model, prompts, params),
     }
     scores = reward_model_scores(reward_model, prompts, answers, batch_size)
+    ranked = {
+        name: statistics.Sample.of(
+            [float(c > r) for c, r in zip(found["chosen"], found["rejected"], strict=True)]
+        )
+        for name, found in (("sft", sft), ("aligned", aligned))
+    }
+    scored = {name: statistics.Sample.of(values) for name, values in scores.items()}
+    count, seed = params.get("bootstrap_resamples", 1000), params["seed"]
     evidence = {
         "method": alignment_method(aligned_model),
         "heldout_pairs": len(pairs),
         "sft_preference_accuracy": fraction_above(sft["chosen"], sft["rejected"]),
         "aligned_preference_accuracy": fraction_above(aligned["chosen"], aligned["rejected"]),
+        # Paired over the same pairs: is the aligned model's gain larger than its interval?
+        "preference_accuracy_gain": statistics.compare(
+            ranked["aligned"], ranked["sft"], True, count, seed
+        ),
         "implicit_reward_accuracy": fraction_above(implicit["chosen"], implicit["rejected"]),
+        "implicit_reward_interval": statistics.interval(
+            statistics.Sample.of([float(m > 0) for m in margins]), count, seed
+        ),
         "implicit_reward_margin": sum(margins) / len(margins),
         "beta": beta,
-        "heldout_prompts": len(prompts),
-        "sft_reward_model_score": scores["sft"],
-        "aligned_reward_model_score": scores["aligned"],
+        "validation_prompts": len(prompts),
+        "sft_reward_model_score": sum(scores["sft"]) / len(prompts),
+        "aligned_reward_model_score": sum(scores["aligned"]) / len(prompts),
+        "reward_model_score_gain": statistics.compare(
+            scored["aligned"], scored["sft"], True, count, seed
+        ),
         "reward_model_heldout_accuracy": reward_model_accuracy(reward_model),
     }
+    gain, implicit_interval = (
+        evidence["preference_accuracy_gain"],
+        evidence["implicit_reward_interval"],
+    )
+    score_gain = evidence["reward_model_score_gain"]
     logger.info(
-        "Held-out pairs ranked right: sft %.3f, aligned %.3f (implicit reward %.3f); reward model "
-        "score of greedy answers: sft %.3f, aligned %.3f",
+        "Held-out pairs ranked right: sft %.3f, aligned %.3f (gain %+.3f [%.3f, %.3f]); implicit "
+        "reward accuracy %.3f [%.3f, %.3f]; reward model score of greedy answers: sft %.3f, "
+        "aligned %.3f (gain %+.3f [%.3f, %.3f])",
         evidence["sft_preference_accuracy"],
         evidence["aligned_preference_accuracy"],
+        gain["difference"],
+        gain["low"],
+        gain["high"],
         evidence["implicit_reward_accuracy"],
+        implicit_interval["low"],
+        implicit_interval["high"],
         evidence["sft_reward_model_score"],
         evidence["aligned_reward_model_score"],
+        score_gain["difference"],
+        score_gain["low"],
+        score_gain["high"],
     )
     return evidence
 

@@ -37,6 +37,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 nodes.measure_alignment,
                 [
                     "validated_preferences_validation",
+                    "validated_validation_set",
                     "sft_model",
                     "aligned_model",
                     "reward_model",

@@ -1,0 +1,101 @@
+"""DPO as a real torchrun job on a tiny model: it learns the pairs, and a run stopped after a
+checkpoint resumes to the weights of an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+from support import build_tiny_model
+
+from llm_pipeline.training.launch import LaunchConfig, launch
+
+pytestmark = pytest.mark.slow
+
+ITEMS = ("tent", "backpack", "rain jacket", "head lamp", "camping stove", "hiking boots")
+DAYS = ("Monday", "Wednesday", "Friday")
+
+
+@pytest.fixture(scope="module")
+def dpo_inputs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("dpo")
+    pairs = [
+        {
+            "prompt": f"Can the {item} arrive by {day}?",
+            "chosen": f"Yes, order today and the {item} arrives by {day}.",
+            "rejected": "No idea.",
+        }
+        for item in ITEMS
+        for day in DAYS
+    ][:16]
+    train_file = root / "prefs.jsonl"
+    train_file.write_text("".join(json.dumps(pair) + "\n" for pair in pairs))
+    return {"root": root, "model_dir": build_tiny_model(root / "sft"), "train_file": train_file}
+
+
+def dpo_job(inputs: dict, name: str, **trainer) -> dict:
+    return {
+        "train_file": inputs["train_file"],
+        "model_dir": inputs["model_dir"],
+        "output_dir": inputs["root"] / name,
+        "checkpoint_dir": inputs["root"] / f"{name}-checkpoints",
+        # Four steps of four pairs: one epoch.
+        "dpo": {
+            "max_steps": 4,
+            "per_device_train_batch_size": 4,
+            "learning_rate": 1e-2,
+            "beta": 0.1,
+            "max_length": 64,
+            "logging_steps": 1,
+            "save_strategy": "no",
+            "seed": 5,
+            "disable_tqdm": True,
+            **trainer,
+        },
+    }
+
+
+def weights(folder: Path) -> dict:
+    return load_file(folder / "model.safetensors")
+
+
+def test_dpo_learns_the_pairs_and_logs_its_reward_margin(dpo_inputs):
+    spec = dpo_job(dpo_inputs, "plain")
+    launch("llm_pipeline.training.dpo", spec, LaunchConfig(), dpo_inputs["root"] / "jobs")
+
+    history = json.loads((spec["output_dir"] / "training_log.json").read_text())
+    steps = [entry for entry in history if "rewards/margins" in entry]
+    assert [entry["step"] for entry in steps] == [1, 2, 3, 4]
+    # The policy starts as its own reference (margin 0) and moves towards the chosen answers.
+    assert steps[0]["rewards/margins"] == pytest.approx(0.0, abs=1e-4)
+    assert steps[-1]["rewards/margins"] > 0
+    assert steps[-1]["loss"] < steps[0]["loss"]
+
+
+def test_a_dpo_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(dpo_inputs, caplog):
+    """Step 4's checkpoint is removed as if the run had been killed before it completed: the
+    re-run resumes at step 2 and ends with the weights of the uninterrupted run."""
+    spec = dpo_job(dpo_inputs, "resumed", save_strategy="steps", save_steps=2, save_total_limit=2)
+    launch("llm_pipeline.training.dpo", spec, LaunchConfig(), dpo_inputs["root"] / "jobs")
+    uninterrupted = weights(spec["output_dir"])
+    checkpoints = spec["checkpoint_dir"]
+    assert sorted(path.name for path in checkpoints.glob("checkpoint-*")) == [
+        "checkpoint-2",
+        "checkpoint-4",
+    ]
+    shutil.rmtree(checkpoints / "checkpoint-4")
+    shutil.rmtree(spec["output_dir"])
+
+    with caplog.at_level(logging.INFO):
+        launch("llm_pipeline.training.dpo", spec, LaunchConfig(), dpo_inputs["root"] / "jobs")
+
+    resumed_at = re.search(r"Resuming from \S+checkpoint-(\d+) \(step (\d+)\)", caplog.text)
+    assert resumed_at and resumed_at[1] == "2"
+    resumed = weights(spec["output_dir"])
+    different = [name for name in uninterrupted if not uninterrupted[name].equal(resumed[name])]
+    assert not different, f"weights differ after resuming at step 2: {different}"
