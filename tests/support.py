@@ -114,3 +114,40 @@ def build_tiny_model(folder: Path, seed: int = 0, **overrides: int) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+def saved_weights(folder: Path) -> dict:
+    """A saved model folder's tensors by name."""
+    from safetensors.torch import load_file
+
+    return load_file(folder / "model.safetensors")
+
+
+def assert_resumes_after_losing_its_last_checkpoint(
+    module: str, spec: dict[str, Any], jobs: Path, caplog: Any
+) -> None:
+    """Runs the training job ``module`` with ``spec`` (saving at steps 2 and 4), then removes
+    step 4's checkpoint and the output as if the run had been killed before it completed: the
+    re-run must resume at step 2 and end with the weights of the uninterrupted run."""
+    import logging
+    import re
+
+    from llm_pipeline.training.launch import LaunchConfig, launch
+
+    launch(module, spec, LaunchConfig(), jobs)
+    uninterrupted = saved_weights(spec["output_dir"])
+    checkpoints = spec["checkpoint_dir"]
+    found = sorted(path.name for path in checkpoints.glob("checkpoint-*"))
+    assert found == ["checkpoint-2", "checkpoint-4"]
+    shutil.rmtree(checkpoints / "checkpoint-4")
+    shutil.rmtree(spec["output_dir"])
+
+    with caplog.at_level(logging.INFO):
+        launch(module, spec, LaunchConfig(), jobs)
+
+    resumed_at = re.search(r"Resuming from \S+checkpoint-(\d+) \(step (\d+)\)", caplog.text)
+    assert resumed_at and resumed_at[1] == "2", "the re-run did not resume at step 2"
+    resumed = saved_weights(spec["output_dir"])
+    assert uninterrupted.keys() == resumed.keys()
+    different = [name for name in uninterrupted if not uninterrupted[name].equal(resumed[name])]
+    assert not different, f"weights differ after resuming at step 2: {different}"

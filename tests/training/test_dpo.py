@@ -4,14 +4,13 @@ checkpoint resumes to the weights of an uninterrupted one."""
 from __future__ import annotations
 
 import json
-import logging
-import re
-import shutil
 from pathlib import Path
 
 import pytest
-from safetensors.torch import load_file
-from support import build_tiny_model
+from support import (
+    assert_resumes_after_losing_its_last_checkpoint,
+    build_tiny_model,
+)
 
 from llm_pipeline.training.launch import LaunchConfig, launch
 
@@ -60,10 +59,6 @@ def dpo_job(inputs: dict, name: str, **trainer) -> dict:
     }
 
 
-def weights(folder: Path) -> dict:
-    return load_file(folder / "model.safetensors")
-
-
 def test_dpo_learns_the_pairs_and_logs_its_reward_margin(dpo_inputs):
     spec = dpo_job(dpo_inputs, "plain")
     launch("llm_pipeline.training.dpo", spec, LaunchConfig(), dpo_inputs["root"] / "jobs")
@@ -81,21 +76,6 @@ def test_a_dpo_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(dpo_in
     """Step 4's checkpoint is removed as if the run had been killed before it completed: the
     re-run resumes at step 2 and ends with the weights of the uninterrupted run."""
     spec = dpo_job(dpo_inputs, "resumed", save_strategy="steps", save_steps=2, save_total_limit=2)
-    launch("llm_pipeline.training.dpo", spec, LaunchConfig(), dpo_inputs["root"] / "jobs")
-    uninterrupted = weights(spec["output_dir"])
-    checkpoints = spec["checkpoint_dir"]
-    assert sorted(path.name for path in checkpoints.glob("checkpoint-*")) == [
-        "checkpoint-2",
-        "checkpoint-4",
-    ]
-    shutil.rmtree(checkpoints / "checkpoint-4")
-    shutil.rmtree(spec["output_dir"])
-
-    with caplog.at_level(logging.INFO):
-        launch("llm_pipeline.training.dpo", spec, LaunchConfig(), dpo_inputs["root"] / "jobs")
-
-    resumed_at = re.search(r"Resuming from \S+checkpoint-(\d+) \(step (\d+)\)", caplog.text)
-    assert resumed_at and resumed_at[1] == "2"
-    resumed = weights(spec["output_dir"])
-    different = [name for name in uninterrupted if not uninterrupted[name].equal(resumed[name])]
-    assert not different, f"weights differ after resuming at step 2: {different}"
+    assert_resumes_after_losing_its_last_checkpoint(
+        "llm_pipeline.training.dpo", spec, dpo_inputs["root"] / "jobs", caplog
+    )

@@ -70,15 +70,21 @@ print("rank 0 waits for the others", file=sys.stderr, flush=True)
 time.sleep(120)
 """
 
-ALL_REDUCE = """
-import argparse, json
+# The head of every worker below: its job's output folder, from the --config file launch writes.
+WORKER_OUTPUT_DIR = """
+import argparse, json, os
 from pathlib import Path
-import torch
-import torch.distributed as dist
 import yaml
 parser = argparse.ArgumentParser()
 parser.add_argument("--config", type=Path)
 folder = Path(yaml.safe_load(parser.parse_args().config.read_text())["output_dir"])
+"""
+
+ALL_REDUCE = (
+    WORKER_OUTPUT_DIR
+    + """
+import torch
+import torch.distributed as dist
 dist.init_process_group("gloo")
 total = torch.tensor([dist.get_rank() + 1.0])
 dist.all_reduce(total)
@@ -87,6 +93,7 @@ dist.all_reduce(total)
 )
 dist.destroy_process_group()
 """
+)
 
 
 def job_module(tmp_path, monkeypatch, name: str, source: str) -> str:
@@ -136,18 +143,15 @@ def test_the_same_job_runs_as_two_nodes_meeting_at_a_c10d_endpoint(tmp_path, mon
     assert results == [{"world_size": 2, "total": 3.0}] * 2
 
 
-FAILS_ONCE = """
-import argparse, os
-from pathlib import Path
-import yaml
-parser = argparse.ArgumentParser()
-parser.add_argument("--config", type=Path)
-folder = Path(yaml.safe_load(parser.parse_args().config.read_text())["output_dir"])
+FAILS_ONCE = (
+    WORKER_OUTPUT_DIR
+    + """
 attempt = int(os.environ["TORCHELASTIC_RESTART_COUNT"])
 (folder / f"attempt{attempt}").touch()
 if attempt == 0:
     raise SystemExit("the first attempt dies, as a preempted worker would")
 """
+)
 
 
 def test_max_restarts_starts_a_failed_worker_again(tmp_path, monkeypatch):
@@ -164,15 +168,11 @@ def test_max_restarts_starts_a_failed_worker_again(tmp_path, monkeypatch):
 
 
 # As the training entrypoints do: every rank takes part, only rank 0 writes the output folder.
-RANK_ZERO_SAVES = """
-import argparse, json
-from pathlib import Path
+RANK_ZERO_SAVES = (
+    WORKER_OUTPUT_DIR
+    + """
 import torch
 import torch.distributed as dist
-import yaml
-parser = argparse.ArgumentParser()
-parser.add_argument("--config", type=Path)
-folder = Path(yaml.safe_load(parser.parse_args().config.read_text())["output_dir"])
 dist.init_process_group("gloo")
 total = torch.tensor([dist.get_rank() + 1.0])
 dist.all_reduce(total)
@@ -180,6 +180,7 @@ if dist.get_rank() == 0:
     (folder / "rank0.json").write_text(json.dumps({"world_size": 2, "total": total.item()}))
 dist.destroy_process_group()
 """
+)
 
 
 @pytest.mark.slow

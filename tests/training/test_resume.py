@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from kedro.config import OmegaConfigLoader
-from support import shop_sentences
+from support import saved_weights, shop_sentences
 
 from llm_pipeline.datasets.model_folder import ModelFolder
 from llm_pipeline.settings import CONFIG_LOADER_ARGS
@@ -130,12 +130,6 @@ def workers_of(lines: list[str]) -> list[int]:
     return alive
 
 
-def weights(folder: ModelFolder) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(folder.path / "model.safetensors")
-
-
 @pytest.mark.slow
 def test_a_killed_pretraining_resumes_to_the_weights_of_an_uninterrupted_run(
     pretrain_inputs, tmp_path, caplog
@@ -159,7 +153,7 @@ def test_a_killed_pretraining_resumes_to_the_weights_of_an_uninterrupted_run(
     assert resumed_at, f"the re-run did not say it resumed (kill step {kill_step})"
     assert resumed_at[1] == resumed_at[2] and int(resumed_at[1]) >= SAVE_STEPS
 
-    expected, actual = weights(uninterrupted), weights(resumed)
+    expected, actual = saved_weights(uninterrupted.path), saved_weights(resumed.path)
     assert expected.keys() == actual.keys()
     different = [name for name in expected if not expected[name].equal(actual[name])]
     assert not different, f"weights differ after resuming at step {resumed_at[1]}: {different}"

@@ -4,16 +4,16 @@ model scored by a tiny reward model: they log reward, KL and length, move weight
 from __future__ import annotations
 
 import json
-import logging
-import re
-import shutil
 from pathlib import Path
 
 import pytest
 from kedro.config import OmegaConfigLoader
 from pydantic import ValidationError
-from safetensors.torch import load_file
-from support import build_tiny_model
+from support import (
+    assert_resumes_after_losing_its_last_checkpoint,
+    build_tiny_model,
+    saved_weights,
+)
 
 from llm_pipeline.settings import CONFIG_LOADER_ARGS
 from llm_pipeline.training.launch import LaunchConfig, launch
@@ -230,10 +230,6 @@ def rl_job(inputs: dict, name: str, algorithm: str = "grpo", **trainer) -> dict:
     }
 
 
-def weights(folder: Path) -> dict:
-    return load_file(folder / "model.safetensors")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
 def test_rl_logs_reward_kl_and_length_at_every_step_and_moves_weights(rl_inputs, algorithm):
@@ -250,7 +246,7 @@ def test_rl_logs_reward_kl_and_length_at_every_step_and_moves_weights(rl_inputs,
         assert 0 < entry["completions/mean_length"] <= 8
     # The policy drifts from its frozen reference, and the KL term measures by how much.
     assert steps[-1]["kl"] > 0
-    before, after = weights(rl_inputs["model_dir"]), weights(output)
+    before, after = saved_weights(rl_inputs["model_dir"]), saved_weights(output)
     assert any(not before[name].equal(after[name]) for name in before)
     assert (output / "tokenizer.json").exists()
     assert f"{algorithm}:" in (output / "llm_pipeline_config.yaml").read_text()
@@ -264,21 +260,6 @@ def test_an_interrupted_rl_run_resumes_from_its_last_complete_checkpoint(rl_inpu
     Within an epoch, that is: TRL's prompt sampler seeds its shuffling once, so a run resumed in
     a later epoch draws that epoch's prompts in another order."""
     spec = rl_job(rl_inputs, "resumed", save_strategy="steps", save_steps=2, save_total_limit=2)
-    launch("llm_pipeline.training.rl", spec, LaunchConfig(), rl_inputs["root"] / "jobs")
-    uninterrupted = weights(spec["output_dir"])
-    checkpoints = spec["checkpoint_dir"]
-    assert sorted(path.name for path in checkpoints.glob("checkpoint-*")) == [
-        "checkpoint-2",
-        "checkpoint-4",
-    ]
-    shutil.rmtree(checkpoints / "checkpoint-4")
-    shutil.rmtree(spec["output_dir"])
-
-    with caplog.at_level(logging.INFO):
-        launch("llm_pipeline.training.rl", spec, LaunchConfig(), rl_inputs["root"] / "jobs")
-
-    resumed_at = re.search(r"Resuming from \S+checkpoint-(\d+) \(step (\d+)\)", caplog.text)
-    assert resumed_at and resumed_at[1] == "2"
-    resumed = weights(spec["output_dir"])
-    different = [name for name in uninterrupted if not uninterrupted[name].equal(resumed[name])]
-    assert not different, f"weights differ after resuming at step 2: {different}"
+    assert_resumes_after_losing_its_last_checkpoint(
+        "llm_pipeline.training.rl", spec, rl_inputs["root"] / "jobs", caplog
+    )
