@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +152,28 @@ def assert_resumes_after_losing_its_last_checkpoint(
     assert uninterrupted.keys() == resumed.keys()
     different = [name for name in uninterrupted if not uninterrupted[name].equal(resumed[name])]
     assert not different, f"weights differ after resuming at step 2: {different}"
+
+
+@contextmanager
+def isolated_mlflow(root: Path, mp: Any):
+    """Point tracking and registry at ``root/mlflow.db`` and artifacts at ``root``; undo after."""
+    import mlflow
+
+    # MLflow keeps the URIs it was given in module globals; remember them to restore exactly.
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    previous = tracking_utils._tracking_uri, registry_utils._registry_uri
+    uri = f"sqlite:///{root}/mlflow.db"
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    mp.setenv("MLFLOW_REGISTRY_URI", uri)
+    mp.chdir(root)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield uri
+    finally:
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])

@@ -68,3 +68,10 @@ def test_registered_only_when_a_timings_file_is_named(monkeypatch, tmp_path):
     monkeypatch.setenv(TIMINGS_VARIABLE, str(tmp_path / "t.json"))
     [hooks] = RunTimings.from_environment()
     assert isinstance(hooks, RunTimings)
+
+
+def test_the_projects_mlflow_hook_is_timed_as_kedro_mlflows_tracking():
+    from llm_pipeline.hooks import BatchedMlflowHook, _plugin_package
+
+    assert _plugin_package(BatchedMlflowHook()) == "kedro_mlflow"
+    assert _plugin_package(SlowTracker()) == SlowTracker.__module__.split(".")[0]

@@ -178,6 +178,45 @@ def test_one_mlflow_run_holds_params_training_curves_and_reports(tracking):
     assert {"data/quarantine.jsonl", "data/accounting.jsonl"} <= data
 
 
+def test_every_parameter_a_node_reads_is_logged_once_with_its_value(tracking, finished_run):
+    """The project's hook logs each node's parameters in one request (hooks.py): the run must
+    hold what kedro-mlflow's own hook would, every flattened key of every ``params:`` input."""
+    from kedro.config import OmegaConfigLoader
+    from kedro.framework.project import pipelines
+    from kedro.framework.startup import bootstrap_project
+    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
+
+    from llm_pipeline.settings import CONFIG_LOADER_ARGS
+
+    project, _ = finished_run
+    bootstrap_project(project)
+    loader = OmegaConfigLoader(str(project / "conf"), **{**CONFIG_LOADER_ARGS, "env": "tiny"})
+    parameters = loader["parameters"]
+
+    def flattened(prefix: str, value) -> dict[str, str]:
+        if isinstance(value, dict):
+            return {
+                k: v
+                for key, item in value.items()
+                for k, v in flattened(f"{prefix}.{key}", item).items()
+            }
+        return {prefix: str(value)[:MAX_PARAM_VAL_LENGTH]}
+
+    expected: dict[str, str] = {}
+    for name in {
+        i for n in pipelines["__default__"].nodes for i in n.inputs if i.startswith("params:")
+    }:
+        value = parameters
+        for part in name[len("params:") :].split("."):
+            value = value[part]
+        expected.update(flattened(name[len("params:") :], value))
+    [run] = tracking.search_runs(
+        [tracking.get_experiment_by_name("llm-pipeline-tiny").experiment_id]
+    )
+    assert len(expected) > 100
+    assert run.data.params == expected
+
+
 def test_models_are_versioned_folders_with_their_config(finished_run):
     project, _ = finished_run
     for name in ("tokenizer", "base_model", "sft_model", "aligned_model"):

@@ -5,10 +5,15 @@ import warnings
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from llm_pipeline.hooks import RunTimings
+# kedro-mlflow imports MLflow's pyfunc module, which warns about a class of MLflow's own.
+warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
 
-# Timings of nodes, datasets and hooks, only when bench/overhead.py asks for them.
-HOOKS = RunTimings.from_environment()
+from llm_pipeline.hooks import BatchedMlflowHook, RunTimings  # noqa: E402 (after the filter)
+
+# kedro-mlflow's hook with each node's parameters logged in one request (hooks.py); timings of
+# nodes, datasets and hooks only when bench/overhead.py asks for them.
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)  # its distribution name, as Kedro reads it
+HOOKS = (BatchedMlflowHook(), *RunTimings.from_environment())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -20,6 +25,3 @@ CONFIG_LOADER_ARGS = {
     # tracking server's address from MLFLOW_TRACKING_URI.
     "custom_resolvers": {"oc.env": oc.env},
 }
-
-# kedro-mlflow imports MLflow's pyfunc module, which warns about a class of MLflow's own.
-warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from kedro.io import DatasetError
+from support import isolated_mlflow
 
 from llm_pipeline.datasets import (
     MlflowRegistryDataset,
@@ -18,31 +18,6 @@ from llm_pipeline.datasets import (
 )
 
 NAME = "shop-assistant"
-
-
-@contextmanager
-def isolated_mlflow(root: Path, mp: pytest.MonkeyPatch):
-    """Point tracking and registry at ``root/mlflow.db`` and artifacts at ``root``; undo after."""
-    import mlflow
-
-    # MLflow keeps the URIs it was given in module globals; remember them to restore exactly.
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    previous = tracking_utils._tracking_uri, registry_utils._registry_uri
-    uri = f"sqlite:///{root}/mlflow.db"
-    mp.setenv("MLFLOW_TRACKING_URI", uri)
-    mp.setenv("MLFLOW_REGISTRY_URI", uri)
-    mp.chdir(root)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        yield uri
-    finally:
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
-"""Custom Kedro datasets: raw input folders, JSON Lines tables, folders, the model registry."""
+"""Custom Kedro datasets: raw input folders, JSON Lines tables, folders, the model registry, and
+MLflow metrics logged in one request."""
 
 from llm_pipeline.datasets.jsonl import JSONLinesDataset
 from llm_pipeline.datasets.lineage import LineageDataset
+from llm_pipeline.datasets.mlflow_metrics import MlflowMetricsBatchDataset
 from llm_pipeline.datasets.mlflow_registry import (
     MlflowRegistryDataset,
     RegistryCandidate,
@@ -20,6 +22,7 @@ __all__ = [
     "FolderDataset",
     "JSONLinesDataset",
     "LineageDataset",
+    "MlflowMetricsBatchDataset",
     "MlflowRegistryDataset",
     "ModelFolder",
     "ModelFolderDataset",
