@@ -102,7 +102,6 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
                 readme = Path(scratch) / "README.md"
                 readme.write_text(data.card, encoding="utf-8")
                 mlflow.MlflowClient().log_model_artifact(info.model_id, str(readme))
-        registered = info.registered_model_version
         client = mlflow.MlflowClient()
         tags, aliases = dict(data.tags), list(data.aliases)
         current = self._alias_version(client, "champion")
@@ -115,8 +114,8 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
                 "during this run, so this version was not compared with it"
             )
             logger.warning("champion moved to v%s during this run: not promoting", current)
-        for key, value in tags.items():
-            client.set_model_version_tag(self._name, registered, key, value)
+        # The version is created with its tags in one request, not one request per tag.
+        registered = mlflow.register_model(info.model_uri, self._name, tags=tags).version
         for alias in aliases:
             self._set_alias(client, alias, registered)
         logger.info("Registered %s version %s with aliases %s", self._name, registered, aliases)
@@ -155,7 +154,6 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
             # Our own card: without one MLflow asks the Hugging Face Hub for the model's.
             model_card=ModelCard(card or "# llm-pipeline model\n"),
             pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in _SERVING_PACKAGES],
-            registered_model_name=self._name,
         )
 
     def _describe(self) -> dict[str, Any]:
