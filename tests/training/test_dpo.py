@@ -10,6 +10,7 @@ import pytest
 from support import (
     assert_resumes_after_losing_its_last_checkpoint,
     build_tiny_model,
+    saved_weights,
 )
 
 from llm_pipeline.training.launch import LaunchConfig, launch
@@ -79,3 +80,18 @@ def test_a_dpo_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(dpo_in
     assert_resumes_after_losing_its_last_checkpoint(
         "llm_pipeline.training.dpo", spec, dpo_inputs["root"] / "jobs", caplog
     )
+
+
+def test_the_same_dpo_job_run_twice_gives_the_same_weights(dpo_inputs):
+    """Same pairs, model and seed on the same machine: bit-identical weights (other CPUs may
+    differ in the last bits, through their own kernels)."""
+    weights = []
+    for name in ("first", "second"):
+        spec = dpo_job(dpo_inputs, name)
+        launch("llm_pipeline.training.dpo", spec, LaunchConfig(), dpo_inputs["root"] / "jobs")
+        weights.append(saved_weights(spec["output_dir"]))
+    first, second = weights
+    assert first.keys() == second.keys()
+    assert [name for name in first if not first[name].equal(second[name])] == []
+    start = saved_weights(dpo_inputs["model_dir"])
+    assert any(not first[name].equal(start[name]) for name in first), "DPO changed no weight"

@@ -8,7 +8,7 @@ import logging
 import re
 
 import pytest
-from support import shop_sentences
+from support import isolated_mlflow, shop_sentences
 from transformers import TrainerState, TrainingArguments
 
 from llm_pipeline.training.launch import LaunchConfig, launch
@@ -102,13 +102,8 @@ def test_tokenizing_in_batches_gives_the_ids_of_one_call(tmp_path, caplog):
 
 @pytest.fixture
 def tracking_uri(tmp_path, monkeypatch):
-    import mlflow
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    yield uri
-    mlflow.set_tracking_uri(None)
+    with isolated_mlflow(tmp_path, monkeypatch) as uri:
+        yield uri
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
-from support import build_tiny_model
+from support import build_tiny_model, isolated_mlflow
 
 from llm_pipeline.datasets import ModelFolder, RegistryModelFolderDataset
 from llm_pipeline.pipelines.align import create_pipeline as align_pipeline
@@ -103,12 +103,11 @@ ALIGN = {
 
 
 @pytest.fixture
-def tracking(tmp_path):
+def tracking(tmp_path, monkeypatch):
     import mlflow
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    yield mlflow.MlflowClient()
-    mlflow.set_tracking_uri(None)
+    with isolated_mlflow(tmp_path, monkeypatch):
+        yield mlflow.MlflowClient()
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
-from support import PROJECT_ROOT, shop_sentences
+from support import PROJECT_ROOT, isolated_mlflow, shop_sentences
 
 from llm_pipeline.pipelines.pretrain import create_pipeline
 from llm_pipeline.settings import CONFIG_LOADER_ARGS
@@ -27,12 +27,11 @@ def tiny_parameters() -> dict:
 
 
 @pytest.fixture
-def tracking(tmp_path):
+def tracking(tmp_path, monkeypatch):
     import mlflow
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    yield mlflow.MlflowClient()
-    mlflow.set_tracking_uri(None)
+    with isolated_mlflow(tmp_path, monkeypatch):
+        yield mlflow.MlflowClient()
 
 
 def test_the_pipeline_pretrains_and_rank_zero_logs_throughput_into_the_run(
