@@ -67,6 +67,15 @@ def copy_project(target: Path, raw_data: Path) -> Path:
     return target
 
 
+# The retrieval section with grounding off: prompts stay as they are, no index is read.
+RETRIEVAL_OFF = {
+    "enabled": False,
+    "top_k": 3,
+    "max_words": 80,
+    "lexical_weight": 0.3,
+    "template": "Passages:\n{passages}",
+}
+
 ITEMS = ("hiking boots", "tent", "rain jacket", "backpack", "camping stove", "head lamp")
 FACTS = ("ships in", "costs", "arrives within", "can be returned within", "is on sale for")
 AMOUNTS = ("3 days", "5 days", "two weeks", "20 euros", "45 euros")

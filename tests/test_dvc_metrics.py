@@ -31,7 +31,7 @@ def metrics_file(shift: float) -> str:
         {"bootstrap_resamples": 200, "seed": 0},
     )
     canary = {"exposure": 1.0, "max_exposure": 9.97, "rank": 500, "regurgitated": False}
-    metrics, _ = report_metrics(summary, {"method": "dpo"}, canary)
+    metrics, _ = report_metrics(summary, {"method": "dpo"}, canary, {"enabled": False}, {})
     return json.dumps(metrics, indent=2)
 
 

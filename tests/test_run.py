@@ -40,7 +40,9 @@ def test_the_model_is_registered_as_challenger_and_champion(tracking):
     version = tracking.get_model_version_by_alias("llm-pipeline", "challenger")
     assert int(version.version) == 1
     assert int(tracking.get_model_version_by_alias("llm-pipeline", "champion").version) == 1
-    assert version.tags["promotion.reason"] == "there is no champion yet"
+    reasons = version.tags["promotion.reason"].split("; ")
+    assert reasons[0] == "there is no champion yet"
+    assert reasons[1].startswith("perplexity -") and reasons[1].endswith("base model: better")
     assert float(version.tags["metric.perplexity"]) > 1
     assert 0 <= float(version.tags["metric.similarity"]) <= 1
     assert version.tags["metric.fluency"].startswith("not computed: no judge configured")
@@ -96,7 +98,16 @@ def test_finetuning_lowers_validation_perplexity_beyond_its_interval(finished_ru
         "prompt_variants",
         "alignment",
         "canary",
+        "retrieval",
+        "documents",
     }
+    # From scratch there is no starting model: the held-out documents' perplexity of base only.
+    assert set(metrics["documents"]) == {"base"} and metrics["documents"]["base"]["n"] > 0
+    # The index stage's passages are found for the tiny sample's questions.
+    recall = metrics["retrieval"]["recall_at_3"]
+    assert metrics["retrieval"]["enabled"] is True and recall["n"] > 0
+    assert 0.5 < recall["value"] <= 1.0
+    assert set(metrics["aligned"]["answer_accuracy"]) == {"value", "low", "high", "n"}
     sft, base = metrics["sft"]["perplexity"], metrics["base"]["perplexity"]
     assert sft["low"] <= sft["value"] <= sft["high"]
     assert sft["n"] > 0

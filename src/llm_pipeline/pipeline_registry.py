@@ -5,7 +5,7 @@ from __future__ import annotations
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
-STAGES = ("ingest", "validate", "pretrain", "finetune", "align", "evaluate", "register")
+STAGES = ("ingest", "validate", "index", "pretrain", "finetune", "align", "evaluate", "register")
 
 
 def register_pipelines() -> dict[str, Pipeline]:

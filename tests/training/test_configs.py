@@ -25,7 +25,7 @@ def parameters(env: str) -> dict:
     return loader["parameters"]
 
 
-@pytest.mark.parametrize("env", ["local", "tiny"])
+@pytest.mark.parametrize("env", ["local", "tiny", "smollm2", "scratch"])
 def test_parameters_are_valid_library_configs(env, tmp_path):
     from transformers import LlamaConfig, TrainingArguments
     from trl import DPOConfig, SFTConfig
@@ -35,6 +35,7 @@ def test_parameters_are_valid_library_configs(env, tmp_path):
     TokenizerConfig.model_validate(params["pretrain"]["tokenizer"])
     checked_fields(LlamaConfig, params["pretrain"]["model"], "model")
     TrainingArguments(output_dir=str(tmp_path), **params["pretrain"]["training"])
+    TrainingArguments(output_dir=str(tmp_path), **params["pretrain"]["adapt"]["training"])
     SFTConfig(output_dir=str(tmp_path), bf16=False, **params["finetune"]["sft"])
     DPOConfig(output_dir=str(tmp_path), bf16=False, **params["align"]["dpo"])
     evaluation = EvaluationConfig.model_validate(params["evaluate"])

@@ -48,7 +48,9 @@ from llm_pipeline.pipelines.pretrain.nodes import pretrain_base_model
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
 documents = pd.read_json(sys.argv[1], lines=True)
 params, launch = (json.loads(Path(name).read_text()) for name in sys.argv[3:5])
-pretrain_base_model(documents, documents.iloc[:0], ModelFolder(Path(sys.argv[2])), params, launch)
+pretrain_base_model(
+    documents, documents.iloc[:0], ModelFolder(Path(sys.argv[2])), None, params, launch
+)
 """
 
 
@@ -77,7 +79,7 @@ def pretrain_inputs(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("resume")
     documents = pd.DataFrame({"text": shop_sentences() * 3})
     params = tiny_pretrain_params()
-    tokenizer = train_document_tokenizer(documents, params)
+    tokenizer = train_document_tokenizer(documents, None, params)
     documents.to_json(root / "documents.jsonl", orient="records", lines=True)
     (root / "params.json").write_text(json.dumps(params))
     return {"root": root, "documents": documents, "tokenizer": tokenizer, "params": params}
@@ -89,7 +91,7 @@ def run_node(inputs: dict, checkpoint_root: Path) -> ModelFolder:
     documents = inputs["documents"]
     launch = {"checkpoint_root": str(checkpoint_root)}
     return pretrain_base_model(
-        documents, documents.iloc[:0], inputs["tokenizer"], inputs["params"], launch
+        documents, documents.iloc[:0], inputs["tokenizer"], None, inputs["params"], launch
     )
 
 

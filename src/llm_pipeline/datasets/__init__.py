@@ -16,6 +16,7 @@ from llm_pipeline.datasets.model_folder import (
     ModelFolderDataset,
 )
 from llm_pipeline.datasets.raw_folder import RawFolderDataset
+from llm_pipeline.datasets.starting_model import StartingModelDataset
 
 __all__ = [
     "Folder",
@@ -29,4 +30,5 @@ __all__ = [
     "RawFolderDataset",
     "RegistryCandidate",
     "RegistryModelFolderDataset",
+    "StartingModelDataset",
 ]

@@ -14,6 +14,12 @@ endpoint only through process-wide ``OPENAI_API_BASE``/``OPENAI_API_KEY`` variab
 installed. A row the judge could not score counts as missing and is counted as a failure; a
 metric no row could be scored on is not computed, with the first error as its reason.
 Groundedness applies only to rows with a context.
+
+``judge_with_controls`` first makes the judge prove itself: it scores control pairs made from the
+validation set (an intact reference against a damaged copy, see ``controls.py``), and a metric
+whose control accuracy (share of pairs with the intact text scored strictly higher) is below
+``min_control_accuracy`` is reported as not computed, with its control figure. One judge serves
+every model's answers; its controls run once.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from llm_pipeline.evaluation import statistics
+from llm_pipeline.evaluation.controls import ControlPair, control_pairs
 from llm_pipeline.evaluation.statistics import not_computed
 
 logger = logging.getLogger(__name__)
@@ -62,7 +70,10 @@ class JudgeConfig(BaseModel):
 
     kind: Literal["none", "local", "openai"] = "none"
     # kind local: a causal LM folder with a chat template.
-    model: Path | None = None
+    # kind local: a model folder, or any model named as globals.yml's starting_model is (a
+    # .gguf file, {package, file}); GGUF files are converted once into gguf_cache_dir.
+    model: Path | dict[str, str] | None = None
+    gguf_cache_dir: Path | None = None
     # kind openai: the API's base URL (".../v1"), the model it serves, the variable with its key.
     endpoint: str | None = None
     model_name: str | None = None
@@ -72,6 +83,10 @@ class JudgeConfig(BaseModel):
     max_examples: int | None = Field(None, ge=1)
     # kind local: prompts per forward pass.
     batch_size: int = Field(8, ge=1)
+    # judge_with_controls: the share of control pairs a metric's judge must rank right (intact
+    # answer strictly above its damaged copy) for the metric to count. No code default: the YAML
+    # sets it; judge_with_controls refuses a configured judge without it.
+    min_control_accuracy: float | None = Field(None, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _complete(self) -> JudgeConfig:
@@ -112,16 +127,40 @@ def judge_answers_counting_failures(
     if len(rows) != len(answers):
         raise ValueError(f"{len(answers)} answers for {len(rows)} examples.")
     no_failures = dict.fromkeys(JUDGED_METRICS, 0)
-    if config.kind == "none":
-        reason = "no judge configured (evaluate.judge.kind: none)"
-        return {metric: not_computed(reason) for metric in JUDGED_METRICS}, no_failures
-    score = _local_scorer(config) if config.kind == "local" else _endpoint_scorer(config)
+    score = make_scorer(config)
     if isinstance(score, dict):
         return {metric: score for metric in JUDGED_METRICS}, no_failures
+    return score_answers(score, rows, answers, config)
+
+
+def make_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
+    """The configured judge as a ``Scorer`` (a local model is loaded here, once), or the
+    not-computed figure that stands for every judged metric when there is none."""
+    if config.kind == "none":
+        return not_computed("no judge configured (evaluate.judge.kind: none)")
+    return _local_scorer(config) if config.kind == "local" else _endpoint_scorer(config)
+
+
+def score_answers(
+    score: Scorer,
+    rows: list[dict[str, Any]],
+    answers: list[str],
+    config: JudgeConfig,
+    contexts: list[str | None] | None = None,
+    metrics: tuple[str, ...] = JUDGED_METRICS,
+) -> tuple[dict[str, list[float | None] | dict[str, Any]], dict[str, int]]:
+    """Per metric of ``metrics``, each answer's score by ``score`` (as ``judge_answers``) and
+    the failures. ``contexts`` (one per row) replaces the rows' own contexts for groundedness."""
+    if len(rows) != len(answers):
+        raise ValueError(f"{len(answers)} answers for {len(rows)} examples.")
+    if contexts is not None:
+        if len(contexts) != len(rows):
+            raise ValueError(f"{len(contexts)} contexts for {len(rows)} examples.")
+        rows = [{**row, "context": context} for row, context in zip(rows, contexts, strict=True)]
     limit = len(rows) if config.max_examples is None else min(config.max_examples, len(rows))
     results: dict[str, list[float | None] | dict[str, Any]] = {}
-    failures = dict(no_failures)
-    for metric in JUDGED_METRICS:
+    failures = dict.fromkeys(JUDGED_METRICS, 0)
+    for metric in metrics:
         asked = [
             index for index in range(limit) if metric != "groundedness" or _has_context(rows[index])
         ]
@@ -146,6 +185,123 @@ def judge_answers_counting_failures(
     return results, failures
 
 
+def judge_with_controls(
+    rows: list[dict[str, Any]],
+    answers: dict[str, list[str]],
+    config: JudgeConfig,
+    *,
+    seed: int,
+    resamples: int,
+    contexts: list[str | None] | None = None,
+    scorer: Scorer | None = None,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per model (a key of ``answers``) and metric: ``{"values": [...], "control": {...}}``
+    when the judge passed that metric's control, else ``{"computed": False, "reason": ...,
+    "control": {...}}``. The judge (``scorer``, or the one ``config`` describes) is made once
+    and its controls, built from ``rows`` (their references and own contexts), run once.
+    ``contexts`` (one per row, e.g. retrieved passages) replaces the rows' contexts when the
+    answers' groundedness is judged; ``seed`` seeds the controls and their bootstrap intervals."""
+    for name, texts in answers.items():
+        if len(texts) != len(rows):
+            raise ValueError(f"{len(texts)} answers of {name} for {len(rows)} examples.")
+    score = make_scorer(config) if scorer is None else scorer
+    if isinstance(score, dict):
+        return {name: {metric: dict(score) for metric in JUDGED_METRICS} for name in answers}
+    if config.min_control_accuracy is None:
+        raise ValueError(
+            "evaluate.judge.min_control_accuracy is not set: say which share of its control "
+            "pairs the judge must rank right for a judged metric to count (e.g. 0.8)."
+        )
+    controls = judge_controls(score, rows, config, seed=seed, resamples=resamples)
+    # A metric whose control failed is never scored: its answers' scores would not count.
+    passed = tuple(m for m in JUDGED_METRICS if controls[m].get("passed") is True)
+    judged: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, texts in answers.items():
+        found, _ = score_answers(score, rows, texts, config, contexts, passed)
+        judged[name] = {
+            metric: _entry(
+                metric, found.get(metric, []), controls[metric], config.min_control_accuracy
+            )
+            for metric in JUDGED_METRICS
+        }
+    return judged
+
+
+def judge_controls(
+    score: Scorer, rows: list[dict[str, Any]], config: JudgeConfig, *, seed: int, resamples: int
+) -> dict[str, dict[str, Any]]:
+    """Per metric, the judge's control accuracy on the control pairs made from the first
+    ``max_examples`` rows: ``{"value", "low", "high", "n", "passed", "threshold"}`` (a pair the
+    judge failed to score counts as ranked wrong, a tie too), or not computed (no pair)."""
+    limit = len(rows) if config.max_examples is None else min(config.max_examples, len(rows))
+    threshold = config.min_control_accuracy
+    figures: dict[str, dict[str, Any]] = {}
+    for metric, pairs in control_pairs(rows[:limit], seed).items():
+        if not pairs:
+            figures[metric] = not_computed(
+                f"no {metric} control pair could be made from the validation examples"
+                + (" (none has a context)" if metric == "groundedness" else "")
+            )
+            continue
+        prompts = [
+            judge_prompt(metric, _control_row(rows[pair.index], pair), text)
+            for pair in pairs
+            for text in (pair.intact, pair.damaged)
+        ]
+        found, errors = score(prompts)
+        ranked = [
+            float(intact is not None and damaged is not None and intact > damaged)
+            for intact, damaged in zip(found[0::2], found[1::2], strict=True)
+        ]
+        figure = statistics.interval(statistics.Sample.of(ranked), resamples, seed)
+        figure["passed"] = threshold is not None and figure["value"] >= threshold
+        figure["threshold"] = threshold
+        if errors:
+            figure["failed_scores"] = len(errors)
+            figure["first_error"] = errors[0]
+        logger.info(
+            "Judge control %s: %.3f [%.3f, %.3f] of %d pairs ranked right%s",
+            metric,
+            figure["value"],
+            figure["low"],
+            figure["high"],
+            figure["n"],
+            f" ({len(errors)} scores failed)" if errors else "",
+        )
+        figures[metric] = figure
+    return figures
+
+
+def _control_row(row: dict[str, Any], pair: ControlPair) -> dict[str, Any]:
+    """The row a control pair is judged under: its question and the context it was made
+    against (groundedness), so the controls never see a caller's replacement contexts."""
+    return {**row, "context": pair.context}
+
+
+def _entry(
+    metric: str,
+    found: list[float | None] | dict[str, Any],
+    control: dict[str, Any],
+    threshold: float,
+) -> dict[str, Any]:
+    """A model's metric as ``add_answer_scores`` stores it, with the judge's control figure."""
+    if isinstance(found, dict):
+        return {**found, "control": control}
+    if control.get("computed") is False:
+        reason = f"the judge's {metric} control could not be run: {control['reason']}"
+        return {**not_computed(reason), "control": control}
+    if not control["passed"]:
+        reason = (
+            f"judge failed its control: {metric} control accuracy {control['value']:.2f} "
+            f"[{control['low']:.2f}, {control['high']:.2f}] < {threshold:g} "
+            f"({control['n']} pairs)"
+        )
+        if control.get("failed_scores"):
+            reason += f"; {control['failed_scores']} scores failed, first: {control['first_error']}"
+        return {**not_computed(reason), "control": control}
+    return {"values": found, "control": control}
+
+
 def _has_context(row: dict[str, Any]) -> bool:
     context = row.get("context")
     return isinstance(context, str) and bool(context.strip())
@@ -157,8 +313,12 @@ def _local_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
     import torch
     from transformers import AutoTokenizer
 
+    from llm_pipeline.datasets.starting_model import resolve_model
     from llm_pipeline.training.models import load_causal_lm
 
+    if not (isinstance(config.model, Path) and config.model.is_dir()):
+        cache = config.gguf_cache_dir or "~/.cache/llm-pipeline/gguf"
+        config = config.model_copy(update={"model": resolve_model(config.model, cache).path})
     # A copy: padding on the left must not leak into a tokenizer object cached elsewhere.
     tokenizer = copy.copy(AutoTokenizer.from_pretrained(str(config.model)))
     if not tokenizer.chat_template:
@@ -233,3 +393,78 @@ def _endpoint_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
         return found, errors
 
     return score
+
+
+# config.json fields that fix a model's architecture and size.
+_SHAPE_FIELDS = (
+    "model_type",
+    "architectures",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "vocab_size",
+)
+_NAME_HINTS = ("base_model", "base_model_name_or_path", "_name_or_path", "_model_name_or_path")
+
+
+def shares_starting_model(first: Path | str, second: Path | str) -> bool:
+    """Whether two model folders (e.g. the judge and a judged model) likely grew from the same
+    starting model, so that one judging the other may favour its own kind of answer.
+
+    Each folder's lineage is followed back through the starting model its training recorded
+    (``model_dir`` in ``llm_pipeline_config.yaml``) or an adapter's base model. True when the
+    lineages meet in one folder, or when their oldest folders have the same architecture and size
+    (``config.json``) and no name hint (``base_model``, ``_name_or_path``) tells them apart. A
+    heuristic for a warning, not proof: two models pretrained alike from scratch also match.
+    """
+    first_line, second_line = _lineage(Path(first)), _lineage(Path(second))
+    if {str(folder) for folder in first_line} & {str(folder) for folder in second_line}:
+        return True
+    first_root = _read_model_config(first_line[-1])
+    second_root = _read_model_config(second_line[-1])
+    shape = [first_root.get(field) for field in _SHAPE_FIELDS]
+    if not first_root or shape != [second_root.get(field) for field in _SHAPE_FIELDS]:
+        return False
+    names = [_name_hint(first_root), _name_hint(second_root)]
+    return None in names or names[0] == names[1]
+
+
+def _lineage(folder: Path) -> list[Path]:
+    """``folder`` and the starting models it was made from, oldest last (resolved paths)."""
+    import yaml
+
+    from llm_pipeline.training.jobs import RUN_CONFIG_FILE
+    from llm_pipeline.training.models import ADAPTER_CONFIG_FILE
+
+    line = [folder.expanduser().resolve()]
+    while len(line) < 20:
+        current, start = line[-1], None
+        run_config = current / RUN_CONFIG_FILE
+        if run_config.is_file():
+            start = (yaml.safe_load(run_config.read_text(encoding="utf-8")) or {}).get("model_dir")
+        if not start and (current / ADAPTER_CONFIG_FILE).is_file():
+            adapter = json.loads((current / ADAPTER_CONFIG_FILE).read_text(encoding="utf-8"))
+            start = adapter.get("base_model_name_or_path")
+        if not start or not Path(start).expanduser().is_dir():
+            break
+        start_path = Path(start).expanduser().resolve()
+        if start_path in line:
+            break
+        line.append(start_path)
+    return line
+
+
+def _read_model_config(folder: Path) -> dict[str, Any]:
+    path = folder / "config.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _name_hint(config: dict[str, Any]) -> str | None:
+    """The name a config.json gives its origin, when it gives one that is not a local path."""
+    for key in _NAME_HINTS:
+        value = config.get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            return value
+    return None

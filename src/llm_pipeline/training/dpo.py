@@ -42,6 +42,14 @@ class DPOJob(BaseModel):
     metric_prefix: str = "dpo"
 
 
+def prompt_turns(pair: dict[str, Any]) -> list[dict[str, str]]:
+    """A pair's prompt as chat turns: its user turn, after its ``system`` turn when it has one
+    (the passages retrieved for it, when the project grounds its prompts)."""
+    system = pair.get("system")
+    turns = [{"role": "system", "content": system}] if system else []
+    return [*turns, {"role": "user", "content": pair["prompt"]}]
+
+
 def read_preference_pairs(path: Path) -> Any:
     """Pairs in TRL's conversational preference form: a user turn, two assistant answers."""
     from datasets import Dataset
@@ -54,7 +62,7 @@ def read_preference_pairs(path: Path) -> Any:
             pair = json.loads(line)
             rows.append(
                 {
-                    "prompt": [{"role": "user", "content": pair["prompt"]}],
+                    "prompt": prompt_turns(pair),
                     "chosen": [{"role": "assistant", "content": pair["chosen"]}],
                     "rejected": [{"role": "assistant", "content": pair["rejected"]}],
                 }

@@ -1,4 +1,5 @@
-"""Pretrain a causal language model from scratch on documents packed into fixed-length blocks.
+"""Pretrain a causal language model on documents packed into fixed-length blocks: from scratch,
+or, with ``starting_model_dir``, an existing model further (domain-adaptive pretraining).
 
     python -m llm_pipeline.training.pretrain --config job.yaml        # one process
     torchrun --nproc-per-node 2 -m llm_pipeline.training.pretrain --config job.yaml
@@ -28,6 +29,7 @@ from llm_pipeline.training.jobs import (
     read_job,
     save_model_folder,
 )
+from llm_pipeline.training.tokenizer import DOCUMENT_SEPARATOR
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ class PretrainJob(BaseModel):
     # Peak FLOPs per second of one device, for MFU; unset means the known GPU's, none on CPU.
     peak_flops_per_device: float | None = Field(None, gt=0)
     metric_prefix: str = "pretrain"
+    # Continued pretraining of this model (its tokenizer is tokenizer_dir); None: from scratch.
+    starting_model_dir: Path | None = None
 
 
 # What each ``architecture`` builds: its config class and its causal language model class.
@@ -81,9 +85,16 @@ def pack_into_blocks(token_ids: Iterable[list[int]], separator_id: int, block_si
 
 
 def build_model(job: PretrainJob, tokenizer: Any) -> Any:
-    """A freshly initialised model of ``job.architecture`` sized by ``job.model``."""
+    """The starting model in fp32 (mixed precision keeps fp32 master weights), or a freshly
+    initialised model of ``job.architecture`` sized by ``job.model``."""
     import transformers
 
+    if job.starting_model_dir is not None:
+        import torch
+
+        return transformers.AutoModelForCausalLM.from_pretrained(
+            str(job.starting_model_dir), dtype=torch.float32
+        )
     config_name, model_name = ARCHITECTURES[job.architecture]
     config_class = getattr(transformers, config_name)
     fields = checked_fields(config_class, job.model, "model")
@@ -131,7 +142,11 @@ def block_dataset(path: Path, tokenizer: Any, block_size: int) -> Any:
     from datasets import Dataset
 
     encoded = tokenize_documents(read_texts(path), tokenizer, f"tokenize {path.name}")
-    blocks = pack_into_blocks(encoded, tokenizer.bos_token_id, block_size)
+    # Documents are separated by our own tokenizers' separator (their bos); a starting model's
+    # tokenizer has no such token of ours, and its end-of-sequence token ends a document.
+    own = tokenizer.bos_token == DOCUMENT_SEPARATOR
+    separator = tokenizer.bos_token_id if own else tokenizer.eos_token_id
+    blocks = pack_into_blocks(encoded, separator, block_size)
     if not blocks:
         raise ValueError(f"{path} has fewer than {block_size} tokens: nothing to train on.")
     # Torch format: batches are stacked from tensors rather than built from Python lists.
@@ -172,7 +187,7 @@ def build_trainer(job: PretrainJob) -> tuple[Any, Any]:
     logger.info(
         "Pretraining a %.2fM-parameter %s in %s on %d blocks of %d tokens",
         model.num_parameters() / 1e6,
-        job.architecture,
+        "starting model" if job.starting_model_dir else job.architecture,
         precision,
         len(train),
         job.block_size,

@@ -71,17 +71,20 @@ class RewardModelScore:
 
 
 def read_prompts(path: Path) -> Any:
-    """The prompts of preference pairs as one-turn conversations, each once."""
+    """The prompts of preference pairs as conversations (a user turn, after the pair's system
+    turn when it has one), each once."""
     from datasets import Dataset
 
-    prompts: list[str] = []
+    from llm_pipeline.training.dpo import prompt_turns
+
+    prompts: list[list[dict[str, str]]] = []
     with path.open(encoding="utf-8") as handle:
         for line in handle:
             if line.strip():
-                prompt = json.loads(line)["prompt"]
+                prompt = prompt_turns(json.loads(line))
                 if prompt not in prompts:
                     prompts.append(prompt)
-    return Dataset.from_list([{"prompt": [{"role": "user", "content": p}]} for p in prompts])
+    return Dataset.from_list([{"prompt": prompt} for prompt in prompts])
 
 
 def trainer_classes(algorithm: str) -> tuple[type, type]:

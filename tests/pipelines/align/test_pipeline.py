@@ -12,9 +12,14 @@ import pandas as pd
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
-from support import build_tiny_model, isolated_mlflow
+from support import RETRIEVAL_OFF, build_tiny_model, isolated_mlflow
 
-from llm_pipeline.datasets import ModelFolder, RegistryModelFolderDataset
+from llm_pipeline.datasets import (
+    Folder,
+    ModelFolder,
+    RegistryModelFolderDataset,
+    StartingModelDataset,
+)
 from llm_pipeline.pipelines.align import create_pipeline as align_pipeline
 from llm_pipeline.pipelines.align.nodes import align_model
 from llm_pipeline.pipelines.evaluate import create_pipeline as evaluate_pipeline
@@ -127,6 +132,9 @@ def test_a_new_preference_set_is_aligned_and_the_evidence_reported(
             "validated_preferences_validation": MemoryDataset(pairs.iloc[:4]),
             "validated_validation_set": MemoryDataset(bakery_validation()),
             "base_model": MemoryDataset(ModelFolder(sft)),
+            "starting_model": StartingModelDataset(None, str(tmp_path / "gguf")),
+            "passage_index": MemoryDataset(Folder(tmp_path / "no-index")),
+            "params:retrieval": MemoryDataset(RETRIEVAL_OFF),
             "sft_model": MemoryDataset(ModelFolder(sft)),
             # The registry of this run's tracking store, which has no champion yet.
             "champion_model_folder": RegistryModelFolderDataset(
@@ -209,7 +217,7 @@ def test_an_unknown_method_or_algorithm_is_refused(params, message, tmp_path):
     pairs = bakery_pairs()
     folder = ModelFolder(tmp_path)
     with pytest.raises(ValueError, match=message):
-        align_model(pairs, pairs, folder, folder, params, {})
+        align_model(pairs, pairs, folder, folder, folder, params, RETRIEVAL_OFF, {})
 
 
 def test_the_dag_trains_the_reward_model_before_aligning_with_it():

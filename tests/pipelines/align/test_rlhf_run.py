@@ -1,5 +1,5 @@
-"""End to end with ``align.method: rlhf``: `kedro run` with the default parameters on the sample
-data at its default scale trains a reward model, aligns by GRPO against it, and the evidence
+"""End to end with ``align.method: rlhf``: `kedro run --env scratch` (the from-scratch way) on
+the sample data at its default scale trains a reward model, aligns by GRPO against it, and the evidence
 shows that it worked: the reward model scores the aligned model's answers to the validation
 prompts higher than the fine-tuned model's, beyond the interval of the difference.
 
@@ -26,7 +26,7 @@ def test_kedro_run_with_rlhf_raises_the_reward_model_score_beyond_its_interval(t
     generate(raw, scale="default", seed=13)
     (tmp_path / "project").mkdir()
     project = copy_project(tmp_path / "project", raw)
-    command = [tool("kedro"), "run", "--params", "align.method=rlhf"]
+    command = [tool("kedro"), "run", "--env", "scratch", "--params", "align.method=rlhf"]
     result = run_command(command, cwd=project)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 

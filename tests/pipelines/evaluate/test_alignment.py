@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from support import RETRIEVAL_OFF
 
-from llm_pipeline.datasets import ModelFolder
+from llm_pipeline.datasets import Folder, ModelFolder
 from llm_pipeline.pipelines.evaluate.nodes import (
     alignment_beta,
     answer_log_likelihoods,
@@ -46,6 +47,9 @@ VALIDATION = pd.DataFrame(
         "messages": [None, None],
     }
 )
+NO_INDEX = Folder(Path("no-index"))
+# Both models' answers to VALIDATION, as evaluate_models hands them on.
+ANSWERS = {"sft": ["Twelve pegs.", "No."], "aligned": ["Twelve pegs.", "No."]}
 PARAMS = {"max_new_tokens": 6, "batch_size": 2, "seed": 0, "include_context": True}
 
 
@@ -160,7 +164,15 @@ def test_a_model_compared_with_itself_shows_no_gain(tiny_model_dir, reward_model
     same = ModelFolder(tiny_model_dir)
 
     evidence = measure_alignment(
-        PAIRS, VALIDATION, same, same, ModelFolder(reward_model_dir), PARAMS
+        PAIRS,
+        VALIDATION,
+        ANSWERS,
+        same,
+        same,
+        ModelFolder(reward_model_dir),
+        NO_INDEX,
+        PARAMS,
+        RETRIEVAL_OFF,
     )
 
     assert evidence["heldout_pairs"] == 3
@@ -183,10 +195,13 @@ def test_a_model_trained_towards_the_chosen_answers_ranks_them_first_more_often(
     evidence = measure_alignment(
         PAIRS,
         VALIDATION,
+        ANSWERS,
         ModelFolder(tiny_model_dir),
         aligned,
         ModelFolder(reward_model_dir),
+        NO_INDEX,
         PARAMS,
+        RETRIEVAL_OFF,
     )
 
     assert evidence["sft_preference_accuracy"] < 1.0
@@ -206,5 +221,13 @@ def test_no_held_out_pairs_is_refused_with_what_to_do(tiny_model_dir, reward_mod
     same = ModelFolder(tiny_model_dir)
     with pytest.raises(ValueError, match="validated_preferences_validation is empty"):
         measure_alignment(
-            PAIRS.iloc[:0], VALIDATION, same, same, ModelFolder(reward_model_dir), PARAMS
+            PAIRS.iloc[:0],
+            VALIDATION,
+            ANSWERS,
+            same,
+            same,
+            ModelFolder(reward_model_dir),
+            NO_INDEX,
+            PARAMS,
+            RETRIEVAL_OFF,
         )

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from support import RETRIEVAL_OFF
 
-from llm_pipeline.datasets import ModelFolder
+from llm_pipeline.datasets import Folder, ModelFolder
 from llm_pipeline.pipelines.evaluate.nodes import (
     evaluate_models,
     generate_answers,
+    inference_precision,
+    measure_document_perplexity,
     prompt_messages,
     reference_perplexity,
     report_metrics,
@@ -18,10 +23,19 @@ from llm_pipeline.pipelines.evaluate.nodes import (
     score_model,
     score_prompt_variants,
     summarise_scores,
+    validation_chats,
     with_system_prompt,
     words,
 )
 from llm_pipeline.training.models import load_causal_lm
+
+NO_INDEX = Folder(Path("no-index"))
+
+
+def chats(frame, include_context: bool = False) -> list:
+    """The validation prompts as evaluate asks them, without retrieval."""
+    return validation_chats(frame, NO_INDEX, include_context, RETRIEVAL_OFF)
+
 
 PAIRS = [
     ("How long does the tent take to ship?", "The tent ships in 3 days."),
@@ -268,7 +282,7 @@ def test_score_model_gives_per_example_scores_that_pool_to_the_perplexity(
     from transformers import AutoTokenizer
 
     folder = ModelFolder(tiny_model_dir)
-    scores, answers = score_model(folder, validation_set, eval_params)
+    scores, answers = score_model(folder, validation_set, chats(validation_set), eval_params)
 
     assert set(scores) == {"perplexity", "rouge_l"}
     assert len(answers) == len(scores["rouge_l"]["values"]) == 3
@@ -282,7 +296,10 @@ def test_score_model_gives_per_example_scores_that_pool_to_the_perplexity(
         )
         for row in validation_set.to_dict(orient="records")
     ]
-    pooled = reference_perplexity(model, tokenizer, prompts, list(validation_set["reference"]), 2)
+    with inference_precision():  # as score_model computes it
+        pooled = reference_perplexity(
+            model, tokenizer, prompts, list(validation_set["reference"]), 2
+        )
     assert math.exp(sum(nlls) / sum(tokens)) == pytest.approx(pooled, rel=1e-5)
     assert scores["rouge_l"]["values"] == [
         rouge_l(a, r) for a, r in zip(answers, validation_set["reference"], strict=True)
@@ -293,9 +310,9 @@ def test_score_model_puts_the_context_in_the_prompt_only_when_asked(
     tiny_model_dir, validation_set, eval_params
 ):
     folder = ModelFolder(tiny_model_dir)
-    without, _ = score_model(folder, validation_set, {**eval_params, "include_context": False})
-    again, _ = score_model(folder, validation_set, {**eval_params, "include_context": False})
-    with_context, _ = score_model(folder, validation_set, {**eval_params, "include_context": True})
+    without, _ = score_model(folder, validation_set, chats(validation_set, False), eval_params)
+    again, _ = score_model(folder, validation_set, chats(validation_set, False), eval_params)
+    with_context, _ = score_model(folder, validation_set, chats(validation_set, True), eval_params)
 
     assert again == without
     # Only the first example has a context.
@@ -321,18 +338,22 @@ def test_evaluate_models_scores_each_model_and_the_champion_on_the_same_examples
 ):
     original = validation_set.copy(deep=True)
 
-    scores, samples = evaluate_models(
+    scores, samples, answers = evaluate_models(
         validation_set,
-        base_model=ModelFolder(tiny_model_dir),
+        starting_model=None,
+        pretrained_model=ModelFolder(tiny_model_dir),
         sft_model=ModelFolder(other_model_dir),
         aligned_model=ModelFolder(tiny_model_dir),
         champion_model=ModelFolder(other_model_dir),
+        passage_index=NO_INDEX,
         params=eval_params,
+        retrieval_params=RETRIEVAL_OFF,
     )
 
     assert set(scores) == {"base", "sft", "aligned", "champion"}
     for found in scores.values():
-        assert set(found) == {"perplexity", "rouge_l", "similarity"} | JUDGED
+        assert set(found) == {"perplexity", "rouge_l", "similarity", "answer_accuracy"} | JUDGED
+        assert set(found["answer_accuracy"]["values"]) <= {0.0, 1.0}
         assert len(found["similarity"]["values"]) == 3
         assert all(-1.0 <= v <= 1.0 + 1e-6 for v in found["similarity"]["values"])
         for metric in JUDGED:
@@ -343,6 +364,7 @@ def test_evaluate_models_scores_each_model_and_the_champion_on_the_same_examples
     assert scores["sft"]["perplexity"] != scores["base"]["perplexity"]
     assert validation_set.equals(original)
 
+    assert answers["sft"] == answers["champion"] and len(answers["base"]) == 3
     expected = ["id", "prompt", "reference", "base", "sft", "aligned", "champion"]
     assert list(samples.columns) == expected
     assert len(samples) == eval_params["samples_in_report"]
@@ -356,21 +378,53 @@ def test_without_a_champion_only_the_runs_models_are_scored(
     folder = ModelFolder(tiny_model_dir)
     params = {**eval_params, "samples_in_report": 50, "batch_size": 2}
 
-    scores, samples = evaluate_models(validation_set, folder, folder, folder, None, params)
+    scores, samples, _ = evaluate_models(
+        validation_set, None, folder, folder, folder, None, NO_INDEX, params, RETRIEVAL_OFF
+    )
 
     assert set(scores) == {"base", "sft", "aligned"}
     assert samples["id"].tolist() == ["val-0001", "val-0002", "val-0003"]
 
 
 @pytest.mark.slow
+def test_a_starting_model_is_scored_as_shipped_and_as_adapted(
+    tiny_model_dir, other_model_dir, validation_set, eval_params
+):
+    shipped, adapted = ModelFolder(other_model_dir), ModelFolder(tiny_model_dir)
+
+    scores, _, _ = evaluate_models(
+        validation_set,
+        shipped,
+        adapted,
+        adapted,
+        adapted,
+        None,
+        NO_INDEX,
+        eval_params,
+        RETRIEVAL_OFF,
+    )
+
+    assert list(scores) == ["base", "adapted", "sft", "aligned"]
+    assert scores["base"]["perplexity"] != scores["adapted"]["perplexity"]
+    assert scores["adapted"] == scores["sft"]
+
+
+@pytest.mark.slow
 def test_prompt_variants_are_scored_like_models(tiny_model_dir, validation_set, eval_params):
     params = {**eval_params, "prompt_variants": {"none": None, "brief": "Answer in one word."}}
 
-    scores = score_prompt_variants(validation_set, ModelFolder(tiny_model_dir), params)
+    scores = score_prompt_variants(
+        validation_set, ModelFolder(tiny_model_dir), NO_INDEX, params, RETRIEVAL_OFF
+    )
 
     assert set(scores) == {"none", "brief"}
     assert scores["none"]["perplexity"] != scores["brief"]["perplexity"]
-    assert score_prompt_variants(validation_set, ModelFolder(tiny_model_dir), eval_params) == {}
+    assert (
+        score_prompt_variants(
+            validation_set, ModelFolder(tiny_model_dir), NO_INDEX, eval_params, RETRIEVAL_OFF
+        )
+        == {}
+    )
 
 
 # --- summarise_scores and report_metrics ---------------------------------------------------
@@ -433,7 +487,9 @@ def test_report_metrics_writes_every_section_and_tracks_each_number_by_its_path(
     evidence = {"method": "dpo", "aligned_preference_accuracy": 0.75, "missing": None}
     canary = {"exposure": 1.25, "regurgitated": False}
 
-    metrics, tracked = report_metrics(summary, evidence, canary)
+    retrieval = {"enabled": True, "recall_at_3": {"value": 0.9, "low": 0.8, "high": 1.0, "n": 9}}
+
+    metrics, tracked = report_metrics(summary, evidence, canary, retrieval, {})
 
     assert metrics["aligned"] == summary["models"]["aligned"]
     assert metrics["alignment"] == evidence
@@ -443,5 +499,29 @@ def test_report_metrics_writes_every_section_and_tracks_each_number_by_its_path(
     assert tracked["alignment.aligned_preference_accuracy"] == {"value": 0.75, "step": 0}
     assert tracked["canary.exposure"] == {"value": 1.25, "step": 0}
     assert tracked["canary.regurgitated"] == {"value": 0.0, "step": 0}
+    assert metrics["retrieval"] == retrieval
+    assert tracked["retrieval.recall_at_3.value"] == {"value": 0.9, "step": 0}
     assert "comparisons.aligned_vs_sft.similarity.difference" in tracked
     assert not [name for name in tracked if "fluency" in name or "missing" in name]
+
+
+@pytest.mark.slow
+def test_document_perplexity_is_measured_before_and_after_adaptation(
+    tiny_model_dir, other_model_dir, eval_params
+):
+    documents = pd.DataFrame({"text": [" ".join(a for _, a in PAIRS) * 3, "The tent ships."]})
+    shipped, adapted = ModelFolder(other_model_dir), ModelFolder(tiny_model_dir)
+
+    found = measure_document_perplexity(documents, shipped, adapted, eval_params)
+    alone = measure_document_perplexity(documents, None, adapted, eval_params)
+
+    assert set(found) == {"base", "adapted", "adapted_vs_base"}
+    assert found["base"]["value"] != found["adapted"]["value"]
+    assert found["base"]["low"] <= found["base"]["value"] <= found["base"]["high"]
+    difference = found["adapted_vs_base"]["difference"]
+    assert difference == pytest.approx(found["adapted"]["value"] - found["base"]["value"])
+    assert alone == {"base": found["adapted"]}
+    assert measure_document_perplexity(documents.iloc[:0], None, adapted, eval_params) == {
+        "computed": False,
+        "reason": "no held-out documents (ingest.split)",
+    }

@@ -14,6 +14,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from support import PROJECT_ROOT, isolated_mlflow, shop_sentences
 
+from llm_pipeline.datasets import StartingModelDataset
 from llm_pipeline.pipelines.pretrain import create_pipeline
 from llm_pipeline.settings import CONFIG_LOADER_ARGS
 
@@ -52,6 +53,7 @@ def test_the_pipeline_pretrains_and_rank_zero_logs_throughput_into_the_run(
         datasets={
             "validated_documents_train": MemoryDataset(documents),
             "validated_documents_validation": MemoryDataset(documents.iloc[::4]),
+            "starting_model": StartingModelDataset(None, str(tmp_path / "gguf")),
             "params:pretrain": MemoryDataset(pretrain),
             "params:launch": MemoryDataset(params["launch"]),
         }

@@ -37,22 +37,25 @@ def scores(similarity: np.ndarray, rouge: np.ndarray, nll: float = 20.0) -> dict
     }
 
 
-def evaluation(gain: float | None = 0.05, rouge_change: float = 0.0, noise: float = 0.0) -> dict:
+def evaluation(
+    gain: float | None = 0.05, rouge_change: float = 0.0, noise: float = 0.0, base_gap: float = 0.2
+) -> dict:
     """Figures of base, sft and aligned, and of a champion unless ``gain`` is None: the aligned
-    model's similarity is the champion's plus ``gain`` (plus per-example ``noise``)."""
+    model's similarity is the champion's plus ``gain`` (plus per-example ``noise``), the base
+    model's ``base_gap`` below the champion's."""
     rng = np.random.default_rng(5)
     held = rng.uniform(0.3, 0.7, EXAMPLES)
     rouge = rng.uniform(0.2, 0.4, EXAMPLES)
     jitter = rng.normal(0.0, noise, EXAMPLES)
     models = {
-        "base": scores(held - 0.2, rouge - 0.1, nll=40.0),
+        "base": scores(held - base_gap, rouge - 0.1, nll=40.0),
         "sft": scores(held - 0.01, rouge),
         "aligned": scores(held + (gain or 0.0) + jitter, rouge * (1 + rouge_change)),
     }
     if gain is not None:
         models["champion"] = scores(held, rouge)
     summary = summarise_scores(models, {}, EVALUATE)
-    metrics, _ = report_metrics(summary, {"method": "dpo"}, CANARY)
+    metrics, _ = report_metrics(summary, {"method": "dpo"}, CANARY, {"enabled": False}, {})
     return metrics
 
 
@@ -70,6 +73,23 @@ def test_first_model_is_promoted_when_there_is_no_champion():
     assert decision["aliases"] == ["challenger", "champion"]
     assert decision["champion_version"] is None
     assert "no champion" in decision["reason"]
+
+
+@pytest.mark.parametrize("base_gap", [0.0, -0.05])
+def test_a_candidate_no_better_than_the_base_model_is_never_promoted(base_gap):
+    decision = decide_promotion(evaluation(gain=None, base_gap=base_gap), None, PARAMS)
+
+    assert decision["eligible"] is False
+    assert decision["promote"] is False
+    assert decision["aliases"] == ["challenger"]
+    assert "against the base model" in decision["reason"]
+
+
+def test_the_reason_says_the_candidate_beat_the_base_model():
+    decision = decide_promotion(evaluation(gain=None), None, PARAMS)
+
+    assert "similarity +0.2 [" in decision["reason"]
+    assert "against the base model: better" in decision["reason"]
 
 
 def test_a_gain_beyond_its_interval_is_promoted_and_the_reason_gives_the_interval():

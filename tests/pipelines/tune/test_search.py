@@ -11,9 +11,10 @@ import pytest
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
-from support import PROJECT_ROOT, shop_sentences
+from support import PROJECT_ROOT, RETRIEVAL_OFF, shop_sentences
 
-from llm_pipeline.datasets.model_folder import ModelFolder
+from llm_pipeline.datasets import StartingModelDataset
+from llm_pipeline.datasets.model_folder import Folder, ModelFolder
 from llm_pipeline.pipelines.tune import create_pipeline
 from llm_pipeline.settings import CONFIG_LOADER_ARGS
 
@@ -42,6 +43,9 @@ def search_catalog(root: Path) -> DataCatalog:
         "validated_conversations_validation": MemoryDataset(conversations),
         "tokenizer": MemoryDataset(tiny_model),
         "base_model": MemoryDataset(tiny_model),
+        "starting_model": StartingModelDataset(None, str(root / "gguf")),
+        "passage_index": MemoryDataset(Folder(root / "no-index")),
+        "params:retrieval": MemoryDataset(RETRIEVAL_OFF),
         "params:tune": MemoryDataset(tune),
         "params:pretrain": MemoryDataset(parameters["pretrain"]),
         "params:finetune": MemoryDataset(parameters["finetune"]),

@@ -153,10 +153,24 @@ def test_the_node_refuses_a_bad_path_before_training(tiny_model_dir):
     bad = {"stage": "pretrain", "n_trials": 2, "search_space": [{**RATE, "path": "pretrain.x.y"}]}
     model = ModelFolder(tiny_model_dir)
     with pytest.raises(ValueError, match=re.escape("'pretrain.x.y'")):
-        search_hyperparameters(frame, frame, model, frame, frame, model, bad, PRETRAIN, {}, {})
+        search_hyperparameters(
+            frame, frame, model, frame, frame, model, None, model, bad, PRETRAIN, {}, {}, {}
+        )
     with pytest.raises(ValueError, match="stages that can be tuned"):
         search_hyperparameters(
-            frame, frame, model, frame, frame, model, {**bad, "stage": "align"}, PRETRAIN, {}, {}
+            frame,
+            frame,
+            model,
+            frame,
+            frame,
+            model,
+            None,
+            model,
+            {**bad, "stage": "align"},
+            PRETRAIN,
+            {},
+            {},
+            {},
         )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from llm_pipeline.datasets.model_folder import ModelFolder
+from llm_pipeline.datasets.model_folder import Folder, ModelFolder
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +25,26 @@ ALGORITHMS = ("grpo", "rloo")
 
 
 def preference_tables(
-    preferences_train: pd.DataFrame, preferences_validation: pd.DataFrame
+    preferences_train: pd.DataFrame,
+    preferences_validation: pd.DataFrame,
+    passage_index: Folder,
+    retrieval_params: dict[str, Any],
 ) -> dict[str, tuple[pd.DataFrame, list[str]]]:
-    """The job files: training pairs, and held-out pairs when there are any."""
-    tables = {"train_file": (preferences_train, PAIR_COLUMNS)}
+    """The job files: training pairs, and held-out pairs when there are any, each prompt with
+    the passages retrieved for it as a ``system`` turn (empty when retrieval is off)."""
+    from llm_pipeline.retrieval.conversations import grounding
+
+    ground = grounding(passage_index.path, retrieval_params)
+
+    def grounded(pairs: pd.DataFrame) -> pd.DataFrame:
+        chats = ground([[{"role": "user", "content": prompt}] for prompt in pairs["prompt"]])
+        systems = [chat[0]["content"] if chat[0]["role"] == "system" else "" for chat in chats]
+        return pairs.assign(system=systems)
+
+    columns = [*PAIR_COLUMNS, "system"]
+    tables = {"train_file": (grounded(preferences_train), columns)}
     if len(preferences_validation):
-        tables["eval_file"] = (preferences_validation, PAIR_COLUMNS)
+        tables["eval_file"] = (grounded(preferences_validation), columns)
     return tables
 
 
@@ -38,7 +52,9 @@ def train_reward_model(
     preferences_train: pd.DataFrame,
     preferences_validation: pd.DataFrame,
     sft_model: ModelFolder,
+    passage_index: Folder,
     params: dict[str, Any],
+    retrieval_params: dict[str, Any],
     launch_params: dict[str, Any],
 ) -> ModelFolder:
     """A reward model (the fine-tuned model with a scoring head) trained with TRL's
@@ -46,7 +62,9 @@ def train_reward_model(
     from llm_pipeline.torchrun_jobs import run_training_job
 
     job = {"model_dir": sft_model.path, "reward": params["reward"]}
-    tables = preference_tables(preferences_train, preferences_validation)
+    tables = preference_tables(
+        preferences_train, preferences_validation, passage_index, retrieval_params
+    )
     return run_training_job("llm_pipeline.training.reward", job, tables, launch_params)
 
 
@@ -55,7 +73,9 @@ def align_model(
     preferences_validation: pd.DataFrame,
     sft_model: ModelFolder,
     reward_model: ModelFolder,
+    passage_index: Folder,
     params: dict[str, Any],
+    retrieval_params: dict[str, Any],
     launch_params: dict[str, Any],
 ) -> ModelFolder:
     """The fine-tuned model aligned by ``params.method`` (module docstring)."""
@@ -64,7 +84,9 @@ def align_model(
     method = params["method"]
     if method not in METHODS:
         raise ValueError(f"align.method is '{method}'; it must be one of {list(METHODS)}.")
-    tables = preference_tables(preferences_train, preferences_validation)
+    tables = preference_tables(
+        preferences_train, preferences_validation, passage_index, retrieval_params
+    )
     if method == "dpo":
         job = {"model_dir": sft_model.path, "dpo": params["dpo"]}
         return run_training_job("llm_pipeline.training.dpo", job, tables, launch_params)

@@ -34,7 +34,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from llm_pipeline.datasets.model_folder import ModelFolder
+from llm_pipeline.datasets.model_folder import Folder, ModelFolder
 from llm_pipeline.evaluation import statistics
 
 logger = logging.getLogger(__name__)
@@ -82,26 +82,31 @@ def reference_nlls(
 ) -> tuple[list[float], list[int]]:
     """Per example, the summed negative log-likelihood of the reference tokens given the
     prompt, and their count."""
+    sequences = []
+    for prompt, reference in zip(prompts, references, strict=True):
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        full_ids = tokenizer(prompt + reference, add_special_tokens=False)["input_ids"]
+        sequences.append((full_ids, [-100] * len(prompt_ids) + full_ids[len(prompt_ids) :]))
+    return summed_nlls(model, sequences, tokenizer.pad_token_id, batch_size)
+
+
+def summed_nlls(
+    model: Any, sequences: list[tuple[list[int], list[int]]], pad: int | None, batch_size: int
+) -> tuple[list[float], list[int]]:
+    """Per (token ids, labels) sequence, the summed negative log-likelihood of its labelled
+    tokens (-100: not scored) and their count, in right-padded batches."""
     import torch
 
     nlls: list[float] = []
     counts: list[int] = []
-    for start in range(0, len(prompts), batch_size):
-        batch_ids, batch_labels = [], []
-        for prompt, reference in zip(
-            prompts[start : start + batch_size], references[start : start + batch_size], strict=True
-        ):
-            prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            full_ids = tokenizer(prompt + reference, add_special_tokens=False)["input_ids"]
-            labels = [-100] * len(prompt_ids) + full_ids[len(prompt_ids) :]
-            batch_ids.append(full_ids)
-            batch_labels.append(labels)
-        width = max(len(ids) for ids in batch_ids)
-        pad = tokenizer.pad_token_id
-        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in batch_ids])
-        labels = torch.tensor([lab + [-100] * (width - len(lab)) for lab in batch_labels])
+    for start in range(0, len(sequences), batch_size):
+        batch = sequences[start : start + batch_size]
+        width = max(len(ids) for ids, _ in batch)
+        filler = 0 if pad is None else pad
+        input_ids = torch.tensor([ids + [filler] * (width - len(ids)) for ids, _ in batch])
+        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch])
         attention = (
-            torch.arange(width)[None, :] < torch.tensor([len(i) for i in batch_ids])[:, None]
+            torch.arange(width)[None, :] < torch.tensor([len(ids) for ids, _ in batch])[:, None]
         ).long()
         with torch.no_grad():
             # A prompt-tuned model puts its soft prompt's positions first: keep the text's.
@@ -181,11 +186,13 @@ class EvaluationConfig(BaseModel):
 def score_model(
     folder: ModelFolder,
     validation_set: pd.DataFrame,
+    chats: list[list[dict[str, str]]],
     params: dict,
     system_prompt: str | None = None,
 ) -> tuple[dict[str, dict], list[str]]:
     """One model's per-example scores on the validation set (reference perplexity as each
-    example's summed negative log-likelihood and token count, ROUGE-L) and its answers."""
+    example's summed negative log-likelihood and token count, ROUGE-L) and its answers to
+    ``chats``, the validation prompts as every model is asked them."""
     import torch
     from transformers import AutoTokenizer
 
@@ -194,23 +201,49 @@ def score_model(
     torch.manual_seed(params["seed"])
     tokenizer = AutoTokenizer.from_pretrained(str(folder.path))
     model = load_causal_lm(folder.path).eval()
-    rows = validation_set.to_dict(orient="records")
     prompts = [
         tokenizer.apply_chat_template(
-            with_system_prompt(prompt_messages(row, params["include_context"]), system_prompt),
-            tokenize=False,
-            add_generation_prompt=True,
+            with_system_prompt(chat, system_prompt), tokenize=False, add_generation_prompt=True
         )
-        for row in rows
+        for chat in chats
     ]
-    references = [row["reference"] for row in rows]
-    answers = generate_answers(model, tokenizer, prompts, params)
-    nlls, counts = reference_nlls(model, tokenizer, prompts, references, params["batch_size"])
+    references = list(validation_set["reference"])
+    with inference_precision():
+        answers = generate_answers(model, tokenizer, prompts, params)
+        nlls, counts = reference_nlls(model, tokenizer, prompts, references, params["batch_size"])
     scores = {
         "perplexity": {"values": nlls, "tokens": counts},
         "rouge_l": {"values": list(map(rouge_l, answers, references))},
     }
     return scores, answers
+
+
+def inference_precision() -> Any:
+    """bf16 autocast on a CPU with bf16 matrix units (weights stay fp32), else nothing."""
+    import contextlib
+
+    import torch
+
+    from llm_pipeline.training.jobs import cpu_has_bf16_units
+
+    if not torch.cuda.is_available() and cpu_has_bf16_units():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def validation_chats(
+    validation_set: pd.DataFrame,
+    passage_index: Folder,
+    include_context: bool,
+    retrieval_params: dict[str, Any],
+) -> list[list[dict[str, str]]]:
+    """The validation prompts as chats, grounded in the passages retrieved for them as every
+    stage grounds its prompts (``retrieval``)."""
+    from llm_pipeline.retrieval.conversations import grounding
+
+    ground = grounding(passage_index.path, retrieval_params)
+    rows = validation_set.to_dict(orient="records")
+    return ground([prompt_messages(row, include_context) for row in rows])
 
 
 def with_system_prompt(messages: list[dict], system_prompt: str | None) -> list[dict]:
@@ -228,68 +261,119 @@ def add_answer_scores(
     answers: dict[str, list[str]],
     validation_set: pd.DataFrame,
     config: EvaluationConfig,
+    contexts_judged: list[str | None] | None = None,
 ) -> None:
-    """Semantic similarity to the references (one embedding model for every answer set) and
-    the judged metrics, added to each entry of ``scores``."""
-    from llm_pipeline.evaluation.judge import JudgeConfig, judge_answers
-    from llm_pipeline.evaluation.similarity import cosine_similarities
+    """Semantic similarity to the references and answer accuracy (one embedding model and one
+    pass for every answer set), and the judged metrics (a judge loaded once, run on its
+    controls first; groundedness against ``contexts_judged``, the passages the models were
+    given, when there are any), added to each entry of ``scores``."""
+    from llm_pipeline.evaluation.judge import JudgeConfig, judge_with_controls
+    from llm_pipeline.evaluation.similarity import answer_accuracy, answer_keys, embed
 
     references = list(validation_set["reference"])
+    contexts = (
+        list(validation_set["context"]) if "context" in validation_set else [None] * len(references)
+    )
+    keys = answer_keys(references, contexts)
     names = list(answers)
     flat = [answer for name in names for answer in answers[name]]
-    similar = cosine_similarities(flat, references * len(names), config.embedding_model)
+    encoded = embed([*references, *flat], config.embedding_model)
+    reference_embeddings = encoded[: len(references)]
     rows = validation_set.to_dict(orient="records")
     judge = JudgeConfig.model_validate(config.judge)
+    judged = judge_with_controls(
+        rows,
+        answers,
+        judge,
+        seed=config.seed,
+        resamples=config.bootstrap_resamples,
+        contexts=contexts_judged,
+    )
     for index, name in enumerate(names):
-        share = similar[index * len(references) : (index + 1) * len(references)]
-        # An empty answer says nothing: it scores 0, as unrelated text does.
+        start = len(references) * (index + 1)
+        share = encoded[start : start + len(references)].copy()
+        # An empty answer says nothing: it scores 0, as unrelated text does, and is never right.
+        share[[not answer.strip() for answer in answers[name]]] = 0.0
         scores[name]["similarity"] = {
-            "values": [
-                0.0 if not a.strip() else v for a, v in zip(answers[name], share, strict=True)
-            ]
+            "values": [float(v) for v in (share * reference_embeddings).sum(axis=1)]
         }
-        for metric, found in judge_answers(rows, answers[name], judge).items():
-            scores[name][metric] = found if isinstance(found, dict) else {"values": found}
+        scores[name]["answer_accuracy"] = {
+            "values": answer_accuracy(share, reference_embeddings, keys)
+        }
+        scores[name].update(judged[name])
 
 
 def evaluate_models(
     validation_set: pd.DataFrame,
-    base_model: ModelFolder,
+    starting_model: ModelFolder | None,
+    pretrained_model: ModelFolder,
     sft_model: ModelFolder,
     aligned_model: ModelFolder,
     champion_model: ModelFolder | None,
+    passage_index: Folder,
     params: dict[str, Any],
-) -> tuple[dict, pd.DataFrame]:
-    """Per-example scores of every model (the current champion too, when there is one) on the
-    same validation examples, and their answers side by side."""
+    retrieval_params: dict[str, Any],
+) -> tuple[dict, pd.DataFrame, dict[str, list[str]]]:
+    """Per-example scores of every model on the same validation examples, their answers side
+    by side for the report, and all their answers. ``base`` is what the user would otherwise
+    have, the starting model as shipped (without one, the model pretrained from scratch);
+    ``adapted`` the starting model after pretraining on the documents; then ``sft``,
+    ``aligned`` and the current champion. Every model answers the same prompts, with the same
+    retrieved passages."""
     config = EvaluationConfig.model_validate(params)
-    models = {"base": base_model, "sft": sft_model, "aligned": aligned_model}
+    models = {"base": starting_model or pretrained_model}
+    if starting_model is not None:
+        models["adapted"] = pretrained_model
+    models.update(sft=sft_model, aligned=aligned_model)
     if champion_model is not None:
         models["champion"] = champion_model
     scores: dict[str, dict] = {}
     answers: dict[str, list[str]] = {}
     samples = validation_set[["id", "prompt", "reference"]].copy()
+    chats = validation_chats(
+        validation_set, passage_index, config.include_context, retrieval_params
+    )
     for name, folder in models.items():
-        scores[name], answers[name] = score_model(folder, validation_set, params)
+        scores[name], answers[name] = score_model(folder, validation_set, chats, params)
         samples[name] = answers[name]
-    add_answer_scores(scores, answers, validation_set, config)
-    return scores, samples.head(config.samples_in_report)
+    add_answer_scores(scores, answers, validation_set, config, given_passages(chats))
+    return scores, samples.head(config.samples_in_report), answers
+
+
+def given_passages(chats: list[list[dict[str, str]]]) -> list[str | None] | None:
+    """The system turn each chat was grounded with, when any was: groundedness is judged
+    against what the model was given."""
+    systems = [
+        chat[0]["content"] if chat and chat[0]["role"] == "system" else None for chat in chats
+    ]
+    return systems if any(systems) else None
 
 
 def score_prompt_variants(
-    validation_set: pd.DataFrame, aligned_model: ModelFolder, params: dict[str, Any]
+    validation_set: pd.DataFrame,
+    aligned_model: ModelFolder,
+    passage_index: Folder,
+    params: dict[str, Any],
+    retrieval_params: dict[str, Any],
 ) -> dict[str, dict]:
     """Per-example scores of the aligned model under each system prompt of
     ``prompt_variants``, so a prompt change is measured like a model change."""
     config = EvaluationConfig.model_validate(params)
     scores: dict[str, dict] = {}
     answers: dict[str, list[str]] = {}
+    if not config.prompt_variants:
+        return scores
+    chats = validation_chats(
+        validation_set, passage_index, config.include_context, retrieval_params
+    )
     for name, system_prompt in config.prompt_variants.items():
         scores[name], answers[name] = score_model(
-            aligned_model, validation_set, params, system_prompt
+            aligned_model, validation_set, chats, params, system_prompt
         )
     if answers:
-        add_answer_scores(scores, answers, validation_set, config)
+        # Variants are compared on variant_metric; judging each again would cost a judge run.
+        unjudged = config.model_copy(update={"judge": {"kind": "none"}})
+        add_answer_scores(scores, answers, validation_set, unjudged)
     return scores
 
 
@@ -304,12 +388,12 @@ def summarise_scores(
     samples = {name: _samples(found) for name, found in model_scores.items()}
     figures = {
         name: {
-            metric: sample if isinstance(sample, dict) else statistics.interval(sample, count, seed)
+            metric: _figure(sample, model_scores[name][metric], count, seed)
             for metric, sample in found.items()
         }
         for name, found in samples.items()
     }
-    order = [name for name in ("base", "sft", "aligned") if name in samples]
+    order = [name for name in ("base", "adapted", "sft", "aligned") if name in samples]
     pairs = [(later, earlier) for i, later in enumerate(order) for earlier in order[:i]]
     if "champion" in samples:
         pairs += [(name, "champion") for name in order if name != "base"]
@@ -335,6 +419,7 @@ def summarise_scores(
 
 
 DIRECTIONS = {
+    "answer_accuracy": True,
     "perplexity": False,
     "rouge_l": True,
     "similarity": True,
@@ -343,6 +428,14 @@ DIRECTIONS = {
     "coherence": True,
     "fluency": True,
 }
+
+
+def _figure(sample: statistics.Sample | dict, data: dict, count: int, seed: int) -> dict[str, Any]:
+    """A metric's figure with its interval, and the judge's control figure when it had one."""
+    figure = sample if isinstance(sample, dict) else statistics.interval(sample, count, seed)
+    if "control" in data and "control" not in figure:
+        figure = {**figure, "control": data["control"]}
+    return figure
 
 
 def _samples(found: dict[str, dict]) -> dict[str, statistics.Sample | dict]:
@@ -389,17 +482,24 @@ def _best_variant(variants: dict[str, dict], metric: str) -> dict[str, Any]:
 
 
 def report_metrics(
-    evaluation_summary: dict, alignment_evidence: dict, canary_exposure: dict
+    evaluation_summary: dict,
+    alignment_evidence: dict,
+    canary_exposure: dict,
+    retrieval_evidence: dict,
+    document_perplexity: dict,
 ) -> tuple[dict, dict]:
     """metrics.json (the models' figures with intervals, the comparisons, prompt variants, the
-    alignment evidence and canary exposure) and its numbers as MLflow metrics, named by their
-    path (``aligned.rouge_l.value``, ``alignment.implicit_reward_accuracy``, ...)."""
+    alignment evidence, canary exposure, retrieval recall and held-out document perplexity)
+    and its numbers as MLflow
+    metrics, named by their path (``aligned.rouge_l.value``, ``retrieval.recall_at_3.value``)."""
     metrics = {
         **evaluation_summary["models"],
         "comparisons": evaluation_summary["comparisons"],
         "prompt_variants": evaluation_summary["prompt_variants"],
         "alignment": alignment_evidence,
         "canary": canary_exposure,
+        "retrieval": retrieval_evidence,
+        "documents": document_perplexity,
     }
     tracked = {name: {"value": float(value), "step": 0} for name, value in _numbers(metrics, "")}
     for model, figures in evaluation_summary["models"].items():
@@ -505,19 +605,22 @@ def _token_ids(encoded: Any) -> list[int]:
     return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
 
 
-def pair_log_likelihoods(folder: ModelFolder, pairs: pd.DataFrame, batch_size: int) -> dict:
-    """log p(chosen | prompt) and log p(rejected | prompt) of each pair under one model."""
+def pair_log_likelihoods(
+    folder: ModelFolder, pairs: pd.DataFrame, prompts: list[list[dict]], batch_size: int
+) -> dict:
+    """log p(chosen | prompt) and log p(rejected | prompt) of each pair under one model, its
+    prompt asked as ``prompts`` has it (grounded as in training)."""
     from transformers import AutoTokenizer
 
     from llm_pipeline.training.models import load_causal_lm
 
     tokenizer = AutoTokenizer.from_pretrained(str(folder.path))
     model = load_causal_lm(folder.path).eval()
-    prompts = [[{"role": "user", "content": prompt}] for prompt in pairs["prompt"]]
-    return {
-        side: answer_log_likelihoods(model, tokenizer, prompts, list(pairs[side]), batch_size)
-        for side in ("chosen", "rejected")
-    }
+    with inference_precision():
+        return {
+            side: answer_log_likelihoods(model, tokenizer, prompts, list(pairs[side]), batch_size)
+            for side in ("chosen", "rejected")
+        }
 
 
 def fraction_above(first: list[float], second: list[float]) -> float:
@@ -563,30 +666,16 @@ def reward_model_scores(
     return scores
 
 
-def greedy_answers(folder: ModelFolder, prompts: list[list[dict]], params: dict) -> list[str]:
-    """One model's greedy answers to chat prompts, as the validation set's are generated."""
-    import torch
-    from transformers import AutoTokenizer
-
-    from llm_pipeline.training.models import load_causal_lm
-
-    torch.manual_seed(params["seed"])
-    tokenizer = AutoTokenizer.from_pretrained(str(folder.path))
-    model = load_causal_lm(folder.path).eval()
-    texts = [
-        tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-        for turns in prompts
-    ]
-    return generate_answers(model, tokenizer, texts, params)
-
-
 def measure_alignment(
     preferences_validation: pd.DataFrame,
     validation_set: pd.DataFrame,
+    validation_answers: dict[str, list[str]],
     sft_model: ModelFolder,
     aligned_model: ModelFolder,
     reward_model: ModelFolder,
+    passage_index: Folder,
     params: dict[str, Any],
+    retrieval_params: dict[str, Any],
 ) -> dict[str, Any]:
     """Whether the aligned model prefers what people preferred more often than the fine-tuned
     model does, and whether the reward model scores its answers higher (module docstring)."""
@@ -597,23 +686,26 @@ def measure_alignment(
             "to measure alignment on: give ingest more preference pairs or a larger validation "
             "share (ingest.split)."
         )
+    from llm_pipeline.retrieval.conversations import grounding
+
     batch_size = params["batch_size"]
-    sft = pair_log_likelihoods(sft_model, pairs, batch_size)
-    aligned = pair_log_likelihoods(aligned_model, pairs, batch_size)
+    pair_prompts = grounding(passage_index.path, retrieval_params)(
+        [[{"role": "user", "content": prompt}] for prompt in pairs["prompt"]]
+    )
+    sft = pair_log_likelihoods(sft_model, pairs, pair_prompts, batch_size)
+    aligned = pair_log_likelihoods(aligned_model, pairs, pair_prompts, batch_size)
     beta = alignment_beta(aligned_model)
     implicit = {
         side: [beta * (a - s) for a, s in zip(aligned[side], sft[side], strict=True)]
         for side in ("chosen", "rejected")
     }
     margins = [c - r for c, r in zip(implicit["chosen"], implicit["rejected"], strict=True)]
-    prompts = [
-        prompt_messages(row, params["include_context"])
-        for row in validation_set.to_dict(orient="records")
-    ]
-    answers = {
-        "sft": greedy_answers(sft_model, prompts, params),
-        "aligned": greedy_answers(aligned_model, prompts, params),
-    }
+    prompts = validation_chats(
+        validation_set, passage_index, params["include_context"], retrieval_params
+    )
+    # The answers evaluate_models generated to the same prompts: greedy decoding is
+    # deterministic, so generating them again would only cost minutes.
+    answers = {name: validation_answers[name] for name in ("sft", "aligned")}
     scores = reward_model_scores(reward_model, prompts, answers, batch_size)
     ranked = {
         name: statistics.Sample.of(
@@ -679,6 +771,132 @@ def reward_model_accuracy(reward_model: ModelFolder) -> float | None:
     if not (reward_model.path / REWARD_METRICS_FILE).exists():
         return None
     return reward_model.read_json(REWARD_METRICS_FILE).get("heldout_accuracy")
+
+
+# --- the documents ------------------------------------------------------------------------------
+
+DOCUMENT_BLOCK = 256
+
+
+def document_block_nlls(
+    folder: ModelFolder, texts: list[str], batch_size: int
+) -> tuple[list, list]:
+    """Summed negative log-likelihood and predicted-token count of each block of
+    ``DOCUMENT_BLOCK`` tokens of the held-out documents under one model."""
+    from transformers import AutoTokenizer
+
+    from llm_pipeline.training.models import load_causal_lm
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder.path))
+    model = load_causal_lm(folder.path).eval()
+    blocks = [
+        ids[start : start + DOCUMENT_BLOCK]
+        for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]
+        for start in range(0, len(ids), DOCUMENT_BLOCK)
+        if len(ids[start : start + DOCUMENT_BLOCK]) > 1
+    ]
+    with inference_precision():
+        return summed_nlls(
+            model, [(block, block) for block in blocks], tokenizer.pad_token_id, batch_size
+        )
+
+
+def measure_document_perplexity(
+    documents_validation: pd.DataFrame,
+    starting_model: ModelFolder | None,
+    pretrained_model: ModelFolder,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Perplexity of the held-out documents before and after the pretrain stage: the starting
+    model as shipped (``base``) against it adapted to the documents (``adapted``), each with its
+    bootstrap interval over blocks of text, and their paired difference; from scratch, the
+    pretrained model alone (``base``)."""
+    config = EvaluationConfig.model_validate(params)
+    texts = [text for text in documents_validation.get("text", []) if str(text).strip()]
+    if not texts:
+        return statistics.not_computed("no held-out documents (ingest.split)")
+    models = {"base": starting_model or pretrained_model}
+    if starting_model is not None:
+        models["adapted"] = pretrained_model
+    samples = {
+        name: statistics.Sample.of(*document_block_nlls(folder, texts, config.batch_size))
+        for name, folder in models.items()
+    }
+    count, seed = config.bootstrap_resamples, config.seed
+    found: dict[str, Any] = {
+        name: statistics.interval(sample, count, seed) for name, sample in samples.items()
+    }
+    if "adapted" in samples:
+        found["adapted_vs_base"] = statistics.compare(
+            samples["adapted"], samples["base"], False, count, seed
+        )
+        logger.info(
+            "Held-out document perplexity: base %.3f [%.3f, %.3f], adapted %.3f [%.3f, %.3f]",
+            *(found[name][key] for name in ("base", "adapted") for key in ("value", "low", "high")),
+        )
+    return found
+
+
+# --- retrieval --------------------------------------------------------------------------------
+
+RECALL_AT = (1, 3, 5)
+
+
+def measure_retrieval(
+    validation_set: pd.DataFrame,
+    passage_index: Folder,
+    params: dict[str, Any],
+    retrieval_params: dict[str, Any],
+) -> dict[str, Any]:
+    """Retrieval on its own: recall@k, the share of validation questions whose top k passages
+    hold the facts that answer them (their ``context``, or their reference answer; see
+    ``retrieval/recall.py``), with bootstrap intervals; measured
+    whether or not retrieval is on, so that turning it on is an informed choice."""
+    from llm_pipeline.retrieval import PassageIndex, RetrievalConfig
+    from llm_pipeline.retrieval.recall import recall_of_rankings
+
+    config = RetrievalConfig.model_validate(retrieval_params)
+    rows = [
+        row
+        for row in validation_set.to_dict(orient="records")
+        if isinstance(row.get("context"), str) and row["context"].strip()
+    ]
+    if not rows:
+        return statistics.not_computed("no validation example has a context to find")
+    index = PassageIndex.load(Path(passage_index.path))
+    ks = sorted({*RECALL_AT, config.top_k})
+    found = index.search([row["prompt"] for row in rows], max(ks))
+    contexts = [row["context"] for row in rows]
+    references = [row["reference"] for row in rows]
+    count, seed = params.get("bootstrap_resamples", 1000), params["seed"]
+    recall = {
+        f"recall_at_{k}": statistics.interval(
+            statistics.Sample.of(
+                recall_of_rankings(
+                    [hits[:k] for hits in found], contexts, index.passages, references
+                )
+            ),
+            count,
+            seed,
+        )
+        for k in ks
+    }
+    chosen = recall[f"recall_at_{config.top_k}"]
+    logger.info(
+        "Retrieval: recall@%d %.3f [%.3f, %.3f] on %d validation questions (%d passages)",
+        config.top_k,
+        chosen["value"],
+        chosen["low"],
+        chosen["high"],
+        len(rows),
+        len(index.passages),
+    )
+    return {
+        "enabled": config.enabled,
+        "top_k": config.top_k,
+        "passages": len(index.passages),
+        **recall,
+    }
 
 
 # --- memorisation ------------------------------------------------------------------------------

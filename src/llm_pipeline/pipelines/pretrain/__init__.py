@@ -1,4 +1,5 @@
-"""Pretrain: a tokenizer and a small model from scratch on the documents."""
+"""Pretrain: the starting model adapted to the documents, or a tokenizer and a model from
+scratch."""
 
 from llm_pipeline.pipelines.pretrain.pipeline import create_pipeline
 

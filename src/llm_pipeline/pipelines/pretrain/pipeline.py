@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.train_document_tokenizer,
-                ["validated_documents_train", "params:pretrain"],
+                ["validated_documents_train", "starting_model", "params:pretrain"],
                 "tokenizer",
                 name="train_document_tokenizer",
             ),
@@ -20,6 +20,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "validated_documents_train",
                     "validated_documents_validation",
                     "tokenizer",
+                    "starting_model",
                     "params:pretrain",
                     "params:launch",
                 ],

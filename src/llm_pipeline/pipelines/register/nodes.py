@@ -62,6 +62,10 @@ def decide_promotion(
         )
     else:
         eligible, reasons = _beats_champion(evaluation_metrics, champion, config)
+    if is_computed(figures.get(metric, {"computed": False})):
+        beats_base, reason = _beats_base(evaluation_metrics, config)
+        eligible = eligible and beats_base
+        reasons.append(reason)
     promote = eligible and not config.require_approval
     if eligible and config.require_approval:
         reasons.append("a person must approve (register.require_approval)")
@@ -120,6 +124,25 @@ def _beats_champion(
         f"no other metric worse than its tolerance (default {config.tolerance:.1%})"
     ]
     return primary_ok and not regressions, reasons
+
+
+def _beats_base(evaluation_metrics: dict[str, Any], config: RegisterConfig) -> tuple[bool, str]:
+    """The primary metric better than the starting model's (``base``) beyond its interval:
+    a candidate that is not is no better than what the user had without this project."""
+    metric = config.primary_metric
+    if config.candidate == "base":
+        return True, "the candidate is the base model itself"
+    compared = (
+        evaluation_metrics.get("comparisons", {})
+        .get(f"{config.candidate}_vs_base", {})
+        .get(metric, {"computed": False})
+    )
+    if compared.get("computed") is False:
+        return False, f"{metric} could not be compared with the base model"
+    verdict = {True: "better", False: "worse", None: "the difference is within its interval"}
+    return compared["better"] is True, (
+        f"{metric} {_difference(compared)} against the base model: {verdict[compared['better']]}"
+    )
 
 
 def _difference(compared: dict[str, Any]) -> str:
@@ -213,7 +236,7 @@ def model_card(
     tags: dict[str, str],
 ) -> str:
     """README.md of the registered model: data, method, metrics, intended use and limits."""
-    models = [m for m in ("base", "sft", "aligned", CHAMPION) if m in evaluation_metrics]
+    models = [m for m in ("base", "adapted", "sft", "aligned", CHAMPION) if m in evaluation_metrics]
     metrics = sorted({metric for m in models for metric in evaluation_metrics[m]})
     header = "| metric | " + " | ".join(models) + " |"
     rows = [header, "|" + " --- |" * (len(models) + 1)]
@@ -242,9 +265,17 @@ def model_card(
         f"**Status:** {decision['status']}. {decision['reason']}.",
         "",
         "## Method",
-        f"{tags['training.method']}: a tokenizer and a causal language model pretrained from "
-        "scratch on the organisation's documents, fine-tuned on its conversations and aligned "
-        "on its preference pairs (llm-pipeline).",
+        f"{tags['training.method']}: "
+        + (
+            "an existing model (the base model above) adapted to the organisation's documents "
+            "by continued pretraining"
+            if "adapted" in evaluation_metrics
+            else "a tokenizer and a causal language model pretrained from scratch on the "
+            "organisation's documents"
+        )
+        + ", fine-tuned on its conversations and aligned on its preference pairs "
+        "(llm-pipeline), each prompt with the passages retrieved for it from the documents "
+        "when retrieval is on.",
         "",
         "## Data",
         f"Git commit `{lineage['git_commit']}`"

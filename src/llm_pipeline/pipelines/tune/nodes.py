@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from llm_pipeline.datasets.model_folder import ModelFolder
+from llm_pipeline.datasets.model_folder import Folder, ModelFolder
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ def _sft_config() -> type:
 # Sections whose keys are a library config class's fields, so a key not yet set may be searched.
 SCHEMAS: dict[str, Callable[[], type]] = {
     "pretrain.training": _training_arguments,
+    "pretrain.adapt.training": _training_arguments,
     "finetune.sft": _sft_config,
 }
 # Sections that a trial does not re-run, and why.
@@ -46,9 +47,12 @@ def search_hyperparameters(
     conversations_train: pd.DataFrame,
     conversations_validation: pd.DataFrame,
     pretrained_model: ModelFolder,
+    starting_model: ModelFolder | None,
+    passage_index: Folder,
     params: dict[str, Any],
     pretrain_params: dict[str, Any],
     finetune_params: dict[str, Any],
+    retrieval_params: dict[str, Any],
     launch_params: dict[str, Any],
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """The best values ``params.search_space`` found for ``params.stage``, and the trial table."""
@@ -71,7 +75,12 @@ def search_hyperparameters(
         "pretrain": (
             pretrain_params,
             lambda trial_params: pretrain_base_model(
-                documents_train, documents_validation, tokenizer, trial_params, launch_params
+                documents_train,
+                documents_validation,
+                tokenizer,
+                starting_model,
+                trial_params,
+                launch_params,
             ),
         ),
         "finetune": (
@@ -80,7 +89,9 @@ def search_hyperparameters(
                 conversations_train,
                 conversations_validation,
                 pretrained_model,
+                passage_index,
                 trial_params,
+                retrieval_params,
                 launch_params,
             ),
         ),

@@ -1,0 +1,150 @@
+"""The passage index: fused ranking, plain-file save and load, search with the real model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from llm_pipeline.retrieval.config import RetrievalConfig
+from llm_pipeline.retrieval.index import PACKAGED_MODEL, PassageIndex, fuse
+from llm_pipeline.retrieval.lexical import BM25
+
+CONFIG = RetrievalConfig(
+    enabled=True, top_k=2, max_words=120, lexical_weight=0.3, template="Passages:\n{passages}"
+)
+PASSAGES = [
+    {"id": f"doc#{n}", "source": "kb/doc.md", "title": "Shop", "text": text}
+    for n, text in enumerate(
+        [
+            "Shop > Refunds: Refunds are issued to the original payment method within 5 "
+            "business days after your return arrives.",
+            "Shop > Express shipping: Express shipping costs $14.95 and is not available to "
+            "PO boxes.",
+            "Shop > Gift cards: Gift cards never expire and are delivered by email.",
+            "Shop > Store: Our Portland store is open Monday to Saturday from 10 am to 7 pm.",
+        ],
+        start=1,
+    )
+]
+
+
+def index_without_model(embeddings: np.ndarray | None = None) -> PassageIndex:
+    """An index over PASSAGES with made-up embeddings: everything but query encoding."""
+    rng = np.random.default_rng(0)
+    if embeddings is None:
+        embeddings = rng.normal(size=(len(PASSAGES), 8)).astype(np.float32)
+    texts = [p["text"] for p in PASSAGES]
+    return PassageIndex(PASSAGES, embeddings, CONFIG, PACKAGED_MODEL, BM25(texts, 1.2, 0.75))
+
+
+def test_fusion_mixes_min_max_normalised_scores_by_the_lexical_weight():
+    dense = np.array([[0.9, 0.5, 0.1]])
+    lexical = np.array([[0.0, 4.0, 8.0]])
+
+    assert fuse(dense, lexical, 0.0).tolist() == [[1.0, 0.5, 0.0]]
+    assert fuse(dense, lexical, 1.0).tolist() == [[0.0, 0.5, 1.0]]
+    assert fuse(dense, lexical, 0.25).tolist() == [[0.75, 0.5, 0.25]]
+    assert fuse(dense, np.zeros((1, 3)), 0.5).tolist() == [[0.5, 0.25, 0.0]]
+
+
+def test_top_passages_are_best_first_with_their_score_and_ties_in_passage_order():
+    index = index_without_model()
+
+    [ranking] = index.top_passages(np.array([[0.2, 0.9, 0.2, 0.5]]), k=3)
+
+    assert [p["id"] for p in ranking] == ["doc#2", "doc#4", "doc#1"]
+    assert [p["score"] for p in ranking] == [0.9, 0.5, 0.2]
+    assert set(ranking[0]) == {"id", "source", "title", "text", "score"}
+
+
+def test_save_writes_plain_files_that_load_back_to_the_same_index(tmp_path):
+    index = index_without_model()
+    folder = tmp_path / "passage_index"
+
+    index.save(folder)
+    loaded = PassageIndex.load(folder)
+
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "embeddings.npy",
+        "index.json",
+        "key_embeddings.npy",
+        "keys.jsonl",
+        "passages.jsonl",
+    ]
+    settings = json.loads((folder / "index.json").read_text())
+    assert settings["embedding_model"] == PACKAGED_MODEL
+    assert settings["retrieval"]["lexical_weight"] == 0.3
+    assert settings["bm25"]["k1"] == 1.2
+    assert np.load(folder / "embeddings.npy", allow_pickle=False).dtype == np.float32
+    assert loaded.passages == PASSAGES
+    assert np.array_equal(loaded.embeddings, index.embeddings)
+    assert loaded.config == CONFIG
+    for query in ("express shipping to a PO box", "gift card", "nothing known"):
+        assert np.array_equal(loaded.bm25.scores(query), index.bm25.scores(query))
+
+
+def test_saving_again_replaces_the_folder_and_leaves_nothing_behind(tmp_path):
+    folder = tmp_path / "passage_index"
+    index_without_model().save(folder)
+    (folder / "stale.txt").write_text("from an older index")
+
+    index_without_model().save(folder)
+
+    assert not (folder / "stale.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["passage_index"]
+
+
+def test_loading_refuses_embeddings_that_do_not_match_the_passages(tmp_path):
+    folder = tmp_path / "passage_index"
+    index_without_model().save(folder)
+    np.save(folder / "embeddings.npy", np.zeros((3, 8), dtype=np.float32))
+
+    with pytest.raises(ValueError, match=r"index\.json says"):
+        PassageIndex.load(folder)
+
+
+SEARCH_IN_FRESH_PROCESS = """
+import json, sys
+from llm_pipeline.retrieval import PassageIndex
+index = PassageIndex.load(sys.argv[1])
+print(json.dumps(index.search(json.loads(sys.argv[2]), k=2)))
+"""
+
+
+@pytest.mark.slow
+def test_search_finds_paraphrases_and_a_loaded_index_answers_the_same_in_a_new_process(tmp_path):
+    queries = [
+        "Hi, I'm Maya. When does the money for my returned item come back? Thanks!",
+        "Can express delivery go to my PO box?",
+        "What time do you open on Saturday?",
+    ]
+    index = PassageIndex.build(PASSAGES, None, CONFIG)
+
+    found = index.search(queries, k=2)
+    index.save(tmp_path / "index")
+    fresh = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SEARCH_IN_FRESH_PROCESS,
+            str(tmp_path / "index"),
+            json.dumps(queries),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+
+    assert [ranking[0]["id"] for ranking in found] == ["doc#1", "doc#2", "doc#4"]
+    assert all(len(ranking) == 2 for ranking in found)
+    reloaded = json.loads(fresh.stdout.strip().splitlines()[-1])
+    assert [[p["id"] for p in r] for r in reloaded] == [[p["id"] for p in r] for r in found]
+    assert [p["score"] for r in reloaded for p in r] == pytest.approx(
+        [p["score"] for r in found for p in r], abs=1e-6
+    )

@@ -1,0 +1,99 @@
+"""Recall of the passage index on the sample shop's documents and validation questions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from support import PROJECT_ROOT
+
+from llm_pipeline.retrieval.config import RetrievalConfig
+from llm_pipeline.retrieval.index import PassageIndex, question_answer_pairs, split_passages
+from llm_pipeline.retrieval.recall import recall_of_rankings
+
+pytestmark = pytest.mark.slow
+
+# The project's own retrieval parameters.
+CONFIG = RetrievalConfig.model_validate(
+    yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_index.yml").read_text())["retrieval"]
+)
+
+
+def document_rows(folder: Path) -> list[dict]:
+    """Documents as ingest reads them: a row per text file, a row per line of a jsonl file."""
+    rows = []
+    for path in sorted(folder.iterdir()):
+        source = f"documents/{path.name}"
+        if path.suffix == ".jsonl":
+            for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                record = json.loads(text)
+                rows.append({"id": f"{path.stem}-{line}", "source": source, "line": line, **record})
+        else:
+            rows.append({"id": path.stem, "source": source, "line": 1, "text": path.read_text()})
+    return rows
+
+
+def chats(folder: Path) -> list[list[dict]]:
+    return [
+        json.loads(line)["messages"]
+        for path in sorted(folder.glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if "messages" in json.loads(line)
+    ]
+
+
+@pytest.fixture(scope="module")
+def default_raw_data(tmp_path_factory) -> Path:
+    """The sample data at its default scale (640 chats, 100 held-out questions)."""
+    from llm_pipeline.sample_data import generate
+
+    root = tmp_path_factory.mktemp("default-raw")
+    generate(root, "default", 13)
+    return root
+
+
+@pytest.fixture(scope="module")
+def recall(default_raw_data: Path) -> dict[str, dict[int, float]]:
+    raw = default_raw_data
+    passages = split_passages(document_rows(raw / "documents"), CONFIG.max_words)
+    questions = question_answer_pairs(chats(raw / "conversations"))
+    examples = [
+        json.loads(line)
+        for path in sorted((raw / "validation").glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+    assert sum(bool(example.get("context")) for example in examples) == 100
+    found = {}
+    for name, keys in (("documents", None), ("with past questions", questions)):
+        index = PassageIndex.build(passages, None, CONFIG, keys)
+        ranked = index.search([example["prompt"] for example in examples], 5)
+        found[name] = {
+            k: float(
+                np.mean(
+                    recall_of_rankings(
+                        [hits[:k] for hits in ranked],
+                        [example["context"] for example in examples],
+                        index.passages,
+                        [example["reference"] for example in examples],
+                    )
+                )
+            )
+            for k in (1, 3, 5)
+        }
+    return found
+
+
+def test_the_answering_passage_is_usually_among_the_first_three(recall):
+    # Measured on the raw sample files: 0.85 at 3 and 0.94 at 5 with past questions, 0.75 and
+    # 0.83 without; lower is a regression in chunking or search.
+    with_keys = recall["with past questions"]
+    assert with_keys[3] >= 0.82
+    assert with_keys[5] >= 0.9
+    assert with_keys[1] <= with_keys[3] <= with_keys[5]
+
+
+def test_past_questions_as_keys_find_more_answering_passages(recall):
+    assert recall["with past questions"][5] > recall["documents"][5]
