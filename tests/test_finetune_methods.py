@@ -22,10 +22,12 @@ def latest_model(project: Path, name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def pretrained_project(small_raw_data, tmp_path_factory) -> Path:
-    """A project copy with validated data and a pretrained model, on the tiny environment."""
+    """A project copy with validated data, the passage index and a pretrained model, on the
+    tiny environment."""
     project = copy_project(tmp_path_factory.mktemp("project"), small_raw_data)
     result = run_command(
-        [tool("kedro"), "run", "--env", "tiny", "--to-outputs", "base_model"], cwd=project
+        [tool("kedro"), "run", "--env", "tiny", "--to-outputs", "base_model,passage_index"],
+        cwd=project,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return project

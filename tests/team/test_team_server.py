@@ -223,7 +223,22 @@ def _project_ready_to_register(root: Path, server: RunningServer, similarity: fl
     reporting = project / "data/08_reporting"
     reporting.mkdir(parents=True)
     figure = {"value": similarity, "low": similarity - 0.05, "high": similarity + 0.05, "n": 20}
-    metrics = {"aligned": {"similarity": figure}, "comparisons": {}, "alignment": {}, "canary": {}}
+    # The gate's primary metric, better than the base model's beyond its interval.
+    beats_base = {
+        "difference": 0.3,
+        "low": 0.2,
+        "high": 0.4,
+        "n": 20,
+        "significant": True,
+        "better": True,
+        "greater_is_better": True,
+    }
+    metrics = {
+        "aligned": {"similarity": figure, "answer_accuracy": figure},
+        "comparisons": {"aligned_vs_base": {"answer_accuracy": beats_base}},
+        "alignment": {},
+        "canary": {},
+    }
     (reporting / "metrics.json").write_text(json.dumps(metrics))
     report = {"success": True, "datasets": []}
     (reporting / "validation_report.json").write_text(json.dumps(report))

@@ -84,6 +84,10 @@ def save_model_folder(trainer: Any, tokenizer: Any, job: BaseModel, output_dir: 
     os.replace(staging, output_dir)
 
 
+# Set by the launcher from ``launch.cpu_bf16``: whether a worker on a CPU may train in bf16.
+CPU_BF16_VARIABLE = "LLM_PIPELINE_CPU_BF16"
+
+
 def cpu_has_bf16_units() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (AMX or AVX512-BF16): only there
     does bf16 autocast pay on a CPU (1.65x for SmolLM2-135M's forward and backward on this
@@ -98,7 +102,8 @@ def cpu_has_bf16_units() -> bool:
 
 def hardware_precision() -> dict[str, bool]:
     """bf16 where the GPU has it, else fp16 on a GPU; on a CPU bf16 autocast (fp32 master
-    weights) where it has bf16 matrix units, else fp32; explicit settings win.
+    weights) when ``launch.cpu_bf16`` asks and it has bf16 matrix units, else fp32; explicit
+    settings win.
 
     Without any accelerator this also says ``use_cpu``: only then do several torchrun processes
     train as one data-parallel job instead of each training alone on all the data.
@@ -107,6 +112,7 @@ def hardware_precision() -> dict[str, bool]:
 
     if not torch.cuda.is_available():
         cpu = not torch.backends.mps.is_available()
-        return {"bf16": cpu and cpu_has_bf16_units(), "fp16": False, "use_cpu": cpu}
+        asked = os.environ.get(CPU_BF16_VARIABLE) == "1"
+        return {"bf16": cpu and asked and cpu_has_bf16_units(), "fp16": False, "use_cpu": cpu}
     bf16 = torch.cuda.is_bf16_supported()
     return {"bf16": bf16, "fp16": not bf16}

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from llm_pipeline.training.jobs import RUN_ID_VARIABLE
+from llm_pipeline.training.jobs import CPU_BF16_VARIABLE, RUN_ID_VARIABLE
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ class LaunchConfig(BaseModel):
     keep_checkpoints: bool = False
     progress_seconds: float = Field(30.0, ge=0)
     system_metrics_seconds: float = Field(10.0, ge=0)
+    # bf16 autocast (fp32 master weights) on a CPU with bf16 matrix units; off: fp32 on CPUs.
+    cpu_bf16: bool = False
 
 
 class TrainingLaunchError(RuntimeError):
@@ -206,6 +208,7 @@ def _worker_environment(config: LaunchConfig) -> dict[str, str]:
         **{
             PROGRESS_SECONDS_VARIABLE: str(config.progress_seconds),
             SYSTEM_METRICS_SECONDS_VARIABLE: str(config.system_metrics_seconds),
+            CPU_BF16_VARIABLE: "1" if config.cpu_bf16 else "0",
         },
     )
     # The workers' output is a pipe read line by line: a redrawn bar (saving shards, mapping a

@@ -131,6 +131,9 @@ def test_a_new_preference_set_is_aligned_and_the_evidence_reported(
             "validated_preferences_train": MemoryDataset(pairs.iloc[4:]),
             "validated_preferences_validation": MemoryDataset(pairs.iloc[:4]),
             "validated_validation_set": MemoryDataset(bakery_validation()),
+            "validated_documents_validation": MemoryDataset(
+                pd.DataFrame({"text": [f"We bake {bread} every morning." for bread in BREADS]})
+            ),
             "base_model": MemoryDataset(ModelFolder(sft)),
             "starting_model": StartingModelDataset(None, str(tmp_path / "gguf")),
             "passage_index": MemoryDataset(Folder(tmp_path / "no-index")),
@@ -161,6 +164,7 @@ def test_a_new_preference_set_is_aligned_and_the_evidence_reported(
 
     metrics = outputs["evaluation_metrics"].load()
     evidence = metrics["alignment"]
+    assert metrics["documents"]["base"]["n"] == len(BREADS)
     assert evidence["heldout_pairs"] == 4 and evidence["validation_prompts"] == 2
     for name in (
         "sft_preference_accuracy",

@@ -1,6 +1,6 @@
 """End to end with ``align.method: rlhf``: `kedro run --env scratch` (the from-scratch way) on
-the sample data at its default scale trains a reward model, aligns by GRPO against it, and the evidence
-shows that it worked: the reward model scores the aligned model's answers to the validation
+the sample data at its default scale trains a reward model, aligns by GRPO against it, and the
+evidence shows that it worked: the reward model scores the aligned model's answers to the validation
 prompts higher than the fine-tuned model's, beyond the interval of the difference.
 
 The default scale (35 held-out pairs, 100 validation prompts), because the small one's 6 pairs
