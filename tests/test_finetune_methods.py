@@ -96,7 +96,7 @@ def test_prompt_tuning_chosen_by_parameters_goes_through_align_evaluate_and_regi
         (tmp_path / "moved_base").rename(base)
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     answer = json.loads(loaded.stdout.strip().splitlines()[-1])
-    assert answer[0]["choices"][0]["message"]["role"] == "assistant"
+    assert answer["choices"][0]["message"]["role"] == "assistant"
 
 
 @pytest.mark.skipif(

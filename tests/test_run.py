@@ -76,15 +76,20 @@ def test_the_version_traces_back_to_code_data_contracts_and_runs(tracking, finis
     assert expected in readme
 
 
-def test_the_challenger_loads_back_and_generates(tracking):
+def test_the_challenger_loads_back_and_answers_from_its_passage_index(tracking):
     import mlflow
 
-    generator = mlflow.transformers.load_model("models:/llm-pipeline@challenger")
-    output = generator("How long does shipping take?", max_new_tokens=8, do_sample=False)
-    assert len(output[0]["generated_text"]) > len("How long does shipping take?")
     chat = mlflow.pyfunc.load_model("models:/llm-pipeline@challenger")
-    answer = chat.predict({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8})
-    assert answer[0]["choices"][0]["message"]["role"] == "assistant"
+    question = [{"role": "user", "content": "How long does shipping take?"}]
+    prompt = chat.get_raw_model().grounded(question)
+    answer = chat.predict({"messages": question, "max_tokens": 8})
+
+    # tiny retrieval: the best passage (top_k 1), numbered, in a system turn before the chat.
+    assert prompt[0]["role"] == "system"
+    assert prompt[0]["content"].count("\n[1] ") == 1
+    assert "[2]" not in prompt[0]["content"]
+    assert prompt[1:] == question
+    assert answer["choices"][0]["message"]["role"] == "assistant"
 
 
 def test_finetuning_lowers_validation_perplexity_beyond_its_interval(finished_run):

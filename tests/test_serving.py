@@ -1,8 +1,9 @@
 """Using a registered model: `mlflow models serve` answers a chat request over HTTP on
 localhost, and loading it deserialises no pickle (weights are safetensors).
 
-The model is registered by the project's registry dataset in a store under ``tmp_path``, in a
-subprocess, so no MLflow state of this process changes.
+The model is registered with a passage index, as the register stage does when retrieval is on,
+by the project's registry dataset in a store under ``tmp_path``, in a subprocess, so no MLflow
+state of this process changes.
 """
 
 from __future__ import annotations
@@ -28,12 +29,19 @@ import sys
 from pathlib import Path
 import mlflow
 from llm_pipeline.datasets import MlflowRegistryDataset, ModelFolder, RegistryCandidate
+from llm_pipeline.retrieval import PassageIndex, RetrievalConfig
+passage = {"id": "p1", "source": "returns.md", "title": "Returns", "text": "Returns: 30 days."}
+config = RetrievalConfig(
+    enabled=True, top_k=1, max_words=60, lexical_weight=0.0, template="Passages:\\n{passages}"
+)
+PassageIndex.build([passage], None, config).save(Path("passage_index"))
 with mlflow.start_run():
     MlflowRegistryDataset("llm-pipeline").save(
         RegistryCandidate(
             model=ModelFolder(Path(sys.argv[1])),
             aliases=("challenger", "champion"),
             card="# llm-pipeline model card\\n",
+            index=Path("passage_index"),
         )
     )
 """
@@ -56,7 +64,7 @@ torch.load = refuse
 import mlflow
 chat = mlflow.pyfunc.load_model("models:/llm-pipeline@champion")
 answer = chat.predict(json.loads(sys.argv[1]))
-print(json.dumps(answer[0]["choices"][0]["message"]))
+print(json.dumps(answer["choices"][0]["message"]))
 """
 
 
@@ -120,8 +128,8 @@ def test_mlflow_models_serve_answers_a_chat_request_over_http(store):
         status, answer = post(f"http://127.0.0.1:{port}/invocations", CHAT)
 
         assert status == 200
-        # The scoring server answers a list: one chat completion per request row.
-        message = answer[0]["choices"][0]["message"]
+        # One OpenAI-style chat completion.
+        message = answer["choices"][0]["message"]
         assert message["role"] == "assistant"
         assert isinstance(message["content"], str)
     finally:

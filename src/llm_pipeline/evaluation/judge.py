@@ -32,6 +32,7 @@ import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,8 +60,8 @@ RUBRICS = {
 _SCORE_IN_REPLY = re.compile(r"(?<!\d)[1-5](?!\d)")
 
 Turns = list[dict[str, str]]
-# Prompts -> (per-prompt score or None, error messages of the failed prompts).
-Scorer = Callable[[list[Turns]], tuple[list[float | None], list[str]]]
+# Requests -> (per-request score or None, error messages of the failed requests).
+Scorer = Callable[[list["JudgeRequest"]], tuple[list[float | None], list[str]]]
 
 
 class JudgeConfig(BaseModel):
@@ -68,7 +69,7 @@ class JudgeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["none", "local", "openai"] = "none"
+    kind: Literal["none", "local", "likelihood", "openai"] = "none"
     # kind local: a causal LM folder with a chat template.
     # kind local: a model folder, or any model named as globals.yml's starting_model is (a
     # .gguf file, {package, file}); GGUF files are converted once into gguf_cache_dir.
@@ -90,22 +91,40 @@ class JudgeConfig(BaseModel):
 
     @model_validator(mode="after")
     def _complete(self) -> JudgeConfig:
-        if self.kind == "local" and self.model is None:
-            raise ValueError("evaluate.judge.kind is local: set judge.model to a model folder")
+        if self.kind in ("local", "likelihood") and self.model is None:
+            raise ValueError(
+                f"evaluate.judge.kind is {self.kind}: set judge.model to a model folder"
+            )
         if self.kind == "openai" and not (self.endpoint and self.model_name):
             raise ValueError("evaluate.judge.kind is openai: set judge.endpoint and model_name")
         return self
 
 
-def judge_prompt(metric: str, row: dict[str, Any], answer: str) -> Turns:
-    """The chat turns that ask for one score."""
-    parts = [f"Question: {row.get('prompt', '')}"]
-    if metric == "groundedness":
-        parts.append(f"Context: {row.get('context')}")
-    parts += [f"Answer: {answer}", f"Rate the answer's {metric} from 1 to 5."]
+@dataclass(frozen=True)
+class JudgeRequest:
+    """One score asked of the judge: a metric of an answer to a question (with the context
+    it is grounded against, for groundedness)."""
+
+    metric: str
+    question: str
+    answer: str
+    context: str | None = None
+
+    @classmethod
+    def of(cls, metric: str, row: dict[str, Any], answer: str) -> JudgeRequest:
+        context = row.get("context") if metric == "groundedness" else None
+        return cls(metric, str(row.get("prompt", "")), answer, context)
+
+
+def judge_prompt(request: JudgeRequest) -> Turns:
+    """The chat turns that ask a rating judge for one score."""
+    parts = [f"Question: {request.question}"]
+    if request.metric == "groundedness":
+        parts.append(f"Context: {request.context}")
+    parts += [f"Answer: {request.answer}", f"Rate the answer's {request.metric} from 1 to 5."]
     system = (
         "You grade answers of an assistant. "
-        + RUBRICS[metric]
+        + RUBRICS[request.metric]
         + " Reply with one digit from 1 to 5 and nothing else."
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(parts)}]
@@ -138,7 +157,22 @@ def make_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
     not-computed figure that stands for every judged metric when there is none."""
     if config.kind == "none":
         return not_computed("no judge configured (evaluate.judge.kind: none)")
+    if config.kind == "likelihood":
+        return _likelihood_scorer(config)
     return _local_scorer(config) if config.kind == "local" else _endpoint_scorer(config)
+
+
+def judge_model_folder(config: JudgeConfig) -> Path | None:
+    """The folder of a local judge's model (a GGUF file or package converted once into the
+    cache), None for an endpoint or no judge."""
+    from llm_pipeline.datasets.starting_model import resolve_model
+    from llm_pipeline.training.gguf import DEFAULT_CACHE
+
+    if config.kind not in ("local", "likelihood"):
+        return None
+    if isinstance(config.model, Path) and config.model.is_dir():
+        return config.model
+    return resolve_model(config.model, config.gguf_cache_dir or DEFAULT_CACHE).path
 
 
 def score_answers(
@@ -164,7 +198,7 @@ def score_answers(
         asked = [
             index for index in range(limit) if metric != "groundedness" or _has_context(rows[index])
         ]
-        found, errors = score([judge_prompt(metric, rows[i], answers[i]) for i in asked])
+        found, errors = score([JudgeRequest.of(metric, rows[i], answers[i]) for i in asked])
         failures[metric] = len(errors)
         if errors:
             logger.warning(
@@ -243,12 +277,12 @@ def judge_controls(
                 + (" (none has a context)" if metric == "groundedness" else "")
             )
             continue
-        prompts = [
-            judge_prompt(metric, _control_row(rows[pair.index], pair), text)
+        requests = [
+            JudgeRequest.of(metric, _control_row(rows[pair.index], pair), text)
             for pair in pairs
             for text in (pair.intact, pair.damaged)
         ]
-        found, errors = score(prompts)
+        found, errors = score(requests)
         ranked = [
             float(intact is not None and damaged is not None and intact > damaged)
             for intact, damaged in zip(found[0::2], found[1::2], strict=True)
@@ -313,13 +347,9 @@ def _local_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
     import torch
     from transformers import AutoTokenizer
 
-    from llm_pipeline.datasets.starting_model import resolve_model
-    from llm_pipeline.training.gguf import DEFAULT_CACHE
     from llm_pipeline.training.models import load_causal_lm
 
-    if not (isinstance(config.model, Path) and config.model.is_dir()):
-        cache = config.gguf_cache_dir or DEFAULT_CACHE
-        config = config.model_copy(update={"model": resolve_model(config.model, cache).path})
+    config = config.model_copy(update={"model": judge_model_folder(config)})
     # A copy: padding on the left must not leak into a tokenizer object cached elsewhere.
     tokenizer = copy.copy(AutoTokenizer.from_pretrained(str(config.model)))
     if not tokenizer.chat_template:
@@ -341,12 +371,14 @@ def _local_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
     digits = torch.tensor(single)
     values = torch.arange(1, 6, dtype=torch.float32)
 
-    def score(prompts: list[Turns]) -> tuple[list[float | None], list[str]]:
+    def score(requests: list[JudgeRequest]) -> tuple[list[float | None], list[str]]:
         found: list[float | None] = []
-        for start in range(0, len(prompts), config.batch_size):
+        for start in range(0, len(requests), config.batch_size):
             texts = [
-                tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-                for turns in prompts[start : start + config.batch_size]
+                tokenizer.apply_chat_template(
+                    judge_prompt(request), tokenize=False, add_generation_prompt=True
+                )
+                for request in requests[start : start + config.batch_size]
             ]
             batch = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
             # Positions count from each prompt's first real token, so a score does not depend on
@@ -357,6 +389,107 @@ def _local_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
             probabilities = torch.softmax(logits[:, digits], dim=-1)
             found.extend((probabilities * values).sum(dim=-1).tolist())
         return found, []
+
+    return score
+
+
+# Answer tokens scored at most (a longer answer is judged on its beginning).
+MAX_ANSWER_TOKENS = 256
+
+
+def _likelihood_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
+    """Requests -> the judge model's mean log-probability per answer token (nats; higher is
+    better), conditioned as the metric asks (as GPTScore, Fu et al. 2023):
+
+    - fluency: the answer on its own, ``log p(answer)``;
+    - coherence: the answer as the reply to the question, ``log p(answer | question)``;
+    - relevance: how much the question explains the answer,
+      ``log p(answer | question) - log p(answer)``;
+    - groundedness: how much the context explains it beyond the question,
+      ``log p(answer | context, question) - log p(answer | question)``.
+
+    The answer is tokenized on its own and appended to the prompt's tokens, so every term of a
+    difference scores the very same tokens. Each distinct (prompt, answer) is computed once.
+    """
+    import torch
+    from transformers import AutoTokenizer
+
+    from llm_pipeline.training.jobs import inference_precision
+    from llm_pipeline.training.models import load_causal_lm
+
+    folder = judge_model_folder(config)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    if not tokenizer.chat_template:
+        return not_computed(f"the judge's tokenizer ({folder}) has no chat template")
+    model = load_causal_lm(folder).eval()
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    start = tokenizer.bos_token or tokenizer.eos_token or ""
+    limit = getattr(model.config, "max_position_embeddings", 2048)
+    cache: dict[tuple[str, str], float | None] = {}
+
+    def prefix(turns: Turns | None) -> str:
+        if turns is None:
+            return start
+        return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+
+    def fill(pairs: list[tuple[str, str]]) -> None:
+        """Mean answer-token log-probabilities of (prompt text, answer) pairs, into cache."""
+        todo = sorted(
+            {pair for pair in pairs if pair not in cache},
+            key=lambda pair: len(pair[0]) + len(pair[1]),
+        )
+        for first in range(0, len(todo), config.batch_size):
+            batch = todo[first : first + config.batch_size]
+            sequences, spans = [], []
+            for text, answer in batch:
+                ids = tokenizer(answer, add_special_tokens=False)["input_ids"][:MAX_ANSWER_TOKENS]
+                head = tokenizer(text, add_special_tokens=False)["input_ids"]
+                head = head[-max(1, limit - len(ids)) :] if head else [pad]
+                sequences.append(head + ids)
+                spans.append((len(head), len(ids)))
+            width = max(len(sequence) for sequence in sequences)
+            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, sequence in enumerate(sequences):
+                input_ids[row, : len(sequence)] = torch.tensor(sequence)
+                mask[row, : len(sequence)] = 1
+            with torch.no_grad(), inference_precision():
+                logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
+            logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+            taken = logprobs.gather(2, input_ids[:, 1:, None])[..., 0]
+            for row, (pair, (head, count)) in enumerate(zip(batch, spans, strict=True)):
+                values = taken[row, head - 1 : head - 1 + count]
+                cache[pair] = float(values.mean()) if count else None
+
+    def terms(request: JudgeRequest) -> list[tuple[float, tuple[str, str]]]:
+        """(weight, (prompt text, answer)) terms whose weighted sum is the request's score."""
+        asked = [{"role": "user", "content": request.question}]
+        alone = (prefix(None), request.answer)
+        replied = (prefix(asked), request.answer)
+        if request.metric == "fluency":
+            return [(1.0, alone)]
+        if request.metric == "coherence":
+            return [(1.0, replied)]
+        if request.metric == "relevance":
+            return [(1.0, replied), (-1.0, alone)]
+        given = [{"role": "system", "content": f"Context: {request.context}"}, *asked]
+        return [(1.0, (prefix(given), request.answer)), (-1.0, replied)]
+
+    def score(requests: list[JudgeRequest]) -> tuple[list[float | None], list[str]]:
+        planned = [terms(request) for request in requests]
+        fill([pair for plan in planned for _, pair in plan])
+        found: list[float | None] = []
+        errors: list[str] = []
+        for plan in planned:
+            values = [cache[pair] for _, pair in plan]
+            if any(value is None for value in values):
+                found.append(None)
+                errors.append("an empty answer has no tokens to score")
+                continue
+            found.append(
+                sum(weight * value for (weight, _), value in zip(plan, values, strict=True))
+            )
+        return found, errors
 
     return score
 
@@ -381,12 +514,12 @@ def _endpoint_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
             raise ValueError(f"no score 1-5 in the judge's reply {str(reply)[:80]!r}")
         return float(digit.group())
 
-    def score(prompts: list[Turns]) -> tuple[list[float | None], list[str]]:
+    def score(requests: list[JudgeRequest]) -> tuple[list[float | None], list[str]]:
         found: list[float | None] = []
         errors: list[str] = []
-        for turns in prompts:
+        for request in requests:
             try:
-                found.append(ask(turns))
+                found.append(ask(judge_prompt(request)))
             except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
                 # URLError and timeouts are OSErrors; a malformed body is one of the others.
                 found.append(None)

@@ -57,6 +57,37 @@ def _figure_text(figure: dict[str, Any]) -> str:
     return f"{figure['value']:.4g} [{figure['low']:.4g}, {figure['high']:.4g}]"
 
 
+def judge_notes(results: dict[str, dict]) -> list[str]:
+    """The judge's control figure per judged metric, and which models it judged its own kind
+    of answer in (grown from its model); no lines when nothing was judged."""
+    controls: dict[str, dict[str, Any]] = {}
+    own: list[str] = []
+    for model, figures in results.items():
+        for metric, figure in figures.items():
+            if isinstance(figure.get("control"), dict):
+                controls.setdefault(metric, figure["control"])
+            if figure.get("self_judged") and model not in own:
+                own.append(model)
+    if not controls:
+        return []
+    lines = ["", "## Judge", ""]
+    for metric, control in controls.items():
+        if not is_computed(control):
+            lines.append(f"- {metric}: no control ({control.get('reason', '')})")
+            continue
+        verdict = "passed" if control.get("passed") else "failed: not reliable, not scored"
+        lines.append(
+            f"- {metric}: control accuracy {_figure_text(control)} of {control['n']} pairs, "
+            f"threshold {control.get('threshold')}: {verdict}"
+        )
+    if own:
+        lines.append(
+            f"- Self-judged: {', '.join(own)} grew from the judge's own model; a judge favours "
+            "text like its own, so their judged figures may be biased upwards against others."
+        )
+    return lines
+
+
 def metrics_markdown(
     results: dict[str, dict], directions: dict[str, bool], comparisons: list[dict]
 ) -> str:
@@ -86,6 +117,7 @@ def metrics_markdown(
             "",
             *(f"- {metric}: not computed ({reason})" for metric, reason in reasons.items()),
         ]
+    lines += judge_notes(results)
     if comparisons:
         lines += ["", "## Comparisons (paired bootstrap)", ""]
         for found in comparisons:

@@ -100,6 +100,18 @@ def cpu_has_bf16_units() -> bool:
         return False
 
 
+def inference_precision() -> Any:
+    """bf16 autocast for inference on a CPU with bf16 matrix units (weights stay fp32), else
+    nothing (a GPU's precision is the model's own)."""
+    import contextlib
+
+    import torch
+
+    if not torch.cuda.is_available() and cpu_has_bf16_units():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def hardware_precision() -> dict[str, bool]:
     """bf16 where the GPU has it, else fp16 on a GPU; on a CPU bf16 autocast (fp32 master
     weights) when ``launch.cpu_bf16`` asks and it has bf16 matrix units, else fp32; explicit

@@ -525,3 +525,22 @@ def test_document_perplexity_is_measured_before_and_after_adaptation(
         "computed": False,
         "reason": "no held-out documents (ingest.split)",
     }
+
+
+def test_the_models_grown_from_the_judges_model_are_the_self_judged_ones(tmp_path):
+    from support import build_tiny_model
+
+    from llm_pipeline.pipelines.evaluate.nodes import EvaluationConfig, self_judged
+
+    judge = build_tiny_model(tmp_path / "judge")
+    other = build_tiny_model(tmp_path / "other", num_hidden_layers=2)
+    models = {"base": ModelFolder(judge), "sft": ModelFolder(other)}
+    params = {"bootstrap_resamples": 100, "seed": 1, "max_new_tokens": 4, "batch_size": 2}
+
+    def judged_by(judge_params):
+        return self_judged(
+            models, EvaluationConfig.model_validate({**params, "judge": judge_params})
+        )
+
+    assert judged_by({"kind": "likelihood", "model": str(judge)}) == {"base"}
+    assert judged_by({"kind": "none"}) == set()

