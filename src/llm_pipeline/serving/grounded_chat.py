@@ -82,7 +82,11 @@ class GroundedChatModel(ChatModel):
         options: dict[str, Any] = {
             "max_new_tokens": params.max_tokens or DEFAULT_MAX_TOKENS,
             "do_sample": sample,
-            "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+            "pad_token_id": (
+                self.tokenizer.pad_token_id
+                if self.tokenizer.pad_token_id is not None
+                else self.tokenizer.eos_token_id
+            ),
         }
         if sample:
             options["temperature"] = params.temperature

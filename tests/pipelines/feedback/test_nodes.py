@@ -10,9 +10,10 @@ import pytest
 from kedro.config import OmegaConfigLoader
 from pydantic import ValidationError
 
-from llm_pipeline.datasets import ModelFolder
+from llm_pipeline.datasets import Folder, ModelFolder
 from llm_pipeline.pipelines.feedback.nodes import (
     FeedbackConfig,
+    ground_prompts,
     judge_answers,
     make_preference_pairs,
     select_prompts,
@@ -166,3 +167,24 @@ def test_no_pair_still_writes_a_table_with_the_pair_columns(params):
     assert pairs.empty
     assert {"prompt", "chosen", "rejected", "origin"} <= set(pairs.columns)
     assert report["margin_of_written_pairs"]["count"] == 0
+
+
+def test_feedback_prompts_are_grounded_as_the_models_were_trained(tmp_path):
+    from llm_pipeline.retrieval import PassageIndex, RetrievalConfig
+
+    retrieval = {**parameters("local")["retrieval"], "top_k": 1}
+    passages = [
+        {"id": "a", "source": "returns.md", "title": "Returns", "text": "Tents return in 30 days."},
+        {"id": "b", "source": "lamps.md", "title": "Lamps", "text": "The head lamp costs $20."},
+    ]
+    index = tmp_path / "index"
+    PassageIndex.build(passages, None, RetrievalConfig.model_validate(retrieval)).save(index)
+
+    grounded = ground_prompts(["What does the head lamp cost?"], Folder(index), retrieval)
+    plain = ground_prompts(["Hi"], Folder(index), {**retrieval, "enabled": False})
+
+    assert grounded[0][0]["role"] == "system"
+    assert "[1] The head lamp costs $20." in grounded[0][0]["content"]
+    assert "Tents" not in grounded[0][0]["content"]
+    assert grounded[0][1:] == [{"role": "user", "content": "What does the head lamp cost?"}]
+    assert plain == [[{"role": "user", "content": "Hi"}]]

@@ -15,9 +15,9 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.io.core import Version
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
-from support import copy_project, run_command, tool
+from support import RETRIEVAL_OFF, copy_project, run_command, tool
 
-from llm_pipeline.datasets import JSONLinesDataset, ModelFolder
+from llm_pipeline.datasets import Folder, JSONLinesDataset, ModelFolder
 from llm_pipeline.pipelines.feedback import create_pipeline
 
 VERSION = "2020-01-01T00.00.00.000Z"
@@ -73,6 +73,8 @@ def test_the_pipeline_writes_pairs_that_follow_the_judge(
             "sft_model": MemoryDataset(ModelFolder(tiny_model_dir)),
             "reward_model": MemoryDataset(ModelFolder(reward_model_dir)),
             "params:feedback": MemoryDataset(params),
+            "passage_index": MemoryDataset(Folder(tmp_path / "no_index")),
+            "params:retrieval": MemoryDataset(RETRIEVAL_OFF),
             "ai_feedback_pairs": JSONLinesDataset(
                 filepath=str(pairs_path), version=Version(None, VERSION)
             ),
@@ -113,7 +115,7 @@ def test_kedro_run_feedback_after_the_models_exist_feeds_the_next_ingest(
 ):
     project = copy_project(tmp_path, small_raw_data)
     kedro = [tool("kedro"), "run", "--env", "tiny"]
-    prepared = run_command([*kedro, "--pipelines", "ingest,validate"], cwd=project)
+    prepared = run_command([*kedro, "--pipelines", "ingest,validate,index"], cwd=project)
     assert prepared.returncode == 0, prepared.stderr[-3000:]
     for name, folder in (("sft_model", tiny_model_dir), ("reward_model", reward_model_dir)):
         shutil.copytree(folder, project / "data/06_models" / name / VERSION / name)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from llm_pipeline.datasets.model_folder import ModelFolder
+from llm_pipeline.datasets.model_folder import Folder, ModelFolder
 from llm_pipeline.feedback.ai import JudgeConfig, model_name
 from llm_pipeline.feedback.sampling import GenerationConfig
 
@@ -113,8 +113,19 @@ def _first_user_turn(turns: Any) -> str | None:
     return next((t["content"] for t in turns if t.get("role") == "user"), None)
 
 
+def ground_prompts(
+    prompts: list[str], passage_index: Folder, retrieval_params: dict[str, Any]
+) -> list[list[dict[str, str]]]:
+    """Each prompt as chat turns with the passages retrieved for it in a system turn, as every
+    stage grounds its prompts (unchanged turns when retrieval is off)."""
+    from llm_pipeline.feedback.sampling import chat_turns
+    from llm_pipeline.retrieval.conversations import grounding
+
+    return grounding(passage_index.path, retrieval_params)([chat_turns(p) for p in prompts])
+
+
 def sample_candidate_answers(
-    prompts: list[str], sft_model: ModelFolder, params: dict[str, Any]
+    prompts: list[str | list[dict[str, str]]], sft_model: ModelFolder, params: dict[str, Any]
 ) -> list[list[str]]:
     """``answers_per_prompt`` sampled answers to each prompt from the fine-tuned model."""
     from llm_pipeline.feedback.sampling import sample_answers
@@ -135,7 +146,7 @@ def sample_candidate_answers(
 
 
 def judge_answers(
-    prompts: list[str],
+    prompts: list[str | list[dict[str, str]]],
     answers: list[list[str]],
     reward_model: ModelFolder,
     params: dict[str, Any],

@@ -1,6 +1,9 @@
 """Wiring of the feedback pipeline: prompts, sampled answers, judgement, new preference pairs,
 and the same answers queued for human review.
 
+The answers are sampled and judged with the passages retrieved for each prompt, as the models
+are trained and evaluated; the pairs keep the plain prompt (align grounds it again).
+
 Not part of the default run: ``kedro run --pipeline feedback`` after a default run has made
 ``sft_model`` and ``reward_model``; the next ``kedro run`` ingests the pairs it wrote.
 """
@@ -21,14 +24,20 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="select_feedback_prompts",
             ),
             Node(
+                nodes.ground_prompts,
+                ["feedback_prompts", "passage_index", "params:retrieval"],
+                "grounded_feedback_prompts",
+                name="ground_feedback_prompts",
+            ),
+            Node(
                 nodes.sample_candidate_answers,
-                ["feedback_prompts", "sft_model", params],
+                ["grounded_feedback_prompts", "sft_model", params],
                 "feedback_answers",
                 name="sample_answers",
             ),
             Node(
                 nodes.judge_answers,
-                ["feedback_prompts", "feedback_answers", "reward_model", params],
+                ["grounded_feedback_prompts", "feedback_answers", "reward_model", params],
                 "feedback_judgement",
                 name="judge_answers",
             ),
