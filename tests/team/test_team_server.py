@@ -220,6 +220,14 @@ def _project_ready_to_register(root: Path, server: RunningServer, similarity: fl
     version = generate_timestamp()
     for name in ("base_model", "sft_model", "reward_model", "aligned_model"):
         build_tiny_model(project / "data/06_models" / name / version / name)
+    # The passage index the registered model carries (retrieval is on in conf/base).
+    from llm_pipeline.retrieval import PassageIndex, RetrievalConfig
+
+    passage = {"id": "p", "source": "returns.md", "title": "Returns", "text": "30 days."}
+    retrieval = {"enabled": True, "top_k": 1, "max_words": 60, "lexical_weight": 0.0}
+    config = RetrievalConfig(**retrieval, template="Passages:\n{passages}")
+    index = project / "data/05_model_input/passage_index" / version / "passage_index"
+    PassageIndex.build([passage], None, config).save(index)
     reporting = project / "data/08_reporting"
     reporting.mkdir(parents=True)
     figure = {"value": similarity, "low": similarity - 0.05, "high": similarity + 0.05, "n": 20}
