@@ -186,3 +186,20 @@ def isolated_mlflow(root: Path, mp: Any):
             mlflow.end_run()
         mlflow.set_tracking_uri(previous[0])
         mlflow.set_registry_uri(previous[1])
+
+
+# Four passages of the shop's documents, for retrieval tests.
+SHOP_PASSAGES = [
+    {"id": f"doc#{n}", "source": "kb/doc.md", "title": "Shop", "text": text}
+    for n, text in enumerate(
+        [
+            "Shop > Refunds: Refunds are issued to the original payment method within 5 "
+            "business days after your return arrives.",
+            "Shop > Express shipping: Express shipping costs $14.95 and is not available to "
+            "PO boxes.",
+            "Shop > Gift cards: Gift cards never expire and are delivered by email.",
+            "Shop > Store: Our Portland store is open Monday to Saturday from 10 am to 7 pm.",
+        ],
+        start=1,
+    )
+]

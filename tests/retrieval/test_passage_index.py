@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from support import SHOP_PASSAGES
 
 from llm_pipeline.retrieval.config import RetrievalConfig
 from llm_pipeline.retrieval.index import PACKAGED_MODEL, PassageIndex, fuse
@@ -17,20 +18,7 @@ from llm_pipeline.retrieval.lexical import BM25
 CONFIG = RetrievalConfig(
     enabled=True, top_k=2, max_words=120, lexical_weight=0.3, template="Passages:\n{passages}"
 )
-PASSAGES = [
-    {"id": f"doc#{n}", "source": "kb/doc.md", "title": "Shop", "text": text}
-    for n, text in enumerate(
-        [
-            "Shop > Refunds: Refunds are issued to the original payment method within 5 "
-            "business days after your return arrives.",
-            "Shop > Express shipping: Express shipping costs $14.95 and is not available to "
-            "PO boxes.",
-            "Shop > Gift cards: Gift cards never expire and are delivered by email.",
-            "Shop > Store: Our Portland store is open Monday to Saturday from 10 am to 7 pm.",
-        ],
-        start=1,
-    )
-]
+PASSAGES = SHOP_PASSAGES
 
 
 def index_without_model(embeddings: np.ndarray | None = None) -> PassageIndex:

@@ -3,6 +3,9 @@ embedding call for the table), then put into the chat by ``grounded_messages``."
 
 from __future__ import annotations
 
+import hashlib
+import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -11,30 +14,61 @@ from llm_pipeline.retrieval.index import PassageIndex
 
 
 def ground_conversations(
-    conversations: list[list[dict]], index: PassageIndex, top_k: int, template: str
+    conversations: list[list[dict]],
+    index: PassageIndex,
+    top_k: int,
+    template: str,
+    training: bool = False,
 ) -> list[list[dict]]:
     """Each chat with the passages found for its user turns in its system turn: the ``top_k``
-    best for every user turn, best first, each passage once."""
+    best for every user turn, best first, each passage once.
+
+    ``training`` chats are grounded as a new question would be, not as their own: a user turn
+    is not routed by its own past-question key (``PassageIndex.search``), and each chat's
+    passages come in an order shuffled by its text (the same every run), so that the model
+    learns to answer from the passage that answers, wherever it is, rather than from the
+    first one.
+    """
     queries = [
         (row, str(turn.get("content") or ""))
         for row, messages in enumerate(conversations)
         for turn in messages
         if turn.get("role") == "user"
     ]
-    found = index.search([query for _, query in queries], top_k) if queries else []
+    found = (
+        index.search([query for _, query in queries], top_k, leave_own_out=training)
+        if queries
+        else []
+    )
     passages: list[list[dict]] = [[] for _ in conversations]
     for (row, _), hits in zip(queries, found, strict=True):
         seen = {p["id"] for p in passages[row]}
         passages[row] += [p for p in hits if p["id"] not in seen]
+    if training:
+        passages = [
+            shuffled(chosen, json.dumps(list(messages), sort_keys=True, default=str))
+            for messages, chosen in zip(conversations, passages, strict=True)
+        ]
     return [
         grounded_messages(messages, chosen, template)
         for messages, chosen in zip(conversations, passages, strict=True)
     ]
 
 
-def grounding(index_folder: Path | None, params: dict[str, Any]) -> Any:
+def shuffled(passages: list[dict], seed_text: str) -> list[dict]:
+    """``passages`` in an order drawn from ``seed_text``: the same for the same text in every
+    run and process (a hash, not Python's salted ``hash``)."""
+    seed = int.from_bytes(hashlib.sha256(seed_text.encode()).digest()[:8], "big")
+    order = list(passages)
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def grounding(index_folder: Path | None, params: dict[str, Any], training: bool = False) -> Any:
     """A function that grounds a list of chats as ``params`` (``retrieval:``) say, or one that
-    returns them unchanged when retrieval is off (or there is no index)."""
+    returns them unchanged when retrieval is off (or there is no index). ``training``: the
+    chats are training data, whose questions are the index's keys: they are grounded without
+    their own keys and with their passages shuffled (``ground_conversations``)."""
     from llm_pipeline.retrieval.config import RetrievalConfig
 
     config = RetrievalConfig.model_validate(params)
@@ -42,5 +76,5 @@ def grounding(index_folder: Path | None, params: dict[str, Any]) -> Any:
         return lambda conversations: [list(messages) for messages in conversations]
     index = PassageIndex.load(Path(index_folder))
     return lambda conversations: ground_conversations(
-        conversations, index, config.top_k, config.template
+        conversations, index, config.top_k, config.template, training=training
     )

@@ -74,6 +74,7 @@ def run(job: DPOJob) -> None:
     from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
+    from llm_pipeline.training.answer_loss import use_label_positions_head
     from llm_pipeline.training.checkpoints import (
         CompleteCheckpoints,
         SameWeightsOnEveryRank,
@@ -108,6 +109,7 @@ def run(job: DPOJob) -> None:
             SameWeightsOnEveryRank(),
         ],
     )
+    use_label_positions_head(trainer, "dpo")
     trainer.train(resume_from_checkpoint=resumable_checkpoint(job.checkpoint_dir))
     if "ref" in getattr(trainer.model, "peft_config", {}):
         trainer.model.delete_adapter("ref")  # TRL's frozen copy: the output is the trained prompt

@@ -134,6 +134,7 @@ def run(job: SFTJob) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    from llm_pipeline.training.answer_loss import use_label_positions_head
     from llm_pipeline.training.attention import use_packed_sdpa
     from llm_pipeline.training.checkpoints import (
         CompleteCheckpoints,
@@ -168,6 +169,7 @@ def run(job: SFTJob) -> None:
             SameWeightsOnEveryRank(),
         ],
     )
+    use_label_positions_head(trainer, "sft")
     trainable, total = count_parameters(trainer.model)
     logger.info("Trainable parameters: %d of %d (%s)", trainable, total, job.method)
     trainer.train(resume_from_checkpoint=resumable_checkpoint(job.checkpoint_dir))

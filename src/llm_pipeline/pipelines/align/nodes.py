@@ -34,7 +34,7 @@ def preference_tables(
     the passages retrieved for it as a ``system`` turn (empty when retrieval is off)."""
     from llm_pipeline.retrieval.conversations import grounding
 
-    ground = grounding(passage_index.path, retrieval_params)
+    ground = grounding(passage_index.path, retrieval_params, training=True)
 
     def grounded(pairs: pd.DataFrame) -> pd.DataFrame:
         chats = ground([[{"role": "user", "content": prompt}] for prompt in pairs["prompt"]])

@@ -670,7 +670,8 @@ def reward_model_scores(
             [*prompt, {"role": "assistant", "content": text}]
             for prompt, text in zip(prompts, texts, strict=True)
         ]
-        scores[name] = score_conversations(model, tokenizer, conversations, batch_size)
+        with inference_precision():
+            scores[name] = score_conversations(model, tokenizer, conversations, batch_size)
     return scores
 
 

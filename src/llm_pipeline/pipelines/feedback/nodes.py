@@ -121,7 +121,9 @@ def ground_prompts(
     from llm_pipeline.feedback.sampling import chat_turns
     from llm_pipeline.retrieval.conversations import grounding
 
-    return grounding(passage_index.path, retrieval_params)([chat_turns(p) for p in prompts])
+    return grounding(passage_index.path, retrieval_params, training=True)(
+        [chat_turns(p) for p in prompts]
+    )
 
 
 def sample_candidate_answers(

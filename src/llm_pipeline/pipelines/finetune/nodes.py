@@ -46,7 +46,7 @@ def finetune_model(
     from llm_pipeline.torchrun_jobs import run_training_job
 
     start = choose_starting_model(base_model, params)
-    ground = grounding(passage_index.path, retrieval_params)
+    ground = grounding(passage_index.path, retrieval_params, training=True)
     tables = {"train_file": (grounded(conversations_train, ground), ["messages"])}
     if len(conversations_validation):
         tables["eval_file"] = (grounded(conversations_validation, ground), ["messages"])
