@@ -63,27 +63,18 @@ def sequence_log_likelihoods(
     model: Any, tokenizer: Any, prefix: str, texts: list[str], batch_size: int
 ) -> list[float]:
     """log p(text | prefix) of each continuation: the sum over its tokens."""
-    import torch
+    from llm_pipeline.evaluation.likelihood import IGNORED, summed_nlls
 
     prefix_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
-    totals: list[float] = []
-    for start in range(0, len(texts), batch_size):
-        batch = texts[start : start + batch_size]
-        full = [tokenizer(prefix + text, add_special_tokens=False)["input_ids"] for text in batch]
-        width = max(len(ids) for ids in full)
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in full])
-        attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids in full])
-        with torch.no_grad():
-            logits = model(input_ids=input_ids, attention_mask=attention).logits[:, -width:-1]
-        picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, input_ids[:, 1:, None])[
-            ..., 0
-        ]
-        for row, ids in enumerate(full):
-            # Token i is predicted at position i - 1; the continuation starts after the prefix.
-            shared = _common_prefix(prefix_ids, ids)
-            totals.append(picked[row, shared - 1 : len(ids) - 1].sum().item())
-    return totals
+    sequences = []
+    for text in texts:
+        ids = tokenizer(prefix + text, add_special_tokens=False)["input_ids"]
+        # Token i is predicted at position i - 1; the continuation starts after the prefix.
+        shared = _common_prefix(prefix_ids, ids)
+        sequences.append((ids, [IGNORED] * shared + ids[shared:]))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    nlls, _ = summed_nlls(model, sequences, pad, batch_size)
+    return [-nll for nll in nlls]
 
 
 def _common_prefix(first: list[int], second: list[int]) -> int:

@@ -411,9 +411,9 @@ def _likelihood_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
     The answer is tokenized on its own and appended to the prompt's tokens, so every term of a
     difference scores the very same tokens. Each distinct (prompt, answer) is computed once.
     """
-    import torch
     from transformers import AutoTokenizer
 
+    from llm_pipeline.evaluation.likelihood import IGNORED, summed_nlls
     from llm_pipeline.training.jobs import inference_precision
     from llm_pipeline.training.models import load_causal_lm
 
@@ -434,32 +434,17 @@ def _likelihood_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
 
     def fill(pairs: list[tuple[str, str]]) -> None:
         """Mean answer-token log-probabilities of (prompt text, answer) pairs, into cache."""
-        todo = sorted(
-            {pair for pair in pairs if pair not in cache},
-            key=lambda pair: len(pair[0]) + len(pair[1]),
-        )
-        for first in range(0, len(todo), config.batch_size):
-            batch = todo[first : first + config.batch_size]
-            sequences, spans = [], []
-            for text, answer in batch:
-                ids = tokenizer(answer, add_special_tokens=False)["input_ids"][:MAX_ANSWER_TOKENS]
-                head = tokenizer(text, add_special_tokens=False)["input_ids"]
-                head = head[-max(1, limit - len(ids)) :] if head else [pad]
-                sequences.append(head + ids)
-                spans.append((len(head), len(ids)))
-            width = max(len(sequence) for sequence in sequences)
-            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, sequence in enumerate(sequences):
-                input_ids[row, : len(sequence)] = torch.tensor(sequence)
-                mask[row, : len(sequence)] = 1
-            with torch.no_grad(), inference_precision():
-                logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
-            logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-            taken = logprobs.gather(2, input_ids[:, 1:, None])[..., 0]
-            for row, (pair, (head, count)) in enumerate(zip(batch, spans, strict=True)):
-                values = taken[row, head - 1 : head - 1 + count]
-                cache[pair] = float(values.mean()) if count else None
+        todo = sorted({pair for pair in pairs if pair not in cache})
+        sequences = []
+        for text, answer in todo:
+            ids = tokenizer(answer, add_special_tokens=False)["input_ids"][:MAX_ANSWER_TOKENS]
+            head = tokenizer(text, add_special_tokens=False)["input_ids"]
+            head = head[-max(1, limit - len(ids)) :] if head else [pad]
+            sequences.append((head + ids, [IGNORED] * len(head) + ids))
+        with inference_precision():
+            nlls, counts = summed_nlls(model, sequences, pad, config.batch_size)
+        for pair, nll, count in zip(todo, nlls, counts, strict=True):
+            cache[pair] = -nll / count if count else None
 
     def terms(request: JudgeRequest) -> list[tuple[float, tuple[str, str]]]:
         """(weight, (prompt text, answer)) terms whose weighted sum is the request's score."""

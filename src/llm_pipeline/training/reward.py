@@ -52,15 +52,18 @@ def score_conversations(
     model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], batch_size: int = 16
 ) -> list[float]:
     """The reward model's score of each conversation, formatted as RewardTrainer and the RL
-    trainers format them (the chat template, no extra special tokens, padded on the right)."""
+    trainers format them (the chat template, no extra special tokens, padded on the right), in
+    the order given; batched in order of length, so that little of a batch is padding."""
     import torch
 
     texts = [tokenizer.apply_chat_template(turns, tokenize=False) for turns in conversations]
     limit = getattr(model.config, "max_position_embeddings", None)
-    scores: list[float] = []
+    order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+    scores: list[float] = [0.0] * len(texts)
     for start in range(0, len(texts), batch_size):
+        rows = order[start : start + batch_size]
         batch = tokenizer(
-            texts[start : start + batch_size],
+            [texts[index] for index in rows],
             return_tensors="pt",
             padding=True,
             padding_side="right",
@@ -69,7 +72,9 @@ def score_conversations(
             max_length=limit,
         ).to(model.device)
         with torch.inference_mode():
-            scores.extend(model(**batch).logits[:, 0].float().tolist())
+            found = model(**batch).logits[:, 0].float().tolist()
+        for index, score in zip(rows, found, strict=True):
+            scores[index] = score
     return scores
 
 

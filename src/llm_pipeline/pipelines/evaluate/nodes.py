@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llm_pipeline.datasets.model_folder import Folder, ModelFolder
 from llm_pipeline.evaluation import statistics
+from llm_pipeline.evaluation.likelihood import IGNORED, summed_nlls
 from llm_pipeline.training.jobs import inference_precision
 
 logger = logging.getLogger(__name__)
@@ -87,38 +88,8 @@ def reference_nlls(
     for prompt, reference in zip(prompts, references, strict=True):
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         full_ids = tokenizer(prompt + reference, add_special_tokens=False)["input_ids"]
-        sequences.append((full_ids, [-100] * len(prompt_ids) + full_ids[len(prompt_ids) :]))
+        sequences.append((full_ids, [IGNORED] * len(prompt_ids) + full_ids[len(prompt_ids) :]))
     return summed_nlls(model, sequences, tokenizer.pad_token_id, batch_size)
-
-
-def summed_nlls(
-    model: Any, sequences: list[tuple[list[int], list[int]]], pad: int | None, batch_size: int
-) -> tuple[list[float], list[int]]:
-    """Per (token ids, labels) sequence, the summed negative log-likelihood of its labelled
-    tokens (-100: not scored) and their count, in right-padded batches."""
-    import torch
-
-    nlls: list[float] = []
-    counts: list[int] = []
-    for start in range(0, len(sequences), batch_size):
-        batch = sequences[start : start + batch_size]
-        width = max(len(ids) for ids, _ in batch)
-        filler = 0 if pad is None else pad
-        input_ids = torch.tensor([ids + [filler] * (width - len(ids)) for ids, _ in batch])
-        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch])
-        attention = (
-            torch.arange(width)[None, :] < torch.tensor([len(ids) for ids, _ in batch])[:, None]
-        ).long()
-        with torch.no_grad():
-            # A prompt-tuned model puts its soft prompt's positions first: keep the text's.
-            logits = model(input_ids=input_ids, attention_mask=attention).logits[:, -width:-1]
-        targets = labels[:, 1:]
-        nll = torch.nn.functional.cross_entropy(
-            logits.transpose(1, 2).float(), targets, ignore_index=-100, reduction="none"
-        )
-        nlls.extend(nll.sum(dim=1).tolist())
-        counts.extend((targets != -100).sum(dim=1).tolist())
-    return nlls, counts
 
 
 def reference_perplexity(
@@ -132,18 +103,24 @@ def reference_perplexity(
 
 
 def generate_answers(model: Any, tokenizer: Any, prompts: list[str], params: dict) -> list[str]:
-    """Greedy answers to ``prompts``, in batches padded on the left."""
+    """Greedy answers to ``prompts``, in the order given, generated in batches of prompts of
+    similar length (less padding) padded on the left."""
     import torch
     from tqdm import tqdm
 
+    if not prompts:
+        return []
     # Generation continues from the last prompt token, so pad on the left.
     tokenizer = copy.copy(tokenizer)
     tokenizer.padding_side = "left"
-    answers = []
+    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    order = sorted(range(len(prompts)), key=lengths.__getitem__)
+    answers = [""] * len(prompts)
     batches = range(0, len(prompts), params["batch_size"])
     for start in tqdm(batches, desc="generate answers", unit=" batches", disable=None):
+        rows = order[start : start + params["batch_size"]]
         batch = tokenizer(
-            prompts[start : start + params["batch_size"]],
+            [prompts[index] for index in rows],
             add_special_tokens=False,
             return_tensors="pt",
             padding=True,
@@ -157,9 +134,10 @@ def generate_answers(model: Any, tokenizer: Any, prompts: list[str], params: dic
                 eos_token_id=tokenizer.eos_token_id,
             )
         new_tokens = output[:, batch["input_ids"].shape[1] :]
-        answers.extend(
-            text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        )
+        for index, text in zip(
+            rows, tokenizer.batch_decode(new_tokens, skip_special_tokens=True), strict=True
+        ):
+            answers[index] = text.strip()
     return answers
 
 
@@ -580,8 +558,6 @@ def answer_log_likelihoods(
 ) -> list[float]:
     """log p(answer | prompt) under ``model``: the summed log-probabilities of the answer's
     tokens (its end-of-turn tokens included) after the chat-formatted prompt."""
-    import torch
-
     sequences = []
     for prompt, answer in zip(prompts, answers, strict=True):
         prompt_ids = tokenizer.apply_chat_template(
@@ -589,23 +565,10 @@ def answer_log_likelihoods(
         )
         turns = [*prompt, {"role": "assistant", "content": answer}]
         full_ids = tokenizer.apply_chat_template(turns, tokenize=True)
-        sequences.append((_token_ids(full_ids), len(_token_ids(prompt_ids))))
-    totals: list[float] = []
-    for start in range(0, len(sequences), batch_size):
-        batch = sequences[start : start + batch_size]
-        width = max(len(ids) for ids, _ in batch)
-        pad = tokenizer.pad_token_id
-        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch])
-        attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch])
-        with torch.no_grad():
-            # A prompt-tuned model puts its soft prompt's positions first: keep the text's.
-            logits = model(input_ids=input_ids, attention_mask=attention).logits[:, -width:-1]
-        log_probs = torch.log_softmax(logits.float(), dim=-1)
-        picked = log_probs.gather(-1, input_ids[:, 1:, None])[..., 0]
-        for row, (ids, prompt_length) in enumerate(batch):
-            # Token i is predicted at position i - 1.
-            totals.append(picked[row, prompt_length - 1 : len(ids) - 1].sum().item())
-    return totals
+        ids, head = _token_ids(full_ids), len(_token_ids(prompt_ids))
+        sequences.append((ids, [IGNORED] * head + ids[head:]))
+    nlls, _ = summed_nlls(model, sequences, tokenizer.pad_token_id, batch_size)
+    return [-nll for nll in nlls]
 
 
 def _token_ids(encoded: Any) -> list[int]:
