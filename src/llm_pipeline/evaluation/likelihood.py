@@ -24,13 +24,13 @@ def summed_nlls(
     never scored) and their count, in the order given."""
     import torch
 
+    from llm_pipeline.training.jobs import batches_by_length
+
     filler = 0 if pad is None else pad
     keeps = accepts_logits_to_keep(model)
-    order = sorted(range(len(sequences)), key=lambda index: len(sequences[index][0]))
     nlls: list[float] = [0.0] * len(sequences)
     counts: list[int] = [0] * len(sequences)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
+    for rows in batches_by_length([len(ids) for ids, _ in sequences], batch_size):
         batch = [sequences[index] for index in rows]
         width = max(len(ids) for ids, _ in batch)
         input_ids = torch.tensor([ids + [filler] * (width - len(ids)) for ids, _ in batch])

@@ -100,6 +100,14 @@ def cpu_has_bf16_units() -> bool:
         return False
 
 
+def batches_by_length(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """The indices of items of these lengths in batches of ``batch_size``, shortest first, so
+    that each batch holds items of similar length and little of it is padding. Callers put
+    each result back at its index, so results come out in the order given."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
 def inference_precision() -> Any:
     """bf16 autocast for inference on a CPU with bf16 matrix units (weights stay fp32), else
     nothing (a GPU's precision is the model's own)."""

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from llm_pipeline.training.jobs import (
+    batches_by_length,
     checked_fields,
     hardware_precision,
     is_rank_zero,
@@ -58,10 +59,8 @@ def score_conversations(
 
     texts = [tokenizer.apply_chat_template(turns, tokenize=False) for turns in conversations]
     limit = getattr(model.config, "max_position_embeddings", None)
-    order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
     scores: list[float] = [0.0] * len(texts)
-    for start in range(0, len(texts), batch_size):
-        rows = order[start : start + batch_size]
+    for rows in batches_by_length([len(text) for text in texts], batch_size):
         batch = tokenizer(
             [texts[index] for index in rows],
             return_tensors="pt",

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from llm_pipeline.datasets.model_folder import Folder, ModelFolder
 from llm_pipeline.evaluation import statistics
 from llm_pipeline.evaluation.likelihood import IGNORED, summed_nlls
-from llm_pipeline.training.jobs import inference_precision
+from llm_pipeline.training.jobs import batches_by_length, inference_precision
 
 logger = logging.getLogger(__name__)
 
@@ -114,11 +114,9 @@ def generate_answers(model: Any, tokenizer: Any, prompts: list[str], params: dic
     tokenizer = copy.copy(tokenizer)
     tokenizer.padding_side = "left"
     lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
-    order = sorted(range(len(prompts)), key=lengths.__getitem__)
     answers = [""] * len(prompts)
-    batches = range(0, len(prompts), params["batch_size"])
-    for start in tqdm(batches, desc="generate answers", unit=" batches", disable=None):
-        rows = order[start : start + params["batch_size"]]
+    batches = batches_by_length(lengths, params["batch_size"])
+    for rows in tqdm(batches, desc="generate answers", unit=" batches", disable=None):
         batch = tokenizer(
             [prompts[index] for index in rows],
             add_special_tokens=False,
