@@ -99,22 +99,22 @@ review: setup
 MLFLOW_PORT ?= 5001
 MLFLOW_ARTIFACTS ?= ./mlartifacts
 server: setup
-	$(BIN)/python -m llm_pipeline.team_server --port $(MLFLOW_PORT) \
+	$(BIN)/python -m llm_pipeline.tools.team_server --port $(MLFLOW_PORT) \
 		--artifacts-destination $(MLFLOW_ARTIFACTS)
 
-# The registry's side of the quality gate (llm_pipeline/registry.py): `make rollback` moves
+# The registry's side of the quality gate (llm_pipeline/tools/champion.py): `make rollback` moves
 # champion back to the version it replaced (TO=<version> for another); `make approve VERSION=7`.
 MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 rollback: setup
-	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(BIN)/python -m llm_pipeline.registry rollback \
+	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(BIN)/python -m llm_pipeline.tools.champion rollback \
 		$(if $(TO),--to $(TO)) --by $(or $(BY),$(USER),unknown)
 
 approve: setup
-	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(BIN)/python -m llm_pipeline.registry approve \
+	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(BIN)/python -m llm_pipeline.tools.champion approve \
 		--version $(VERSION) --approver $(or $(BY),$(USER),unknown)
 
 registry: setup
-	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(BIN)/python -m llm_pipeline.registry status
+	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(BIN)/python -m llm_pipeline.tools.champion status
 
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

@@ -5,7 +5,8 @@ The gate is a pure function of the evaluation, which scored the candidate and th
 champion on the same validation examples, with paired bootstrap intervals of their differences:
 - the primary metric must be better than the champion's by more than its interval;
 - no other computed metric may be worse than the champion's by more than its tolerance;
-- with ``require_approval`` a person confirms the promotion afterwards (``llm_pipeline.registry``).
+- with ``require_approval`` a person confirms the promotion afterwards
+  (``llm_pipeline.tools.champion``).
 Every version gets ``challenger``; the decision and all its reasons are tags on the version.
 """
 

@@ -1,6 +1,6 @@
 """The team's MLflow tracking server: PostgreSQL stores, a shared artifact store, basic auth.
 
-    make server        # or: python -m llm_pipeline.team_server --port 5001
+    make server        # or: python -m llm_pipeline.tools.team_server --port 5001
 
 Creates the tracking and auth databases when missing, keeps its secrets in 0600 files under
 ``conf/local/team_server/`` unless the environment gives them (``MLFLOW_ADMIN_PASSWORD``,

@@ -19,7 +19,7 @@ import pytest
 import requests
 from support import PROJECT_ROOT, build_tiny_model, command_environment, copy_project, tool
 
-from llm_pipeline.team_server import LEGACY_DEFAULT_PASSWORD, READY_MESSAGE, ensure_database
+from llm_pipeline.tools.team_server import LEGACY_DEFAULT_PASSWORD, READY_MESSAGE, ensure_database
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 API = "/api/2.0/mlflow"
@@ -114,7 +114,7 @@ def server(tmp_path_factory) -> Iterator[RunningServer]:
     command = [
         sys.executable,
         "-m",
-        "llm_pipeline.team_server",
+        "llm_pipeline.tools.team_server",
         "--port",
         str(port),
         "--artifacts-destination",
