@@ -86,11 +86,11 @@ browser:
 		echo "Run: sudo apt-get install chromium chromium-driver"; exit 1; \
 	fi
 
-# The human review page for a queue of answer pairs (see src/llm_pipeline/feedback/review.py).
+# The human review page for a queue of answer pairs (see src/llm_pipeline/tools/review.py).
 REVIEW_QUEUE ?= data/08_reporting/review/review_queue.jsonl
 REVIEWER ?= $(USER)
 review: setup
-	$(BIN)/python -m llm_pipeline.feedback.review serve --queue $(REVIEW_QUEUE) \
+	$(BIN)/python -m llm_pipeline.tools.review serve --queue $(REVIEW_QUEUE) \
 		--decisions data/08_reporting/review/decisions-$(REVIEWER).jsonl --reviewer $(REVIEWER)
 
 # The team's tracking server: MLflow on PostgreSQL with basic auth (conf/team/README.md). Secrets

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from feedback.fixtures import build_length_reward_model, feedback_params
 from kedro.framework.project import configure_project
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.io.core import Version
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
+from pipelines.feedback.fixtures import build_length_reward_model, feedback_params
 from support import RETRIEVAL_OFF, copy_project, run_command, tool
 
 from llm_pipeline.datasets import Folder, JSONLinesDataset, ModelFolder

@@ -1,11 +1,11 @@
 """Feedback: new preference pairs from the fine-tuned model's own answers, judged by AI.
 
 For prompts from the validated training data (never the held-out splits), the fine-tuned model
-samples several answers; a judge scores them (``llm_pipeline.feedback.ai``); the best and the
+samples several answers; a judge scores them (``judges.py``); the best and the
 worst answer of a prompt become a pair when their scores differ by ``min_margin``. The pairs are
 written under data/01_raw/preferences with ``origin: ai_feedback``, so the next ``kedro run``
 ingests, validates and trains on them like any other pair. The same answers also fill the human
-review queue (``llm_pipeline.feedback.review``).
+review queue (``review_queue.py``, served by ``python -m llm_pipeline.tools.review``).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from llm_pipeline.datasets.model_folder import Folder, ModelFolder
-from llm_pipeline.feedback.ai import JudgeConfig, model_name
-from llm_pipeline.feedback.sampling import GenerationConfig
+from llm_pipeline.pipelines.feedback.judges import JudgeConfig, model_name
+from llm_pipeline.pipelines.feedback.sampling import GenerationConfig
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def ground_prompts(
 ) -> list[list[dict[str, str]]]:
     """Each prompt as chat turns with the passages retrieved for it in a system turn, as every
     stage grounds its prompts (unchanged turns when retrieval is off)."""
-    from llm_pipeline.feedback.sampling import chat_turns
+    from llm_pipeline.pipelines.feedback.sampling import chat_turns
     from llm_pipeline.retrieval.conversations import grounding
 
     return grounding(passage_index.path, retrieval_params, training=True)(
@@ -130,7 +130,7 @@ def sample_candidate_answers(
     prompts: list[str | list[dict[str, str]]], sft_model: ModelFolder, params: dict[str, Any]
 ) -> list[list[str]]:
     """``answers_per_prompt`` sampled answers to each prompt from the fine-tuned model."""
-    from llm_pipeline.feedback.sampling import sample_answers
+    from llm_pipeline.pipelines.feedback.sampling import sample_answers
 
     config = FeedbackConfig.model_validate(params)
     answers = sample_answers(
@@ -154,8 +154,11 @@ def judge_answers(
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """Every answer's score by the configured judge: the reward model, or a judge model that
-    applies the written principles (``llm_pipeline.feedback.ai``)."""
-    from llm_pipeline.feedback.ai import judge_with_principles, judge_with_reward_model
+    applies the written principles (``llm_pipeline.pipelines.feedback.judges``)."""
+    from llm_pipeline.pipelines.feedback.judges import (
+        judge_with_principles,
+        judge_with_reward_model,
+    )
 
     config = FeedbackConfig.model_validate(params)
     if config.judge.uses_principles:
@@ -253,8 +256,8 @@ def build_review_queue(
     prompts: list[str], answers: list[list[str]], sft_model: ModelFolder, params: dict[str, Any]
 ) -> pd.DataFrame:
     """Two different sampled answers per prompt, in a random order, for people to judge on the
-    review page (``python -m llm_pipeline.feedback.review serve``)."""
-    from llm_pipeline.feedback.review import review_pairs
+    review page (``python -m llm_pipeline.tools.review serve``)."""
+    from llm_pipeline.pipelines.feedback.review_queue import review_pairs
 
     config = FeedbackConfig.model_validate(params)
     rows = review_pairs(prompts, answers, model_name(sft_model.path), config.generation.seed)

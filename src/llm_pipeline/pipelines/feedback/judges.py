@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llm_pipeline.feedback.sampling import Prompt, chat_turns
+from llm_pipeline.pipelines.feedback.sampling import Prompt, chat_turns
 
 logger = logging.getLogger(__name__)
 

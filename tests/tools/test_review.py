@@ -1,4 +1,4 @@
-"""Human review: the queue, the page driven by its keys in headless Chromium, and the import."""
+"""Human review: the page driven by its keys in headless Chromium, and the import."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 import yaml
 from support import PROJECT_ROOT
 
-from llm_pipeline.feedback.review import (
+from llm_pipeline.pipelines.feedback.review_queue import review_pairs
+from llm_pipeline.tools.review import (
     ReviewError,
     ReviewSession,
     import_decisions,
     read_jsonl,
-    review_pairs,
     review_server,
     write_jsonl,
 )
@@ -27,17 +27,6 @@ ANSWERS = [
     ["Track it with the link we sent.", "Somewhere <b>out</b> there."],
 ]
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-
-
-def test_review_pairs_shuffle_positions_and_skip_prompts_without_two_answers():
-    rows = review_pairs([*PROMPTS, "Hi?"], [*ANSWERS, ["Hello.", "Hello."]], "sft", seed=3)
-    assert [row["prompt"] for row in rows] == PROMPTS
-    for row, answers in zip(rows, ANSWERS, strict=True):
-        assert {row["answer_a"], row["answer_b"]} == set(answers)
-    firsts = {review_pairs(PROMPTS, ANSWERS, "sft", seed)[0]["answer_a"] for seed in range(8)}
-    assert firsts == set(ANSWERS[0])  # either answer can be A
-    assert review_pairs(PROMPTS, ANSWERS, "sft", seed=3) == rows
-    assert len({row["id"] for row in rows}) == 3
 
 
 @pytest.fixture
@@ -181,6 +170,6 @@ def test_the_server_refuses_an_unknown_choice(server):
 
 
 def test_the_page_ships_with_the_package():
-    import llm_pipeline.feedback.review as review
+    import llm_pipeline.tools.review as review
 
     assert review.PAGE.exists() and "keydown" in review.PAGE.read_text()

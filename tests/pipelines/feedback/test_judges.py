@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from feedback.fixtures import (
+from pipelines.feedback.fixtures import (
     build_length_reward_model,
     build_position_biased_judge,
     feedback_params,
@@ -16,9 +16,9 @@ from feedback.fixtures import (
 from support import PROJECT_ROOT
 
 from llm_pipeline.datasets import JSONLinesDataset, RawFolderDataset
-from llm_pipeline.feedback.ai import judge_with_principles, judge_with_reward_model
-from llm_pipeline.feedback.sampling import sample_answers
+from llm_pipeline.pipelines.feedback.judges import judge_with_principles, judge_with_reward_model
 from llm_pipeline.pipelines.feedback.nodes import make_preference_pairs
+from llm_pipeline.pipelines.feedback.sampling import sample_answers
 from llm_pipeline.pipelines.ingest.nodes import read_preferences
 
 PROMPTS = ["Can I return my tent?", "How long does the rain jacket take to ship?"]

@@ -1,12 +1,12 @@
 """Human feedback: pairs of answers for people to judge, a local review page, and their choices
 brought back as preference pairs.
 
-    python -m llm_pipeline.feedback.review export \\
+    python -m llm_pipeline.tools.review export \\
         --model data/06_models/sft_model/<version>/sft_model \\
         --prompts data/03_primary/preferences_train.jsonl --out review/queue.jsonl --limit 50
-    python -m llm_pipeline.feedback.review serve --queue review/queue.jsonl \\
+    python -m llm_pipeline.tools.review serve --queue review/queue.jsonl \\
         --decisions review/decisions.jsonl --reviewer alice
-    python -m llm_pipeline.feedback.review import --queue review/queue.jsonl \\
+    python -m llm_pipeline.tools.review import --queue review/queue.jsonl \\
         --decisions review/decisions.jsonl --to data/01_raw/preferences/human_review
 
 The queue holds ``{id, prompt, answer_a, answer_b, model}`` rows; which sampled answer is A is
@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import logging
-import random
 import re
 import sys
 from collections.abc import Sequence
@@ -36,6 +34,8 @@ from pathlib import Path
 from threading import Lock
 from typing import Any
 
+from llm_pipeline.pipelines.feedback.review_queue import review_pairs
+
 logger = logging.getLogger(__name__)
 
 CHOICES = ("a", "b", "both_bad", "undone")
@@ -44,32 +44,6 @@ PAGE = Path(__file__).with_name("review.html")
 
 class ReviewError(ValueError):
     """A decisions file that does not fit its queue: names the file, the line and the rule."""
-
-
-def review_pairs(
-    prompts: Sequence[str], answers_per_prompt: Sequence[Sequence[str]], model_name: str, seed: int
-) -> list[dict[str, str]]:
-    """One queue row per prompt with two different answers, in a random order per pair."""
-    rng = random.Random(seed)
-    rows = []
-    for prompt, answers in zip(prompts, answers_per_prompt, strict=True):
-        distinct = list(dict.fromkeys(a.strip() for a in answers if a.strip()))
-        if len(distinct) < 2:
-            continue
-        first, second = distinct[0], distinct[1]
-        if rng.random() < 0.5:
-            first, second = second, first
-        key = json.dumps([prompt, sorted([first, second])], ensure_ascii=False)
-        rows.append(
-            {
-                "id": hashlib.sha256(key.encode()).hexdigest()[:16],
-                "prompt": prompt,
-                "answer_a": first,
-                "answer_b": second,
-                "model": model_name,
-            }
-        )
-    return rows
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -275,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.command == "export":
-        from llm_pipeline.feedback.sampling import sample_answers
+        from llm_pipeline.pipelines.feedback.sampling import sample_answers
 
         prompts = _prompts_from(args.prompts, args.limit)
         answers = sample_answers(args.model, prompts, 2, {"seed": args.seed})
