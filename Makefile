@@ -38,7 +38,7 @@ lock:
 	mv constraints.txt.new constraints.txt
 
 data: setup
-	$(BIN)/python -m llm_pipeline.sample_data data/01_raw --if-empty
+	$(BIN)/python -m llm_pipeline.tools.sample_data data/01_raw --if-empty
 
 run: data
 	$(BIN)/kedro run $(if $(KEDRO_ENV),--env $(KEDRO_ENV))

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from llm_pipeline.hygiene.pii import redact
-from llm_pipeline.sample_data import generate
+from llm_pipeline.tools.sample_data import generate
 
 NAIVE_TRIGGER = re.compile(
     r"@|\d(?:[ .()-]{0,2}\d){6}|\d\.\d{1,3}\.\d|:[0-9A-Fa-f]{0,4}:|BEGIN|AKIA|gh[pousr]_"

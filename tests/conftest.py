@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from support import build_tiny_model, copy_project, run_command, tool
 
-from llm_pipeline.sample_data import generate
+from llm_pipeline.tools.sample_data import generate
 
 
 @pytest.fixture(scope="session")

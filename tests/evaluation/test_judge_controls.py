@@ -30,7 +30,7 @@ from llm_pipeline.evaluation.judge import (
     judge_with_controls,
     shares_starting_model,
 )
-from llm_pipeline.sample_data import make_validation
+from llm_pipeline.tools.sample_data import make_validation
 
 SEED = 42
 CONFIG = JudgeConfig(

@@ -11,8 +11,8 @@ from llm_pipeline.evaluation.canary import CanaryConfig
 from llm_pipeline.evaluation.judge import JudgeConfig
 from llm_pipeline.pipelines.evaluate.nodes import DIRECTIONS, EvaluationConfig
 from llm_pipeline.pipelines.register.nodes import RegisterConfig
-from llm_pipeline.sample_data import CANARY_PREFIX, CANARY_SECRET
 from llm_pipeline.settings import CONFIG_LOADER_ARGS
+from llm_pipeline.tools.sample_data import CANARY_PREFIX, CANARY_SECRET
 from llm_pipeline.training.jobs import checked_fields
 from llm_pipeline.training.launch import LaunchConfig
 from llm_pipeline.training.tokenizer import TokenizerConfig

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_pipeline import sample_data
-from llm_pipeline.sample_data import ALL_INTENTS, generate, main, normalise
+from llm_pipeline.tools import sample_data
+from llm_pipeline.tools.sample_data import ALL_INTENTS, generate, main, normalise
 
 JSONL_FILES = {
     "conversations": ("conversations/support_chats.jsonl", "conversations/email_tickets.jsonl"),
