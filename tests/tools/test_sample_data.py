@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from collections import Counter
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
+from support import PROJECT_ROOT
 
 from llm_pipeline.tools import sample_data
 from llm_pipeline.tools.sample_data import ALL_INTENTS, generate, main, normalise
@@ -199,3 +202,12 @@ def test_unknown_scale_is_rejected(tmp_path: Path) -> None:
 def test_module_uses_no_print() -> None:
     source = Path(sample_data.__file__).read_text(encoding="utf-8")
     assert "print(" not in source
+
+
+def test_the_facts_ship_as_package_data() -> None:
+    pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["llm_pipeline"]
+    package = Path(sample_data.__file__).parents[1]
+    relative = sample_data.FACTS_FILE.relative_to(package).as_posix()
+    assert any(fnmatch(relative, pattern) for pattern in patterns)
+    assert sample_data.load_facts()["shop"] == sample_data.SHOP
