@@ -4,6 +4,9 @@ Nodes pass tables in and get a ``ModelFolder`` back; the catalog moves that fold
 Checkpoints live under ``launch.checkpoint_root`` in a folder named by the stage and by a
 fingerprint of the job and its data, so re-running a killed stage resumes where it stopped and a
 changed config or data set starts afresh.
+
+The pretrain and finetune nodes are here too: their stages run them, and so do the tune stage's
+trials, which train exactly as ``kedro run --pipeline <stage>`` would.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from llm_pipeline.datasets.model_folder import ModelFolder
+from llm_pipeline.datasets.model_folder import Folder, ModelFolder
+from llm_pipeline.datasets.starting_model import resolve_model
 from llm_pipeline.training.jobs import RUN_CONFIG_FILE, TRAINING_LOG_FILE, file_sha256
 from llm_pipeline.training.launch import LaunchConfig, launch
 
@@ -138,3 +142,89 @@ def _content_digest(path: Path) -> str:
         digest.update(file.relative_to(path).as_posix().encode() if path.is_dir() else b"")
         digest.update(file_sha256(file).encode())
     return digest.hexdigest()
+
+
+# --- the jobs that their stages and the tune stage's trials run -----------------------------
+
+
+def pretrain_base_model(
+    documents_train: pd.DataFrame,
+    documents_validation: pd.DataFrame,
+    tokenizer: ModelFolder,
+    starting_model: ModelFolder | None,
+    params: dict[str, Any],
+    launch_params: dict[str, Any],
+) -> ModelFolder:
+    """The starting model trained further on packed document blocks (``params.adapt``), or a
+    ``params.architecture`` model of ``params.model`` size trained from scratch on them
+    (``params.training``); evaluated on the validation documents when there are any."""
+    tables = {"train_file": (documents_train, ["text"])}
+    if len(documents_validation):
+        tables["eval_file"] = (documents_validation, ["text"])
+    job = {
+        "tokenizer_dir": tokenizer.path,
+        "block_size": params["block_size"],
+        "architecture": params["architecture"],
+        "model": params["model"],
+        "training": params["training"],
+        "starting_model_dir": None,
+        "peak_flops_per_device": params.get("peak_flops_per_device"),
+    }
+    if starting_model is not None:
+        # Continued pretraining: the starting model's weights and its own size and tokenizer.
+        job.update(
+            starting_model_dir=starting_model.path,
+            block_size=params["adapt"]["block_size"],
+            model={},
+            training=params["adapt"]["training"],
+        )
+    return run_training_job("llm_pipeline.training.pretrain", job, tables, launch_params)
+
+
+def choose_starting_model(pretrained: ModelFolder, params: dict[str, Any]) -> ModelFolder:
+    """The model that ``params.base_model`` names, by absolute path, or the pretrain stage's
+    model when it names none (``null``); anything else is named as ``starting_model`` is
+    (``datasets/starting_model.py``).
+
+    The path is absolute because a prompt-tuned adapter records it as its base model.
+    """
+    named = resolve_model(params.get("base_model"), params["gguf_cache_dir"])
+    if named is None:
+        return ModelFolder(pretrained.path.resolve())
+    logger.info("Fine-tuning %s instead of the pretrained model", named.path)
+    return named
+
+
+def finetune_model(
+    conversations_train: pd.DataFrame,
+    conversations_validation: pd.DataFrame,
+    base_model: ModelFolder,
+    passage_index: Folder,
+    params: dict[str, Any],
+    retrieval_params: dict[str, Any],
+    launch_params: dict[str, Any],
+) -> ModelFolder:
+    """The starting model fine-tuned with TRL's SFTTrainer on the training conversations, each
+    with the passages retrieved for it in its system turn (``retrieval.enabled``)."""
+    from llm_pipeline.retrieval.conversations import grounding
+
+    start = choose_starting_model(base_model, params)
+    ground = grounding(passage_index.path, retrieval_params, training=True)
+    tables = {"train_file": (grounded(conversations_train, ground), ["messages"])}
+    if len(conversations_validation):
+        tables["eval_file"] = (grounded(conversations_validation, ground), ["messages"])
+    job = {
+        "model_dir": start.path,
+        "method": params["method"],
+        "sft": params["sft"],
+        "lora": params.get("lora") or {},
+        "prompt_tuning": params.get("prompt_tuning") or {},
+    }
+    return run_training_job("llm_pipeline.training.sft", job, tables, launch_params)
+
+
+def grounded(conversations: pd.DataFrame, ground: Any) -> pd.DataFrame:
+    """``conversations`` with their messages grounded by ``ground`` (a copy)."""
+    frame = conversations.copy()
+    frame["messages"] = ground([list(messages) for messages in frame["messages"]])
+    return frame

@@ -13,9 +13,7 @@ from support import PROJECT_ROOT
 
 from llm_pipeline.datasets.model_folder import ModelFolder
 from llm_pipeline.pipelines.tune.nodes import FIXED, SCHEMAS, search_hyperparameters
-from llm_pipeline.settings import CONFIG_LOADER_ARGS
-from llm_pipeline.training.launch import TrainingLaunchError
-from llm_pipeline.tuning import (
+from llm_pipeline.pipelines.tune.search import (
     TuneConfig,
     as_overrides,
     check_parameter_path,
@@ -23,6 +21,8 @@ from llm_pipeline.tuning import (
     run_search,
     with_values,
 )
+from llm_pipeline.settings import CONFIG_LOADER_ARGS
+from llm_pipeline.training.launch import TrainingLaunchError
 
 PRETRAIN = {
     "tokenizer": {"vocab_size": 512},

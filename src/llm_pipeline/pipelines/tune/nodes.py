@@ -56,11 +56,7 @@ def search_hyperparameters(
     launch_params: dict[str, Any],
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """The best values ``params.search_space`` found for ``params.stage``, and the trial table."""
-    from llm_pipeline.pipelines.finetune.nodes import finetune_model
-    from llm_pipeline.pipelines.pretrain.nodes import pretrain_base_model
-    from llm_pipeline.training.jobs import TRAINING_LOG_FILE
-    from llm_pipeline.training.launch import TrainingLaunchError
-    from llm_pipeline.tuning import (
+    from llm_pipeline.pipelines.tune.search import (
         TuneConfig,
         as_overrides,
         check_parameter_path,
@@ -69,6 +65,9 @@ def search_hyperparameters(
         run_search,
         with_values,
     )
+    from llm_pipeline.torchrun_jobs import finetune_model, pretrain_base_model
+    from llm_pipeline.training.jobs import TRAINING_LOG_FILE
+    from llm_pipeline.training.launch import TrainingLaunchError
 
     config = TuneConfig.model_validate(params)
     stages: dict[str, tuple[dict[str, Any], Callable[[dict[str, Any]], ModelFolder]]] = {
