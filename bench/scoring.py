@@ -1,7 +1,7 @@
-"""Scoring pass: seconds of the shared log-likelihood pass (``evaluation/likelihood.py``, behind
-reference and document perplexity, preference log-probabilities, the likelihood judge and the
-canary) against the loop it replaced, on the same model, sequences, batch size and precision,
-in one run.
+"""Scoring pass: seconds of the shared log-likelihood pass
+(``pipelines/evaluate/likelihood.py``, behind reference and document perplexity, preference
+log-probabilities, the likelihood judge and the canary) against the loop it replaced, on the
+same model, sequences, batch size and precision, in one run.
 
     .venv/bin/python bench/scoring.py [--model FOLDER] [--examples 48] [--rounds 2]
 
@@ -55,7 +55,7 @@ def main() -> int:
     from transformers import AutoTokenizer
 
     from llm_pipeline.datasets.starting_model import resolve_model
-    from llm_pipeline.evaluation.likelihood import IGNORED, summed_nlls
+    from llm_pipeline.pipelines.evaluate.likelihood import IGNORED, summed_nlls
     from llm_pipeline.pipelines.evaluate.nodes import inference_precision, prompt_messages
     from llm_pipeline.training.gguf import DEFAULT_CACHE
     from llm_pipeline.training.models import load_causal_lm

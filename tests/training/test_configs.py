@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from kedro.config import OmegaConfigLoader
 
-from llm_pipeline.evaluation.canary import CanaryConfig
-from llm_pipeline.evaluation.judge import JudgeConfig
+from llm_pipeline.pipelines.evaluate.canary import CanaryConfig
+from llm_pipeline.pipelines.evaluate.judge import JudgeConfig
 from llm_pipeline.pipelines.evaluate.nodes import DIRECTIONS, EvaluationConfig
 from llm_pipeline.pipelines.register.nodes import RegisterConfig
 from llm_pipeline.settings import CONFIG_LOADER_ARGS

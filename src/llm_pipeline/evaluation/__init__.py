@@ -1,1 +1,3 @@
-"""Evaluation measures: statistics, similarity, judged metrics, canary exposure, reports."""
+"""Evaluation measures shared by stages: paired statistics (evaluate, register) and answer
+similarity (evaluate, retrieval). The judge, canary, likelihood and report live in the evaluate
+stage (``pipelines/evaluate/``), the only one that uses them."""

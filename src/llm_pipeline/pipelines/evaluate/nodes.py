@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llm_pipeline.datasets.model_folder import Folder, ModelFolder
 from llm_pipeline.evaluation import statistics
-from llm_pipeline.evaluation.likelihood import IGNORED, summed_nlls
+from llm_pipeline.pipelines.evaluate.likelihood import IGNORED, summed_nlls
 from llm_pipeline.training.jobs import batches_by_length, inference_precision
 
 logger = logging.getLogger(__name__)
@@ -233,8 +233,12 @@ def add_answer_scores(
     controls first; groundedness against ``contexts_judged``, the passages the models were
     given, when there are any), added to each entry of ``scores``. The judged figures of the
     models in ``self_judged`` (grown from the judge's own model) are marked so."""
-    from llm_pipeline.evaluation.judge import JUDGED_METRICS, JudgeConfig, judge_with_controls
     from llm_pipeline.evaluation.similarity import answer_accuracy, answer_keys, embed
+    from llm_pipeline.pipelines.evaluate.judge import (
+        JUDGED_METRICS,
+        JudgeConfig,
+        judge_with_controls,
+    )
 
     references = list(validation_set["reference"])
     contexts = (
@@ -315,7 +319,11 @@ def self_judged(models: dict[str, ModelFolder], config: EvaluationConfig) -> set
     """The models a local judge scores its own kind of answer in: those grown from the judge's
     model (``shares_starting_model``). A judge favours text like its own: their judged figures
     carry ``self_judged`` and the report says so."""
-    from llm_pipeline.evaluation.judge import JudgeConfig, judge_model_folder, shares_starting_model
+    from llm_pipeline.pipelines.evaluate.judge import (
+        JudgeConfig,
+        judge_model_folder,
+        shares_starting_model,
+    )
 
     judge = judge_model_folder(JudgeConfig.model_validate(config.judge))
     if judge is None:
@@ -507,7 +515,7 @@ def draw_evaluation_report(
 ) -> tuple[pd.DataFrame, str, Any, str]:
     """The report people read: a table of every model and metric with intervals (CSV and
     Markdown with the comparisons), bar charts with the intervals, and answers side by side."""
-    from llm_pipeline.evaluation import report
+    from llm_pipeline.pipelines.evaluate import report
 
     results = evaluation_summary["models"]
     directions = evaluation_summary["directions"]
@@ -877,7 +885,7 @@ def measure_canary_exposure(aligned_model: ModelFolder, params: dict[str, Any]) 
     and exposure of its secret among random ones, and whether greedy decoding repeats it."""
     from transformers import AutoTokenizer
 
-    from llm_pipeline.evaluation.canary import CanaryConfig, canary_exposure
+    from llm_pipeline.pipelines.evaluate.canary import CanaryConfig, canary_exposure
     from llm_pipeline.training.models import load_causal_lm
 
     config = EvaluationConfig.model_validate(params)

@@ -11,7 +11,7 @@ import random
 import pytest
 from support import build_tiny_model
 
-from llm_pipeline.evaluation.judge import (
+from llm_pipeline.pipelines.evaluate.judge import (
     JudgeConfig,
     JudgeRequest,
     judge_answers,

@@ -3,7 +3,7 @@ whatever the batching, for plain, prompt-tuned and logits_to_keep-less models.""
 
 import pytest
 
-from llm_pipeline.evaluation.likelihood import IGNORED, accepts_logits_to_keep, summed_nlls
+from llm_pipeline.pipelines.evaluate.likelihood import IGNORED, accepts_logits_to_keep, summed_nlls
 from tests.support import build_tiny_model
 
 

@@ -13,8 +13,8 @@ from collections import Counter
 import pytest
 import yaml
 
-from llm_pipeline.evaluation import judge as judge_module
-from llm_pipeline.evaluation.controls import (
+from llm_pipeline.pipelines.evaluate import judge as judge_module
+from llm_pipeline.pipelines.evaluate.controls import (
     NOISE_RATE,
     alter_numbers,
     character_noise,
@@ -23,7 +23,7 @@ from llm_pipeline.evaluation.controls import (
     shuffle_words,
     word_pool,
 )
-from llm_pipeline.evaluation.judge import (
+from llm_pipeline.pipelines.evaluate.judge import (
     JUDGED_METRICS,
     JudgeConfig,
     JudgeRequest,

@@ -39,8 +39,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llm_pipeline.evaluation import statistics
-from llm_pipeline.evaluation.controls import ControlPair, control_pairs
 from llm_pipeline.evaluation.statistics import not_computed
+from llm_pipeline.pipelines.evaluate.controls import ControlPair, control_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -413,7 +413,7 @@ def _likelihood_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
     """
     from transformers import AutoTokenizer
 
-    from llm_pipeline.evaluation.likelihood import IGNORED, summed_nlls
+    from llm_pipeline.pipelines.evaluate.likelihood import IGNORED, summed_nlls
     from llm_pipeline.training.jobs import inference_precision
     from llm_pipeline.training.models import load_causal_lm
 

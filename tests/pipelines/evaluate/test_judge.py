@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support import build_tiny_model
 
-from llm_pipeline.evaluation.judge import (
+from llm_pipeline.pipelines.evaluate.judge import (
     JUDGED_METRICS,
     JudgeConfig,
     judge_answers,

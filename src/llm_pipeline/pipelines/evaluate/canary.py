@@ -63,7 +63,7 @@ def sequence_log_likelihoods(
     model: Any, tokenizer: Any, prefix: str, texts: list[str], batch_size: int
 ) -> list[float]:
     """log p(text | prefix) of each continuation: the sum over its tokens."""
-    from llm_pipeline.evaluation.likelihood import IGNORED, summed_nlls
+    from llm_pipeline.pipelines.evaluate.likelihood import IGNORED, summed_nlls
 
     prefix_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
     sequences = []

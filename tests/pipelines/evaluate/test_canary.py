@@ -8,7 +8,7 @@ import math
 import pytest
 from support import build_tiny_model
 
-from llm_pipeline.evaluation.canary import (
+from llm_pipeline.pipelines.evaluate.canary import (
     CanaryConfig,
     canary_exposure,
     canary_text,

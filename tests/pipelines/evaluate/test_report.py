@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from llm_pipeline.evaluation.report import (
+from llm_pipeline.pipelines.evaluate.report import (
     answers_side_by_side,
     metric_charts,
     metrics_markdown,
