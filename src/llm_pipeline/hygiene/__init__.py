@@ -1,1 +1,4 @@
-"""Text hygiene shared by ingest and the data contracts: readers, PII, near-duplicates."""
+"""Text hygiene shared by ingest and validate (the data contracts): records, PII,
+near-duplicates and the process pool they run in; and the readers, ingest's only, kept here so
+that importing them costs no stage (their import cost is tested alone). Cleaning lives in
+``pipelines/ingest/``."""

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llm_pipeline.hygiene import cleaning, near_duplicates, parallel, pii, readers, records
+from llm_pipeline.hygiene import near_duplicates, parallel, pii, readers, records
+from llm_pipeline.pipelines.ingest import cleaning
 
 logger = logging.getLogger(__name__)
 

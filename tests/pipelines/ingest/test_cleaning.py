@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_pipeline.hygiene.cleaning import CleaningConfig, clean_text
+from llm_pipeline.pipelines.ingest.cleaning import CleaningConfig, clean_text
 
 CONFIG = CleaningConfig()
 LINE_BREAKS = {"\r": "a\nb", "\x0c": "a\nb", "\n": "a\nb", "\t": "a b", " ": "a b"}
