@@ -6,23 +6,13 @@ from llm_pipeline.retrieval.config import RetrievalConfig
 from llm_pipeline.retrieval.grounding import grounded_messages, passages_block, query_of
 from llm_pipeline.retrieval.index import PassageIndex, fuse
 from llm_pipeline.retrieval.passages import split_passages
-from llm_pipeline.retrieval.recall import (
-    answering_passages,
-    holds_facts,
-    mean_recall,
-    recall_at_k,
-)
 
 __all__ = [
     "PassageIndex",
     "RetrievalConfig",
-    "answering_passages",
     "fuse",
     "grounded_messages",
-    "holds_facts",
-    "mean_recall",
     "passages_block",
     "query_of",
-    "recall_at_k",
     "split_passages",
 ]

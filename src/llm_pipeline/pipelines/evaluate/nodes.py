@@ -828,10 +828,10 @@ def measure_retrieval(
 ) -> dict[str, Any]:
     """Retrieval on its own: recall@k, the share of validation questions whose top k passages
     hold the facts that answer them (their ``context``, or their reference answer; see
-    ``retrieval/recall.py``), with bootstrap intervals; measured
+    ``pipelines/evaluate/recall.py``), with bootstrap intervals; measured
     whether or not retrieval is on, so that turning it on is an informed choice."""
+    from llm_pipeline.pipelines.evaluate.recall import recall_of_rankings
     from llm_pipeline.retrieval import PassageIndex, RetrievalConfig
-    from llm_pipeline.retrieval.recall import recall_of_rankings
 
     config = RetrievalConfig.model_validate(retrieval_params)
     rows = [

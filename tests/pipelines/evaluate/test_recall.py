@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_pipeline.retrieval.recall import answering_passages, holds_facts, recall_at_k
+from llm_pipeline.pipelines.evaluate.recall import answering_passages, holds_facts, recall_at_k
 
 REFUND = "Refunds are issued to the original payment method within 5 business days."
 PASSAGES = [

@@ -10,9 +10,9 @@ import pytest
 import yaml
 from support import PROJECT_ROOT
 
+from llm_pipeline.pipelines.evaluate.recall import recall_of_rankings
 from llm_pipeline.retrieval.config import RetrievalConfig
 from llm_pipeline.retrieval.index import PassageIndex, question_answer_pairs, split_passages
-from llm_pipeline.retrieval.recall import recall_of_rankings
 
 pytestmark = pytest.mark.slow
 
