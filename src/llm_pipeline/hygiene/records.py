@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-# Where a preference pair comes from: a file of pairs, a person's review (feedback/review.py), or
+# Where a preference pair comes from: a file of pairs, a person's review (tools/review.py), or
 # a judge's ranking of sampled answers (the feedback pipeline). Pairs without ``origin`` are
 # "dataset"; ingest keeps it, and the preferences contract allows only these.
 PREFERENCE_ORIGINS = ("dataset", "human", "ai_feedback")
