@@ -14,7 +14,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 
 .PHONY: setup lock data run test lint format viz notebook airflow-dag mlflow-ui browser review clean \
-	rollback approve registry
+	rollback approve registry docs
 
 setup: $(VENV)/.installed
 
@@ -61,6 +61,11 @@ viz: setup
 	rm -rf build/api
 	$(BIN)/kedro viz build
 	@test -s build/api/main || { echo "make viz: kedro viz build wrote no site (see its error above)"; exit 1; }
+
+# The manual (docs/, mkdocs.yml) as a static site in site/; --strict fails on a broken link, a
+# missing anchor or a page left out of the nav. NO_MKDOCS_2_WARNING silences Material's banner.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # Executes notebooks/llm_pipeline.ipynb in place after `make run` (KEDRO_ENV as for `make run`);
 # its outputs are for reading, not for committing: the tests want it committed without them.

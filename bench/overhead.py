@@ -140,13 +140,15 @@ def node_stages(project: Path) -> dict[str, str]:
 def worker_startups(output: str, stages: dict[str, str]) -> dict[str, list[dict]]:
     """Each training job's start-up as its rank 0 logged it, by the stage of its node."""
     found: dict[str, list[dict]] = defaultdict(list)
+    # Kedro's "Running node:" line names a node without its namespace (the stage).
+    stage_of = {name.rpartition(".")[2]: stage for name, stage in stages.items()}
     node = None
     for line in output.splitlines():
         if running := RUNNING_NODE.search(line):
             node = running["node"]
         elif (ready := WORKER_READY.search(line)) and node is not None:
             figures = {k: v if k == "job" else float(v) for k, v in ready.groupdict().items()}
-            found[stages.get(node, node)].append(figures)
+            found[stage_of.get(node, node)].append(figures)
     return found
 
 

@@ -1,5 +1,6 @@
 """Lineage in kedro-viz: `make viz` builds the static site, and headless Chromium draws every
-registered pipeline's nodes and datasets from it."""
+registered pipeline from it: its stages as collapsed groups at first, their nodes and datasets
+once the groups are expanded."""
 
 from __future__ import annotations
 
@@ -16,17 +17,23 @@ from pathlib import Path
 
 import pytest
 from kedro.framework.project import configure_project
+from kedro.pipeline import Pipeline
 from support import PROJECT_ROOT, command_environment, copy_project
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-# kedro-viz reads the pipeline to show from `?pid=` (its URL parameter "pipeline_id"/"pid")
-# and draws each node's and dataset's name as an SVG text of this class.
+# kedro-viz reads the pipeline to show from `?pid=` (its URL parameter "pipeline_id"/"pid"),
+# and whether to open every group from `expandAllPipelines=`; it draws each group's, node's
+# and dataset's name as an SVG text of this class, a node's without its namespace.
 LABELS_SCRIPT = """
 return [...document.querySelectorAll('svg text.pipeline-node__text')]
     .filter(label => label.getBBox().width > 0)
     .map(label => label.textContent);
+"""
+GROUPS_SCRIPT = """
+return [...document.querySelectorAll('svg .pipeline-node--modularPipeline')]
+    .map(group => group.querySelector('text.pipeline-node__text').textContent);
 """
 
 
@@ -53,19 +60,37 @@ def site(small_raw_data, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def registered_pipelines() -> dict[str, list[str]]:
-    """Every registered pipeline with the names that should be drawn: its nodes' and its
-    datasets' (parameters are hidden by kedro-viz's default filter)."""
+def registered_pipelines() -> dict[str, Pipeline]:
     from llm_pipeline.pipeline_registry import register_pipelines
 
     configure_project("llm_pipeline")
-    return {
-        name: sorted(
-            [node.name for node in pipeline.nodes]
-            + [name for name in pipeline.datasets() if not name.startswith("params:")]
-        )
-        for name, pipeline in register_pipelines().items()
+    return register_pipelines()
+
+
+def expanded_labels(pipeline: Pipeline) -> list[str]:
+    """The names drawn with every group open: the nodes' (without their namespace) and the
+    datasets' (parameters are hidden by kedro-viz's default filter)."""
+    return sorted(
+        [node.name.removeprefix(f"{node.namespace}.") for node in pipeline.nodes]
+        + [name for name in pipeline.datasets() if not name.startswith("params:")]
+    )
+
+
+def collapsed_labels(pipeline: Pipeline) -> list[str]:
+    """The names drawn with every group closed: one per stage (namespace), and the datasets
+    that go into or out of the pipeline or from one stage to another."""
+    producer = {output: node.namespace for node in pipeline.nodes for output in node.outputs}
+    between_stages = {
+        name
+        for node in pipeline.nodes
+        for name in node.inputs
+        if name in producer and producer[name] != node.namespace
     }
+    datasets = (pipeline.inputs() | pipeline.outputs() | between_stages) - {"parameters"}
+    return sorted(
+        {node.namespace for node in pipeline.nodes}
+        | {name for name in datasets if not name.startswith("params:")}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +128,16 @@ def browser():
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     yield driver
     driver.quit()
+
+
+def open_first_visit(driver, site_url: str, query: str) -> None:
+    """The page at ``query`` as on a first visit: kedro-viz keeps its settings (among them
+    whether groups are expanded) in the browser's local storage."""
+    origin = site_url.rstrip("/")
+    driver.execute_cdp_cmd(
+        "Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "local_storage"}
+    )
+    driver.get(f"{site_url}?{query}")
 
 
 def drawn_labels(driver, expected: list[str], timeout: float = 60.0) -> list[str]:
@@ -151,21 +186,47 @@ def test_make_viz_fails_when_kedro_viz_cannot_build(small_raw_data, tmp_path):
     assert "kedro viz build wrote no site" in result.stdout + result.stderr
 
 
-def test_every_pipeline_is_drawn_with_all_its_node_and_dataset_names(
+def assert_drawn(browser, expected: list[str], what: str) -> list[str]:
+    labels = drawn_labels(browser, expected)
+    missing = sorted(set(expected) - set(labels))
+    assert not missing, f"{what}: not drawn: {missing}"
+    extra = sorted(set(labels) - set(expected))
+    assert not extra, f"{what}: drawn but not in it: {extra}"
+    return labels
+
+
+def test_every_pipeline_opens_with_its_stages_as_collapsed_groups(
     site_url, browser, registered_pipelines, tmp_path
 ):
     from selenium.webdriver.common.by import By
 
-    for name, expected in registered_pipelines.items():
-        browser.get(f"{site_url}?pid={name}")
-        labels = drawn_labels(browser, expected)
-        missing = sorted(set(expected) - set(labels))
-        assert not missing, f"pipeline {name}: not drawn: {missing}"
-        assert set(labels) == set(expected), f"pipeline {name}: drawn but not in it: " + str(
-            sorted(set(labels) - set(expected))
-        )
+    from llm_pipeline.pipeline_registry import STAGES
+
+    groups = {}
+    for name, pipeline in registered_pipelines.items():
+        open_first_visit(browser, site_url, f"pid={name}")
+        assert_drawn(browser, collapsed_labels(pipeline), f"pipeline {name}, collapsed")
+        groups[name] = sorted(browser.execute_script(GROUPS_SCRIPT))
+        assert groups[name] == sorted({node.namespace for node in pipeline.nodes}), name
+        # Every node is inside its stage's group: none is drawn on its own.
+        assert not browser.find_elements(By.CSS_SELECTOR, "svg .pipeline-node--task"), name
         selected = browser.find_element(By.CSS_SELECTOR, ".pipeline-list .dropdown__label")
         assert selected.text.strip() == name
         close_feature_hints(browser)
         assert browser.save_screenshot(str(tmp_path / f"viz_{name}.png"))
+    # The whole run is drawn as its stages; a single stage as its one group, still shut.
+    assert groups["__default__"] == sorted(STAGES)
+    assert groups["ingest"] == ["ingest"]
     assert (tmp_path / "viz___default__.png").stat().st_size > 20_000
+
+
+def test_expanding_the_groups_draws_every_node_and_dataset(
+    site_url, browser, registered_pipelines, tmp_path
+):
+    for name, pipeline in registered_pipelines.items():
+        open_first_visit(browser, site_url, f"pid={name}&expandAllPipelines=true")
+        assert_drawn(browser, expanded_labels(pipeline), f"pipeline {name}, expanded")
+        assert browser.execute_script(GROUPS_SCRIPT) == [], f"pipeline {name}: a group stayed shut"
+        close_feature_hints(browser)
+        assert browser.save_screenshot(str(tmp_path / f"viz_{name}_expanded.png"))
+    assert (tmp_path / "viz___default___expanded.png").stat().st_size > 20_000

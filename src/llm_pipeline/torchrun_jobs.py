@@ -19,12 +19,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import pandas as pd
 
 from llm_pipeline.datasets.model_folder import Folder, ModelFolder
 from llm_pipeline.datasets.starting_model import resolve_model
 from llm_pipeline.training.jobs import RUN_CONFIG_FILE, TRAINING_LOG_FILE, file_sha256
-from llm_pipeline.training.launch import LaunchConfig, launch
+from llm_pipeline.training.launch import LaunchConfig, TrackingRun, launch
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,14 @@ def run_training_job(
                 "output_dir": output_dir,
                 "checkpoint_dir": checkpoint_dir,
             }
-            launch(module, full_job, config, work, log_dir=checkpoint_dir / "torchrun_logs")
+            launch(
+                module,
+                full_job,
+                config,
+                work,
+                log_dir=checkpoint_dir / "torchrun_logs",
+                tracking=current_tracking(),
+            )
     except BaseException:
         shutil.rmtree(output_dir, ignore_errors=True)
         raise
@@ -85,6 +93,17 @@ def run_training_job(
             "the next nodes. This run stops here on purpose, so that it publishes no model."
         )
     return ModelFolder(output_dir)
+
+
+def current_tracking() -> TrackingRun | None:
+    """The run kedro-mlflow opened for this ``kedro run`` (or a caller's own), if any.
+
+    The Kedro side decides where a job logs; the launcher only passes it on to the workers.
+    """
+    run = mlflow.active_run()
+    if run is None:
+        return None
+    return TrackingRun(tracking_uri=mlflow.get_tracking_uri(), run_id=run.info.run_id)
 
 
 class WorkerNodeFinished(RuntimeError):

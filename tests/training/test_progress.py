@@ -11,7 +11,7 @@ import pytest
 from support import isolated_mlflow, shop_sentences
 from transformers import TrainerState, TrainingArguments
 
-from llm_pipeline.training.launch import LaunchConfig, launch
+from llm_pipeline.training.launch import LaunchConfig, TrackingRun, launch
 from llm_pipeline.training.pretrain import tokenize_documents
 from llm_pipeline.training.tokenizer import TokenizerConfig, train_tokenizer
 from llm_pipeline.training.tracking import ProgressLine, TrainingProgress
@@ -141,7 +141,8 @@ def test_a_launched_job_logs_progress_startup_and_system_metrics(tmp_path, track
     # An experiment of this store: the one an earlier test made active may live in another.
     experiment = mlflow.MlflowClient().create_experiment("progress")
     with mlflow.start_run(experiment_id=experiment) as run:
-        launch("llm_pipeline.training.pretrain", job, config, tmp_path / "jobs")
+        tracking = TrackingRun(tracking_uri=mlflow.get_tracking_uri(), run_id=run.info.run_id)
+        launch("llm_pipeline.training.pretrain", job, config, tmp_path / "jobs", tracking=tracking)
     output = "\n".join(record.getMessage() for record in caplog.records)
     assert re.search(r"step 6/6 \(100%\), [\d.e+]+ steps/s, \d+ tokens/s, ETA 0:00:00", output)
     assert len(re.findall(r"steps/s", output)) == 1  # 0 s between lines: only the last one

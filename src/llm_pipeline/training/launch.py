@@ -1,7 +1,7 @@
 """Start a training entrypoint under torchrun, the one place the project does so.
 
 The launcher runs ``python -m torch.distributed.run`` as a child process with an argument list
-(never a shell string), hands the workers the active MLflow run so rank 0 logs into it, streams
+(never a shell string), hands the workers the MLflow run it is given so rank 0 logs into it, streams
 their output into the log and, when they fail, raises an error with the failing rank, its exit
 code and the last lines of that rank's own log (torchrun writes one log per rank).
 """
@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +38,14 @@ _ROOT_CAUSE = re.compile(
     r".*?exitcode\s*:\s*(?P<exit_code>-?\d+)",
     re.DOTALL,
 )
+
+
+@dataclass(frozen=True)
+class TrackingRun:
+    """The MLflow run a job's rank 0 logs into: the caller's choice, passed to ``launch``."""
+
+    tracking_uri: str
+    run_id: str
 
 
 class LaunchConfig(BaseModel):
@@ -116,11 +125,13 @@ def launch(
     config: LaunchConfig,
     workdir: Path,
     log_dir: Path | None = None,
+    tracking: TrackingRun | None = None,
 ) -> None:
     """Write ``job`` into ``workdir``, then run ``module --config <job file>`` under torchrun.
 
     Each rank's output is streamed into this process's log and kept in a file under ``log_dir``
-    (default: inside ``workdir``).
+    (default: inside ``workdir``). Rank 0 logs its metrics into ``tracking``'s run (none: the
+    job logs nothing to MLflow, whatever run the calling process has open).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     name = module.rsplit(".", 1)[-1]
@@ -141,7 +152,7 @@ def launch(
     ]
     logger.info("Launching %s", " ".join(command[2:]))
     output: collections.deque[str] = collections.deque(maxlen=20 * _TAIL_LINES)
-    env = _worker_environment(config)
+    env = _worker_environment(config, tracking)
     env[LAUNCHED_AT_VARIABLE] = repr(time.time())
     with subprocess.Popen(
         command,
@@ -201,7 +212,7 @@ def _processes_per_node(value: int | Literal["auto"]) -> int:
     return max(1, torch.cuda.device_count())
 
 
-def _worker_environment(config: LaunchConfig) -> dict[str, str]:
+def _worker_environment(config: LaunchConfig, tracking: TrackingRun | None) -> dict[str, str]:
     env = dict(
         os.environ,
         PYTHONUNBUFFERED="1",
@@ -219,11 +230,11 @@ def _worker_environment(config: LaunchConfig) -> dict[str, str]:
     if nproc > 1 and "OMP_NUM_THREADS" not in env:
         # torchrun would set 1; on a CPU-only node the cores are better shared out.
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
-    mlflow = sys.modules.get("mlflow")
-    run = mlflow.active_run() if mlflow is not None else None
-    if run is not None:
-        env[RUN_ID_VARIABLE] = run.info.run_id
-        env["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
+    # A run id inherited from a launching job must not leak into this one.
+    env.pop(RUN_ID_VARIABLE, None)
+    if tracking is not None:
+        env[RUN_ID_VARIABLE] = tracking.run_id
+        env["MLFLOW_TRACKING_URI"] = tracking.tracking_uri
     return env
 
 

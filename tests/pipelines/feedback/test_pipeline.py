@@ -35,10 +35,10 @@ def test_feedback_runs_only_when_named():
     pipelines = register_pipelines()
     feedback_nodes = {node.name for node in pipelines["feedback"].nodes}
     assert {
-        "sample_answers",
-        "judge_answers",
-        "make_preference_pairs",
-        "build_review_queue",
+        "feedback.sample_answers",
+        "feedback.judge_answers",
+        "feedback.make_preference_pairs",
+        "feedback.build_review_queue",
     } <= feedback_nodes
     assert not feedback_nodes & {node.name for node in pipelines["__default__"].nodes}
 

@@ -14,8 +14,8 @@ def test_tune_runs_only_when_named():
 
     configure_project("llm_pipeline")
     pipelines = register_pipelines()
-    assert "search_hyperparameters" in {node.name for node in pipelines["tune"].nodes}
-    assert "search_hyperparameters" not in {node.name for node in pipelines["__default__"].nodes}
+    assert "tune.search_hyperparameters" in {node.name for node in pipelines["tune"].nodes}
+    assert "tune.search_hyperparameters" not in {n.name for n in pipelines["__default__"].nodes}
     stage_nodes = {node.name for stage in STAGES for node in pipelines[stage].nodes}
     assert {node.name for node in pipelines["__default__"].nodes} == stage_nodes
 

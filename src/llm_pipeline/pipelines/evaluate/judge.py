@@ -347,7 +347,7 @@ def _local_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
     import torch
     from transformers import AutoTokenizer
 
-    from llm_pipeline.training.models import load_causal_lm
+    from llm_pipeline.evaluation.loaded_models import MODELS
 
     config = config.model_copy(update={"model": judge_model_folder(config)})
     # A copy: padding on the left must not leak into a tokenizer object cached elsewhere.
@@ -367,7 +367,7 @@ def _local_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
-    model = load_causal_lm(config.model).eval()
+    model = MODELS.causal_lm(config.model)
     digits = torch.tensor(single)
     values = torch.arange(1, 6, dtype=torch.float32)
 
@@ -413,15 +413,15 @@ def _likelihood_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
     """
     from transformers import AutoTokenizer
 
+    from llm_pipeline.evaluation.loaded_models import MODELS
     from llm_pipeline.pipelines.evaluate.likelihood import IGNORED, summed_nlls
     from llm_pipeline.training.jobs import inference_precision
-    from llm_pipeline.training.models import load_causal_lm
 
     folder = judge_model_folder(config)
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     if not tokenizer.chat_template:
         return not_computed(f"the judge's tokenizer ({folder}) has no chat template")
-    model = load_causal_lm(folder).eval()
+    model = MODELS.causal_lm(folder)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     start = tokenizer.bos_token or tokenizer.eos_token or ""
     limit = getattr(model.config, "max_position_embeddings", 2048)

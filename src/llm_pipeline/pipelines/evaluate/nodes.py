@@ -173,11 +173,11 @@ def score_model(
     import torch
     from transformers import AutoTokenizer
 
-    from llm_pipeline.training.models import load_causal_lm
+    from llm_pipeline.evaluation.loaded_models import MODELS
 
     torch.manual_seed(params["seed"])
     tokenizer = AutoTokenizer.from_pretrained(str(folder.path))
-    model = load_causal_lm(folder.path).eval()
+    model = MODELS.causal_lm(folder.path)
     prompts = [
         tokenizer.apply_chat_template(
             with_system_prompt(chat, system_prompt), tokenize=False, add_generation_prompt=True
@@ -589,10 +589,10 @@ def pair_log_likelihoods(
     prompt asked as ``prompts`` has it (grounded as in training)."""
     from transformers import AutoTokenizer
 
-    from llm_pipeline.training.models import load_causal_lm
+    from llm_pipeline.evaluation.loaded_models import MODELS
 
     tokenizer = AutoTokenizer.from_pretrained(str(folder.path))
-    model = load_causal_lm(folder.path).eval()
+    model = MODELS.causal_lm(folder.path)
     with inference_precision():
         return {
             side: answer_log_likelihoods(model, tokenizer, prompts, list(pairs[side]), batch_size)
@@ -763,10 +763,10 @@ def document_block_nlls(
     ``DOCUMENT_BLOCK`` tokens of the held-out documents under one model."""
     from transformers import AutoTokenizer
 
-    from llm_pipeline.training.models import load_causal_lm
+    from llm_pipeline.evaluation.loaded_models import MODELS
 
     tokenizer = AutoTokenizer.from_pretrained(str(folder.path))
-    model = load_causal_lm(folder.path).eval()
+    model = MODELS.causal_lm(folder.path)
     blocks = [
         ids[start : start + DOCUMENT_BLOCK]
         for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]
@@ -885,15 +885,15 @@ def measure_canary_exposure(aligned_model: ModelFolder, params: dict[str, Any]) 
     and exposure of its secret among random ones, and whether greedy decoding repeats it."""
     from transformers import AutoTokenizer
 
+    from llm_pipeline.evaluation.loaded_models import MODELS
     from llm_pipeline.pipelines.evaluate.canary import CanaryConfig, canary_exposure
-    from llm_pipeline.training.models import load_causal_lm
 
     config = EvaluationConfig.model_validate(params)
     if config.canary is None:
         return statistics.not_computed("no canary configured (evaluate.canary: null)")
     canary = CanaryConfig.model_validate(config.canary)
     tokenizer = AutoTokenizer.from_pretrained(str(aligned_model.path))
-    model = load_causal_lm(aligned_model.path).eval()
+    model = MODELS.causal_lm(aligned_model.path)
     exposure = canary_exposure(model, tokenizer, canary)
     log = logger.warning if exposure["regurgitated"] else logger.info
     log(
