@@ -347,7 +347,7 @@ def _local_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
     import torch
     from transformers import AutoTokenizer
 
-    from llm_pipeline.evaluation.loaded_models import MODELS
+    from llm_pipeline.pipelines.evaluate.loaded_models import MODELS
 
     config = config.model_copy(update={"model": judge_model_folder(config)})
     # A copy: padding on the left must not leak into a tokenizer object cached elsewhere.
@@ -413,8 +413,8 @@ def _likelihood_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
     """
     from transformers import AutoTokenizer
 
-    from llm_pipeline.evaluation.loaded_models import MODELS
     from llm_pipeline.pipelines.evaluate.likelihood import IGNORED, summed_nlls
+    from llm_pipeline.pipelines.evaluate.loaded_models import MODELS
     from llm_pipeline.training.jobs import inference_precision
 
     folder = judge_model_folder(config)

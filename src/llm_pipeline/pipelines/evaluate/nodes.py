@@ -173,7 +173,7 @@ def score_model(
     import torch
     from transformers import AutoTokenizer
 
-    from llm_pipeline.evaluation.loaded_models import MODELS
+    from llm_pipeline.pipelines.evaluate.loaded_models import MODELS
 
     torch.manual_seed(params["seed"])
     tokenizer = AutoTokenizer.from_pretrained(str(folder.path))
@@ -589,7 +589,7 @@ def pair_log_likelihoods(
     prompt asked as ``prompts`` has it (grounded as in training)."""
     from transformers import AutoTokenizer
 
-    from llm_pipeline.evaluation.loaded_models import MODELS
+    from llm_pipeline.pipelines.evaluate.loaded_models import MODELS
 
     tokenizer = AutoTokenizer.from_pretrained(str(folder.path))
     model = MODELS.causal_lm(folder.path)
@@ -763,7 +763,7 @@ def document_block_nlls(
     ``DOCUMENT_BLOCK`` tokens of the held-out documents under one model."""
     from transformers import AutoTokenizer
 
-    from llm_pipeline.evaluation.loaded_models import MODELS
+    from llm_pipeline.pipelines.evaluate.loaded_models import MODELS
 
     tokenizer = AutoTokenizer.from_pretrained(str(folder.path))
     model = MODELS.causal_lm(folder.path)
@@ -885,8 +885,8 @@ def measure_canary_exposure(aligned_model: ModelFolder, params: dict[str, Any]) 
     and exposure of its secret among random ones, and whether greedy decoding repeats it."""
     from transformers import AutoTokenizer
 
-    from llm_pipeline.evaluation.loaded_models import MODELS
     from llm_pipeline.pipelines.evaluate.canary import CanaryConfig, canary_exposure
+    from llm_pipeline.pipelines.evaluate.loaded_models import MODELS
 
     config = EvaluationConfig.model_validate(params)
     if config.canary is None:

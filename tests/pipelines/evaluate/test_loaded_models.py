@@ -9,8 +9,8 @@ import pytest
 from support import RETRIEVAL_OFF, build_tiny_model
 
 from llm_pipeline.datasets import Folder, ModelFolder
-from llm_pipeline.evaluation import loaded_models
-from llm_pipeline.evaluation.loaded_models import LoadedModels
+from llm_pipeline.pipelines.evaluate import loaded_models
+from llm_pipeline.pipelines.evaluate.loaded_models import LoadedModels
 from llm_pipeline.pipelines.evaluate.nodes import evaluate_models, score_prompt_variants
 
 
