@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import itertools
 import os
 import shutil
@@ -12,6 +14,33 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONF = PROJECT_ROOT / "conf"
+
+
+@functools.cache
+def _merged_parameters(env: str) -> dict[str, Any]:
+    from kedro.config import OmegaConfigLoader
+
+    from llm_pipeline.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(str(CONF), **{**CONFIG_LOADER_ARGS, "default_run_env": env})
+    return loader["parameters"]
+
+
+def environment_parameters(env: str = "tiny") -> dict[str, Any]:
+    """The merged parameters of ``env`` (conf/base and conf/<env>), as ``kedro run --env`` sees
+    them; a fresh copy that a test may change."""
+    return copy.deepcopy(_merged_parameters(env))
+
+
+def parameters_of(section: str, env: str = "tiny", **overrides: Any) -> dict[str, Any]:
+    """The parameters under ``section`` (a dotted path such as ``ingest.cleaning``) of ``env``,
+    with ``overrides`` over its top-level keys: tests build configs from the real YAML instead
+    of repeating its values."""
+    found: Any = environment_parameters(env)
+    for key in section.split("."):
+        found = found[key]
+    return {**found, **overrides}
 
 
 def tool(name: str) -> str:
