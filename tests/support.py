@@ -19,18 +19,46 @@ CONF = PROJECT_ROOT / "conf"
 
 @functools.cache
 def _merged_parameters(env: str) -> dict[str, Any]:
-    from kedro.config import OmegaConfigLoader
+    from llm_pipeline.parameters import load_parameters
 
-    from llm_pipeline.settings import CONFIG_LOADER_ARGS
-
-    loader = OmegaConfigLoader(str(CONF), **{**CONFIG_LOADER_ARGS, "default_run_env": env})
-    return loader["parameters"]
+    return load_parameters(env, CONF)
 
 
 def environment_parameters(env: str = "tiny") -> dict[str, Any]:
     """The merged parameters of ``env`` (conf/base and conf/<env>), as ``kedro run --env`` sees
     them; a fresh copy that a test may change."""
     return copy.deepcopy(_merged_parameters(env))
+
+
+def launch_config(**overrides: Any) -> Any:
+    """conf/tiny's ``launch`` (one process, fp32) with ``overrides``; without a checkpoint root
+    unless one is given, so that a test's job checkpoints in a temporary folder."""
+    from llm_pipeline.training.launch import LaunchConfig
+
+    return LaunchConfig.model_validate(
+        parameters_of("launch", **{"checkpoint_root": None, **overrides})
+    )
+
+
+def tokenizer_config(**overrides: Any) -> Any:
+    """conf/tiny's ``pretrain.tokenizer`` with ``overrides``."""
+    from llm_pipeline.training.tokenizer import TokenizerConfig
+
+    return TokenizerConfig.model_validate(parameters_of("pretrain.tokenizer", **overrides))
+
+
+def judge_config(**overrides: Any) -> Any:
+    """conf/tiny's ``evaluate.judge`` (no judge) with ``overrides``."""
+    from llm_pipeline.evaluation.judge import JudgeConfig
+
+    return JudgeConfig.model_validate(parameters_of("evaluate.judge", **overrides))
+
+
+def canary_config(**overrides: Any) -> Any:
+    """conf/tiny's ``evaluate.canary`` with ``overrides``."""
+    from llm_pipeline.evaluation.canary import CanaryConfig
+
+    return CanaryConfig.model_validate(parameters_of("evaluate.canary", **overrides))
 
 
 def parameters_of(section: str, env: str = "tiny", **overrides: Any) -> dict[str, Any]:
@@ -144,9 +172,9 @@ def build_tiny_model(folder: Path, seed: int = 0, **overrides: int) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM
 
-    from llm_pipeline.training.tokenizer import TokenizerConfig, train_tokenizer
+    from llm_pipeline.training.tokenizer import train_tokenizer
 
-    train_tokenizer(shop_sentences(), TokenizerConfig(vocab_size=300, min_frequency=1), folder)
+    train_tokenizer(shop_sentences(), tokenizer_config(vocab_size=300, min_frequency=1), folder)
     tok = AutoTokenizer.from_pretrained(folder)
     config = tiny_llama_config(tok, **overrides)
     torch.manual_seed(seed)
@@ -171,9 +199,9 @@ def assert_resumes_after_losing_its_last_checkpoint(
     import logging
     import re
 
-    from llm_pipeline.training.launch import LaunchConfig, launch
+    from llm_pipeline.training.launch import launch
 
-    launch(module, spec, LaunchConfig(), jobs)
+    launch(module, spec, launch_config(), jobs)
     uninterrupted = saved_weights(spec["output_dir"])
     checkpoints = spec["checkpoint_dir"]
     found = sorted(path.name for path in checkpoints.glob("checkpoint-*"))
@@ -182,7 +210,7 @@ def assert_resumes_after_losing_its_last_checkpoint(
     shutil.rmtree(spec["output_dir"])
 
     with caplog.at_level(logging.INFO):
-        launch(module, spec, LaunchConfig(), jobs)
+        launch(module, spec, launch_config(), jobs)
 
     resumed_at = re.search(r"Resuming from \S+checkpoint-(\d+) \(step (\d+)\)", caplog.text)
     assert resumed_at and resumed_at[1] == "2", "the re-run did not resume at step 2"

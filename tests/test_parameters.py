@@ -3,8 +3,11 @@ misspelt key stops `kedro run` before any node runs, naming the key and the envi
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 import yaml
+from pydantic import BaseModel
 from support import CONF, copy_project, environment_parameters, run_command, tool
 
 from llm_pipeline.parameters import FILE_OF_KEY, FILES, check_library_sections, check_parameters
@@ -36,6 +39,46 @@ def test_every_stage_s_parameters_are_valid(env):
     assert evaluation.variant_metric in DIRECTIONS
     # The sample data plants the very sentence that evaluate looks for.
     assert (evaluation.canary.prefix, evaluation.canary.secret) == (CANARY_PREFIX, CANARY_SECRET)
+
+
+# Code defaults that are not a restated YAML value: a rule left out is off, and a search
+# dimension's options are per entry of a list that an environment replaces whole.
+DEFAULTS_ALLOWED = {
+    "RuleRewards.length",
+    "RuleRewards.format",
+    "RuleRewards.forbidden",
+    "LengthRule.min_words",
+    "LengthRule.weight",
+    "FormatRule.weight",
+    "ForbiddenRule.weight",
+    "FloatRange.log",
+    "FloatRange.step",
+    "IntRange.step",
+    "IntRange.log",
+}
+
+
+def _fields_with_defaults(model: type[BaseModel], seen: set) -> set[str]:
+    if model in seen:
+        return set()
+    seen.add(model)
+    found = set()
+    for name, field in model.model_fields.items():
+        if not field.is_required():
+            found.add(f"{model.__name__}.{name}")
+        pending = [field.annotation]
+        while pending:
+            annotation = pending.pop()
+            pending += typing.get_args(annotation)
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                found |= _fields_with_defaults(annotation, seen)
+    return found
+
+
+def test_the_yaml_is_the_only_home_of_a_default():
+    seen: set = set()
+    found = set().union(*(_fields_with_defaults(schema, seen) for schema in FILES.values()))
+    assert found <= DEFAULTS_ALLOWED, sorted(found - DEFAULTS_ALLOWED)
 
 
 def test_tiny_overrides_single_keys_and_keeps_the_rest():
@@ -77,10 +120,10 @@ def test_a_key_no_file_has_is_refused():
 
 def test_a_missing_key_and_a_wrong_value_are_named():
     params = environment_parameters("tiny")
-    del params["register"]["primary_metric"]
+    del params["register"]["tolerance"]
     params["align"]["method"] = "ppo"
     errors = check_parameters(params)
-    assert "parameters_register.yml: 'register.primary_metric' is missing" in errors
+    assert "parameters_register.yml: 'register.tolerance' is missing" in errors
     assert any(
         e.startswith("parameters_align.yml: 'align.method': Input should be") for e in errors
     )

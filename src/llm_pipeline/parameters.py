@@ -18,6 +18,7 @@ import importlib
 import logging
 import tempfile
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from kedro.framework.hooks import hook_impl
@@ -201,6 +202,21 @@ FILES: dict[str, type[_Schema]] = {
 }
 
 
+# The project's configuration, beside src/ in a checkout.
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def load_parameters(env: str = "base", conf: Path = CONF) -> dict[str, Any]:
+    """The parameters of ``env`` merged over conf/base as ``kedro run --env`` merges them: for
+    benchmarks and tests that build config objects from the YAML instead of restating it."""
+    from kedro.config import OmegaConfigLoader
+
+    from llm_pipeline.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(str(conf), **{**CONFIG_LOADER_ARGS, "default_run_env": env})
+    return loader["parameters"]
+
+
 def _top_level_keys(schema: type[_Schema]) -> list[str]:
     return [field.alias or name for name, field in schema.model_fields.items()]
 
@@ -299,7 +315,7 @@ def _construct(config_class: Callable, module: str, fields: dict, scratch: str) 
     elif config_class.__name__.endswith("Config") and module == "transformers":
         config_class(**fields)
     else:
-        # The precision is the hardware's at run time (training/precision), not this machine's.
+        # The precision is the hardware's at run time (jobs.hardware_precision), not this one's.
         precision = {} if {"bf16", "fp16"} & set(fields) else {"bf16": False}
         config_class(output_dir=scratch, report_to="none", **precision, **fields)
 

@@ -142,24 +142,24 @@ def generate_answers(model: Any, tokenizer: Any, prompts: list[str], params: dic
 
 
 class EvaluationConfig(BaseModel):
-    """``evaluate:`` parameters."""
+    """``evaluate:`` parameters (every value is in conf/base/parameters_evaluate.yml)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    max_new_tokens: int = Field(48, ge=1)
-    batch_size: int = Field(16, ge=1)
-    include_context: bool = False
-    samples_in_report: int = Field(50, ge=0)
-    seed: int = 42
+    max_new_tokens: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    include_context: bool
+    samples_in_report: int = Field(ge=0)
+    seed: int
     # Bootstrap resamples behind every 95% interval.
-    bootstrap_resamples: int = Field(1000, ge=100)
+    bootstrap_resamples: int = Field(ge=100)
     # A sentence-transformers folder; None: the packaged all-MiniLM-L6-v2.
-    embedding_model: Path | None = None
-    judge: JudgeConfig = Field(default_factory=lambda: JudgeConfig(kind="none"))
+    embedding_model: Path | None
+    judge: JudgeConfig
     # System prompts scored on the candidate model: name -> prompt (None: no system turn).
-    prompt_variants: dict[str, str | None] = Field(default_factory=dict)
-    variant_metric: str = "similarity"
-    canary: CanaryConfig | None = None
+    prompt_variants: dict[str, str | None]
+    variant_metric: str
+    canary: CanaryConfig | None
 
 
 def score_model(
@@ -688,7 +688,7 @@ def measure_alignment(
         for name, found in (("sft", sft), ("aligned", aligned))
     }
     scored = {name: statistics.Sample.of(values) for name, values in scores.items()}
-    count, seed = params.get("bootstrap_resamples", 1000), params["seed"]
+    count, seed = params["bootstrap_resamples"], params["seed"]
     evidence = {
         "method": alignment_method(aligned_model),
         "heldout_pairs": len(pairs),
@@ -842,7 +842,7 @@ def measure_retrieval(
     found = index.search([row["prompt"] for row in rows], max(ks))
     contexts = [row["context"] for row in rows]
     references = [row["reference"] for row in rows]
-    count, seed = params.get("bootstrap_resamples", 1000), params["seed"]
+    count, seed = params["bootstrap_resamples"], params["seed"]
     recall = {
         f"recall_at_{k}": statistics.interval(
             statistics.Sample.of(
