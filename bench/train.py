@@ -64,12 +64,19 @@ def write_corpus(folder: Path) -> Path:
 
 
 def make_job(folder: Path, documents: Path, total_steps: int, warmup: int):
+    from llm_pipeline.parameters import load_parameters
     from llm_pipeline.training.pretrain import PretrainJob
     from llm_pipeline.training.tokenizer import TokenizerConfig, train_tokenizer
 
     if not (folder / "tokenizer").exists():
         texts = [json.loads(line)["text"] for line in documents.read_text().splitlines()]
-        config = TokenizerConfig(vocab_size=VOCAB_SIZE, model_max_length=1 << 20)
+        config = TokenizerConfig.model_validate(
+            {
+                **load_parameters()["pretrain"]["tokenizer"],
+                "vocab_size": VOCAB_SIZE,
+                "model_max_length": 1 << 20,
+            }
+        )
         train_tokenizer(texts, config, folder / "tokenizer")
     return PretrainJob(
         train_file=documents,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import itertools
 import os
 import shutil
@@ -12,6 +14,61 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONF = PROJECT_ROOT / "conf"
+
+
+@functools.cache
+def _merged_parameters(env: str) -> dict[str, Any]:
+    from llm_pipeline.parameters import load_parameters
+
+    return load_parameters(env, CONF)
+
+
+def environment_parameters(env: str = "tiny") -> dict[str, Any]:
+    """The merged parameters of ``env`` (conf/base and conf/<env>), as ``kedro run --env`` sees
+    them; a fresh copy that a test may change."""
+    return copy.deepcopy(_merged_parameters(env))
+
+
+def launch_config(**overrides: Any) -> Any:
+    """conf/tiny's ``launch`` (one process, fp32) with ``overrides``; without a checkpoint root
+    unless one is given, so that a test's job checkpoints in a temporary folder."""
+    from llm_pipeline.training.launch import LaunchConfig
+
+    return LaunchConfig.model_validate(
+        parameters_of("launch", **{"checkpoint_root": None, **overrides})
+    )
+
+
+def tokenizer_config(**overrides: Any) -> Any:
+    """conf/tiny's ``pretrain.tokenizer`` with ``overrides``."""
+    from llm_pipeline.training.tokenizer import TokenizerConfig
+
+    return TokenizerConfig.model_validate(parameters_of("pretrain.tokenizer", **overrides))
+
+
+def judge_config(**overrides: Any) -> Any:
+    """conf/tiny's ``evaluate.judge`` (no judge) with ``overrides``."""
+    from llm_pipeline.pipelines.evaluate.judge import JudgeConfig
+
+    return JudgeConfig.model_validate(parameters_of("evaluate.judge", **overrides))
+
+
+def canary_config(**overrides: Any) -> Any:
+    """conf/tiny's ``evaluate.canary`` with ``overrides``."""
+    from llm_pipeline.pipelines.evaluate.canary import CanaryConfig
+
+    return CanaryConfig.model_validate(parameters_of("evaluate.canary", **overrides))
+
+
+def parameters_of(section: str, env: str = "tiny", **overrides: Any) -> dict[str, Any]:
+    """The parameters under ``section`` (a dotted path such as ``ingest.cleaning``) of ``env``,
+    with ``overrides`` over its top-level keys: tests build configs from the real YAML instead
+    of repeating its values."""
+    found: Any = environment_parameters(env)
+    for key in section.split("."):
+        found = found[key]
+    return {**found, **overrides}
 
 
 def tool(name: str) -> str:
@@ -115,9 +172,9 @@ def build_tiny_model(folder: Path, seed: int = 0, **overrides: int) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM
 
-    from llm_pipeline.training.tokenizer import TokenizerConfig, train_tokenizer
+    from llm_pipeline.training.tokenizer import train_tokenizer
 
-    train_tokenizer(shop_sentences(), TokenizerConfig(vocab_size=300, min_frequency=1), folder)
+    train_tokenizer(shop_sentences(), tokenizer_config(vocab_size=300, min_frequency=1), folder)
     tok = AutoTokenizer.from_pretrained(folder)
     config = tiny_llama_config(tok, **overrides)
     torch.manual_seed(seed)
@@ -142,9 +199,9 @@ def assert_resumes_after_losing_its_last_checkpoint(
     import logging
     import re
 
-    from llm_pipeline.training.launch import LaunchConfig, launch
+    from llm_pipeline.training.launch import launch
 
-    launch(module, spec, LaunchConfig(), jobs)
+    launch(module, spec, launch_config(), jobs)
     uninterrupted = saved_weights(spec["output_dir"])
     checkpoints = spec["checkpoint_dir"]
     found = sorted(path.name for path in checkpoints.glob("checkpoint-*"))
@@ -153,7 +210,7 @@ def assert_resumes_after_losing_its_last_checkpoint(
     shutil.rmtree(spec["output_dir"])
 
     with caplog.at_level(logging.INFO):
-        launch(module, spec, LaunchConfig(), jobs)
+        launch(module, spec, launch_config(), jobs)
 
     resumed_at = re.search(r"Resuming from \S+checkpoint-(\d+) \(step (\d+)\)", caplog.text)
     assert resumed_at and resumed_at[1] == "2", "the re-run did not resume at step 2"

@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-from support import PROJECT_ROOT, run_command, tool
+from support import PROJECT_ROOT, parameters_of, run_command, tool
 
 from llm_pipeline.pipelines.evaluate.nodes import report_metrics, summarise_scores
 
@@ -28,7 +28,7 @@ def metrics_file(shift: float) -> str:
     summary = summarise_scores(
         {"sft": scores(held), "aligned": scores(held + shift)},
         {},
-        {"bootstrap_resamples": 200, "seed": 0},
+        parameters_of("evaluate", bootstrap_resamples=200, seed=0),
     )
     canary = {"exposure": 1.0, "max_exposure": 9.97, "rank": 500, "regurgitated": False}
     metrics, _ = report_metrics(summary, {"method": "dpo"}, canary, {"enabled": False}, {})

@@ -7,11 +7,14 @@ import random
 
 import pandas as pd
 import pytest
+from support import parameters_of
 
 from llm_pipeline import expectations
 from llm_pipeline.hygiene import records
 
-PII = {"keep": ["help@shop.example"], "types": ["email", "phone", "card_number"]}
+PII = parameters_of(
+    "ingest.pii", keep=["help@shop.example"], types=["email", "phone", "card_number"]
+)
 PARAMS = {
     "min_rows": {},
     "document_chars": {"min": 10, "max": 1000},
@@ -164,7 +167,7 @@ def test_views_keep_row_order_whatever_the_index():
         },
         index=[10, 3],
     )
-    view = expectations.contract_view("preferences", frame, {"types": ["phone"]})
+    view = expectations.contract_view("preferences", frame, {**PII, "types": ["phone"]})
     assert view["id"].tolist() == ["p1", "p2"]
     assert view["chosen_differs"].tolist() == [False, True]
     assert view["personal_data"].tolist() == [None, "phone: 415-555-0100"]

@@ -9,11 +9,13 @@ from omegaconf.resolvers import oc
 warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
 
 from llm_pipeline.hooks import BatchedMlflowHook, RunTimings  # noqa: E402 (after the filter)
+from llm_pipeline.parameters import ParametersCheck  # noqa: E402
 
 # kedro-mlflow's hook with each node's parameters logged in one request (hooks.py); timings of
-# nodes, datasets and hooks only when bench/overhead.py asks for them.
+# nodes, datasets and hooks only when bench/overhead.py asks for them. The parameters check is
+# registered last, so that it runs first: a run with a misspelt key stops before anything else.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)  # its distribution name, as Kedro reads it
-HOOKS = (BatchedMlflowHook(), *RunTimings.from_environment())
+HOOKS = (BatchedMlflowHook(), *RunTimings.from_environment(), ParametersCheck())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

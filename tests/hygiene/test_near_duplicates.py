@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from support import parameters_of
 
 from llm_pipeline.hygiene import near_duplicates
 from llm_pipeline.hygiene.near_duplicates import (
@@ -23,6 +24,16 @@ from llm_pipeline.hygiene.near_duplicates import (
     words,
 )
 
+
+def near_duplicate_config(**overrides: object) -> NearDuplicateConfig:
+    """conf/base's ``ingest.near_duplicates`` with ``overrides``."""
+    return NearDuplicateConfig.model_validate(
+        parameters_of("ingest.near_duplicates", env="base", **overrides)
+    )
+
+
+NEAR = near_duplicate_config()
+LEAKAGE = LeakageConfig(ngram=parameters_of("ingest.leakage", env="base")["ngram"])
 VOCABULARY = [f"w{i}" for i in range(50_000)]
 
 
@@ -56,7 +67,7 @@ def test_words_are_lowercased_word_runs_as_re_finds_them() -> None:
 
 def test_signatures_have_one_uint32_row_of_num_perm_entries_per_text() -> None:
     texts = ["one two three four five six", "", "!!! ...", "short text", "x"]
-    signatures = minhash_signatures(texts, NearDuplicateConfig(num_perm=100))
+    signatures = minhash_signatures(texts, near_duplicate_config(num_perm=100))
     assert signatures.shape == (5, 100)
     assert signatures.dtype == np.uint32
     assert (signatures[1] == 0xFFFFFFFF).all() and (signatures[2] == 0xFFFFFFFF).all()
@@ -66,7 +77,7 @@ def test_signatures_have_one_uint32_row_of_num_perm_entries_per_text() -> None:
 def test_case_and_punctuation_do_not_change_a_signature() -> None:
     plain = "the cat sat on the mat and then Привет мир again"
     noisy = "The CAT sat -- on the mat; and then ПРИВЕТ, мир... again!"
-    signatures = minhash_signatures([plain, noisy, plain.replace("mat", "hat")])
+    signatures = minhash_signatures([plain, noisy, plain.replace("mat", "hat")], NEAR)
     assert (signatures[0] == signatures[1]).all()
     assert not (signatures[0] == signatures[2]).all()
 
@@ -75,16 +86,16 @@ def test_a_signature_does_not_depend_on_the_other_texts_in_the_call() -> None:
     rng = random.Random(3)
     # Over a million characters, so the texts are hashed in several chunks and batches.
     texts = [" ".join(random_words(rng, 300)) for _ in range(600)]
-    together = minhash_signatures(texts)
+    together = minhash_signatures(texts, NEAR)
     for index in (0, 1, 299, 599):
-        assert (minhash_signatures([texts[index]])[0] == together[index]).all()
+        assert (minhash_signatures([texts[index]], NEAR)[0] == together[index]).all()
 
 
 def test_seed_changes_signatures() -> None:
     text = ["a few words that make several shingles for the signature"]
     assert not (
-        minhash_signatures(text, NearDuplicateConfig(seed=1))
-        == minhash_signatures(text, NearDuplicateConfig(seed=2))
+        minhash_signatures(text, near_duplicate_config(seed=1))
+        == minhash_signatures(text, near_duplicate_config(seed=2))
     ).all()
 
 
@@ -97,7 +108,7 @@ def test_equal_signature_entries_estimate_jaccard_without_bias(common: int, diff
         tokens = random_words(rng, common + 2 * different)
         a = " ".join(tokens[: common + different])
         b = " ".join(tokens[:common] + tokens[common + different :])
-        signatures = minhash_signatures([a, b], NearDuplicateConfig(seed=seed))
+        signatures = minhash_signatures([a, b], near_duplicate_config(seed=seed))
         estimates.append((signatures[0] == signatures[1]).mean())
         truths.append(jaccard(a, b))
     assert abs(np.mean(estimates) - np.mean(truths)) < 0.05
@@ -111,7 +122,7 @@ def test_equal_signature_entries_estimate_jaccard_without_bias(common: int, diff
 def test_lsh_bands_use_every_permutation_and_the_most_rows_that_keep_recall(
     num_perm: int, threshold: float
 ) -> None:
-    bands, rows = lsh_bands(NearDuplicateConfig(num_perm=num_perm, threshold=threshold))
+    bands, rows = lsh_bands(near_duplicate_config(num_perm=num_perm, threshold=threshold))
 
     def candidate_probability(b: int, r: int) -> float:
         return 1 - (1 - threshold**r) ** b
@@ -129,7 +140,7 @@ def test_lsh_bands_use_every_permutation_and_the_most_rows_that_keep_recall(
 def test_identical_texts_point_to_the_first_copy_with_similarity_one() -> None:
     a = "The same words in the same order, over and over, make the same shingles."
     b = "Something else entirely: unrelated words that share no five word run at all."
-    found = find_near_duplicates([a, b, a.upper(), a + "!!", b])
+    found = find_near_duplicates([a, b, a.upper(), a + "!!", b], NEAR)
     assert found == [
         NearDuplicate(2, 0, 1.0),
         NearDuplicate(3, 0, 1.0),
@@ -143,7 +154,7 @@ def test_a_few_changed_words_are_found_and_unrelated_texts_are_not() -> None:
     one_change = with_changes(original, [100], rng)
     two_changes = with_changes(original, [20, 150], rng)
     texts = [" ".join(t) for t in (original, random_words(rng, 200), one_change, two_changes)]
-    found = by_index(find_near_duplicates(texts, NearDuplicateConfig(threshold=0.8)))
+    found = by_index(find_near_duplicates(texts, near_duplicate_config(threshold=0.8)))
     assert sorted(found) == [2, 3]
     assert found[2].kept_index == 0 and found[3].kept_index == 0
     assert abs(found[2].similarity - jaccard(texts[0], texts[2])) < 0.1
@@ -157,8 +168,8 @@ def test_half_overlapping_texts_are_found_at_a_low_threshold_only() -> None:
     true_similarity = jaccard(a, b)
     assert 0.45 < true_similarity < 0.55
 
-    assert find_near_duplicates([a, b], NearDuplicateConfig(threshold=0.8)) == []
-    [found] = find_near_duplicates([a, b], NearDuplicateConfig(threshold=0.3))
+    assert find_near_duplicates([a, b], near_duplicate_config(threshold=0.8)) == []
+    [found] = find_near_duplicates([a, b], near_duplicate_config(threshold=0.3))
     assert (found.index, found.kept_index) == (1, 0)
     assert abs(found.similarity - true_similarity) < 0.15
 
@@ -169,7 +180,7 @@ def test_a_chain_of_edits_always_points_to_a_kept_text() -> None:
     b = with_changes(a, [10, 60, 110, 160], rng)  # about 0.81 like a
     c = with_changes(b, [35, 85, 135, 185], rng)  # about 0.81 like b, 0.66 like a
     texts = [" ".join(t) for t in (a, b, c)]
-    found = by_index(find_near_duplicates(texts, NearDuplicateConfig(threshold=0.7)))
+    found = by_index(find_near_duplicates(texts, near_duplicate_config(threshold=0.7)))
     assert found[1].kept_index == 0
     assert 2 not in found or found[2].kept_index == 0
 
@@ -181,7 +192,7 @@ def test_every_duplicate_in_a_cluster_points_to_an_earlier_kept_text_above_thres
         " ".join(with_changes(base, rng.sample(range(150), rng.randint(0, 12)), rng))
         for _ in range(300)
     ]
-    config = NearDuplicateConfig(threshold=0.75)
+    config = near_duplicate_config(threshold=0.75)
     found = find_near_duplicates(texts, config)
     duplicates = {d.index for d in found}
     assert found == sorted(found, key=lambda d: d.index)
@@ -200,11 +211,11 @@ def test_same_input_same_output_and_input_order_decides_the_kept_copy() -> None:
         " ".join(original),
         " ".join(with_changes(original, [60], rng)),
     ]
-    first = find_near_duplicates(texts)
-    assert first == find_near_duplicates(list(texts))
+    first = find_near_duplicates(texts, NEAR)
+    assert first == find_near_duplicates(list(texts), NEAR)
     assert [(d.index, d.kept_index) for d in first] == [(2, 1)]
 
-    reordered = find_near_duplicates([texts[2], texts[0], texts[1]])
+    reordered = find_near_duplicates([texts[2], texts[0], texts[1]], NEAR)
     assert [(d.index, d.kept_index) for d in reordered] == [(2, 0)]
 
 
@@ -216,7 +227,7 @@ def test_which_texts_are_duplicates_depends_on_the_seed_only_through_signatures(
     pairs = {
         seed: [
             (d.index, d.kept_index)
-            for d in find_near_duplicates(texts, NearDuplicateConfig(seed=seed))
+            for d in find_near_duplicates(texts, near_duplicate_config(seed=seed))
         ]
         for seed in (1, 2, 3)
     }
@@ -226,19 +237,19 @@ def test_which_texts_are_duplicates_depends_on_the_seed_only_through_signatures(
 
 def test_empty_and_short_texts_are_handled() -> None:
     texts = ["", "hi there", "   ", "Hi, THERE!", "hi there friend", "", "!!"]
-    found = find_near_duplicates(texts)
+    found = find_near_duplicates(texts, NEAR)
     # Texts without words have no shingles and are never reported; short texts are one shingle.
     assert found == [NearDuplicate(3, 1, 1.0)]
 
 
 def test_non_text_input_is_refused_with_its_index() -> None:
     with pytest.raises(TypeError, match="text 1 is a NoneType"):
-        find_near_duplicates(["fine", None])  # type: ignore[list-item]
+        find_near_duplicates(["fine", None], NEAR)  # type: ignore[list-item]
 
 
 def test_unknown_config_keys_fail() -> None:
     with pytest.raises(ValidationError):
-        NearDuplicateConfig(treshold=0.8)  # type: ignore[call-arg]
+        near_duplicate_config(treshold=0.8)  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
         LeakageConfig(n_gram=13)  # type: ignore[call-arg]
 
@@ -251,13 +262,13 @@ def test_thousands_of_short_texts_with_planted_duplicates_are_all_found_quickly(
         copy = texts[source].upper() + "." if rng.random() < 0.5 else texts[source] + " tail"
         planted[len(texts)] = source
         texts.append(copy)
-    found = find_near_duplicates(texts)
+    found = find_near_duplicates(texts, NEAR)
     assert {d.index: d.kept_index for d in found} == planted
 
 
 def test_many_identical_texts_do_not_go_quadratic() -> None:
     text = " ".join(random_words(random.Random(23), 300))
-    found = find_near_duplicates([text] * 10_000)
+    found = find_near_duplicates([text] * 10_000, NEAR)
     assert len(found) == 9_999
     assert all(d.kept_index == 0 and d.similarity == 1.0 for d in found)
 
@@ -274,9 +285,9 @@ def test_a_thirteen_word_run_inside_a_training_text_leaks() -> None:
         " ".join(random_words(rng, 30)) + f", {run}; " + " ".join(random_words(rng, 30)),
         " ".join(random_words(rng, 50)),
     ]
-    assert leaked_ngrams_index(train, [" ".join(random_words(rng, 40)), " ".join(validation)]) == {
-        1: [1]
-    }
+    assert leaked_ngrams_index(
+        train, [" ".join(random_words(rng, 40)), " ".join(validation)], LEAKAGE
+    ) == {1: [1]}
 
 
 def test_twelve_shared_words_do_not_leak() -> None:
@@ -286,7 +297,7 @@ def test_twelve_shared_words_do_not_leak() -> None:
         " ".join([*validation[:12], "different", *validation[13:25]]),
         " ".join(random_words(rng, 10) + validation[20:32]),
     ]
-    assert leaked_ngrams_index(train, [" ".join(validation)]) == {}
+    assert leaked_ngrams_index(train, [" ".join(validation)], LEAKAGE) == {}
     assert leaked_ngrams_index(train, [" ".join(validation)], LeakageConfig(ngram=12)) == {
         0: [0, 1]
     }
@@ -296,7 +307,7 @@ def test_a_run_split_across_two_training_texts_does_not_leak() -> None:
     rng = random.Random(41)
     validation = random_words(rng, 20)
     train = [" ".join(validation[:10]), " ".join(validation[10:])]
-    assert leaked_ngrams_index(train, [" ".join(validation)]) == {}
+    assert leaked_ngrams_index(train, [" ".join(validation)], LEAKAGE) == {}
 
 
 def test_short_validation_texts_leak_only_when_contained_contiguously() -> None:
@@ -306,7 +317,7 @@ def test_short_validation_texts_leak_only_when_contained_contiguously() -> None:
         "capital of",
     ]
     validation = ["the capital of France", "Capital of Spain", "Paris France", "", "capital of"]
-    assert leaked_ngrams_index(train, validation) == {0: [0], 1: [1], 4: [0, 1, 2]}
+    assert leaked_ngrams_index(train, validation, LEAKAGE) == {0: [0], 1: [1], 4: [0, 1, 2]}
 
 
 def test_leaks_are_found_at_the_right_indices_among_many_training_texts() -> None:
@@ -318,13 +329,13 @@ def test_leaks_are_found_at_the_right_indices_among_many_training_texts() -> Non
         run = " ".join(validation[index].split()[3:16])
         for target in targets:
             train[target] = f"{train[target]} {run} {train[target]}"
-    assert leaked_ngrams_index(train, validation) == planted
+    assert leaked_ngrams_index(train, validation, LEAKAGE) == planted
 
 
 def test_no_validation_or_no_training_text_means_no_leak() -> None:
-    assert leaked_ngrams_index([], ["some validation words"]) == {}
-    assert leaked_ngrams_index(["some training words"], []) == {}
-    assert leaked_ngrams_index(["", "x"], ["", "   "]) == {}
+    assert leaked_ngrams_index([], ["some validation words"], LEAKAGE) == {}
+    assert leaked_ngrams_index(["some training words"], [], LEAKAGE) == {}
+    assert leaked_ngrams_index(["", "x"], ["", "   "], LEAKAGE) == {}
 
 
 # --- worker processes ----------------------------------------------------------------------
@@ -341,12 +352,12 @@ def test_two_workers_find_the_same_duplicates_and_leaks_as_one(monkeypatch) -> N
     for index in (5, 333, 640):
         texts[index] += " " + " ".join(validation[index % 20].split()[2:16])
 
-    found = find_near_duplicates(texts, workers=1)
+    found = find_near_duplicates(texts, NEAR, workers=1)
     assert len(found) >= 80
-    assert find_near_duplicates(texts, workers=2) == found
-    leaks = leaked_ngrams_index(texts, validation, workers=1)
+    assert find_near_duplicates(texts, NEAR, workers=2) == found
+    leaks = leaked_ngrams_index(texts, validation, LEAKAGE, workers=1)
     assert leaks == {5: [5], 13: [333], 0: [640]}
-    assert leaked_ngrams_index(texts, validation, workers=2) == leaks
+    assert leaked_ngrams_index(texts, validation, LEAKAGE, workers=2) == leaks
 
 
 def test_signature_tables_of_parts_give_the_duplicates_of_the_whole() -> None:
@@ -355,7 +366,7 @@ def test_signature_tables_of_parts_give_the_duplicates_of_the_whole() -> None:
     for index in range(0, 200, 9):
         texts.append(" ".join(with_changes(texts[index].split(), [7], rng)))
     texts += ["", "  ", texts[4]]  # no words, no words, an identical copy
-    config = NearDuplicateConfig()
+    config = near_duplicate_config()
 
     parts = [near_duplicates.signature_table(texts[a:b], config) for a, b in ((0, 97), (97, 230))]
     signatures = np.concatenate([part[0] for part in parts])
@@ -381,7 +392,9 @@ def test_several_corpora_checked_at_once_find_what_each_finds_alone(monkeypatch)
     }
     corpora["documents"][17] += " " + " ".join(validation[3].split()[:14])
     corpora["conversations"][101] = " ".join(validation[8].split()[5:20])
-    alone = {name: leaked_ngrams_index(texts, validation) for name, texts in corpora.items()}
+    alone = {
+        name: leaked_ngrams_index(texts, validation, LEAKAGE) for name, texts in corpora.items()
+    }
     assert alone == {"documents": {3: [17]}, "conversations": {8: [101]}, "preferences": {}}
     for workers in (1, 2):
-        assert leaked_ngrams_indexes(corpora, validation, workers=workers) == alone
+        assert leaked_ngrams_indexes(corpora, validation, LEAKAGE, workers=workers) == alone

@@ -9,6 +9,7 @@ from itertools import pairwise
 import phonenumbers
 import pytest
 from pydantic import ValidationError
+from support import parameters_of
 
 from llm_pipeline.hygiene import pii
 from llm_pipeline.hygiene.pii import (
@@ -21,6 +22,15 @@ from llm_pipeline.hygiene.pii import (
     luhn_valid,
     redact,
 )
+
+
+def pii_config(**overrides: object) -> PiiConfig:
+    """conf/base's ``ingest.pii`` with ``overrides``."""
+    return PiiConfig.model_validate(parameters_of("ingest.pii", env="base", **overrides))
+
+
+# Every type and region of conf/base, without the organisation's own details kept.
+PII = pii_config(keep=[])
 
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0"
@@ -103,14 +113,14 @@ def test_each_type_is_replaced_by_its_placeholder(
     before: str, item: str, after: str, kind: str
 ) -> None:
     text = case_text(before, item, after)
-    assert redact(text) == (before + PLACEHOLDERS[kind] + after, {kind: 1})
+    assert redact(text, PII) == (before + PLACEHOLDERS[kind] + after, {kind: 1})
     start = len(before)
-    assert find_pii(text) == [(start, start + len(item), kind)]
+    assert find_pii(text, PII) == [(start, start + len(item), kind)]
 
 
 @pytest.mark.parametrize("text", ORDINARY)
 def test_ordinary_shop_text_is_left_alone(text: str) -> None:
-    assert redact(text) == (text, {})
+    assert redact(text, PII) == (text, {})
 
 
 def test_ordinary_shop_text_never_reaches_the_slow_phone_matcher(
@@ -125,9 +135,9 @@ def test_ordinary_shop_text_never_reaches_the_slow_phone_matcher(
     pii._matched_phones.cache_clear()
     monkeypatch.setattr(phonenumbers, "PhoneNumberMatcher", counting_matcher)
     for text in ORDINARY:
-        redact(text)
+        redact(text, PII)
     assert calls == []
-    redact("Call me on (212) 555-0507.")
+    redact("Call me on (212) 555-0507.", PII)
     assert len(calls) == 1
     pii._matched_phones.cache_clear()
 
@@ -138,7 +148,7 @@ def test_several_items_in_one_text_are_all_replaced_and_counted() -> None:
         "4111-1111-1111-1111 for order NW-48213 of 2026-11-22, or write to "
         "support@northwind-outfitters.example. My IP was 203.0.113.7."
     )
-    assert redact(text) == (
+    assert redact(text, PII) == (
         "Hi, I'm Maya (<EMAIL>, <PHONE>). Please refund card <CARD_NUMBER> for order "
         "NW-48213 of 2026-11-22, or write to <EMAIL>. My IP was <IP_ADDRESS>.",
         {"email": 2, "phone": 1, "card_number": 1, "ip_address": 1},
@@ -148,7 +158,7 @@ def test_several_items_in_one_text_are_all_replaced_and_counted() -> None:
 def test_a_secret_assignment_and_numbers_in_one_text_share_the_folded_copy() -> None:
     # The folded copy is made for the assignment and reused for the numbers after it.
     text = "API_KEY: abcdefgh12345678 and call +1 415 555 0134 from 10.0.0.7"
-    assert redact(text) == (
+    assert redact(text, PII) == (
         "API_KEY: <SECRET> and call <PHONE> from <IP_ADDRESS>",
         {"secret": 1, "phone": 1, "ip_address": 1},
     )
@@ -158,7 +168,7 @@ def test_a_secret_assignment_and_numbers_in_one_text_share_the_folded_copy() -> 
     "text", ["a line of ---------- dashes (...) and //// slashes", "+++++ ((((( ))))) ..........."]
 )
 def test_number_punctuation_without_digits_is_never_a_number(text: str) -> None:
-    assert find_pii(text) == []
+    assert find_pii(text, PII) == []
 
 
 @pytest.mark.parametrize(
@@ -179,14 +189,14 @@ def test_number_punctuation_without_digits_is_never_a_number(text: str) -> None:
     ],
 )
 def test_overlapping_candidates_are_replaced_once(text: str, expected: str) -> None:
-    redacted, counts = redact(text)
+    redacted, counts = redact(text, PII)
     assert redacted == expected
     assert sum(counts.values()) == 1
 
 
 def test_spans_are_sorted_and_never_overlap() -> None:
     text = " | ".join(case_text(*case[:3]) for case in FOUND)
-    spans = find_pii(text)
+    spans = find_pii(text, PII)
     assert len(spans) == len(FOUND)
     assert [kind for _, _, kind in spans] == [case[3] for case in FOUND]
     assert all(end <= next_start for (_, end, _), (next_start, _, _) in pairwise(spans))
@@ -194,38 +204,38 @@ def test_spans_are_sorted_and_never_overlap() -> None:
 
 @pytest.mark.parametrize("text", [case_text(*case[:3]) for case in FOUND] + ORDINARY)
 def test_redacting_twice_changes_nothing_more(text: str) -> None:
-    once, _ = redact(text)
-    assert redact(once) == (once, {})
+    once, _ = redact(text, PII)
+    assert redact(once, PII) == (once, {})
 
 
 def test_a_text_without_anything_to_redact_is_returned_as_is() -> None:
     text = "Thanks so much, the boots fit perfectly!"
-    redacted, counts = redact(text)
+    redacted, counts = redact(text, PII)
     assert redacted is text
     assert counts == {}
-    assert find_pii("") == []
+    assert find_pii("", PII) == []
 
 
 def test_config_types_restricts_what_is_redacted() -> None:
     text = "Mail jane@example.com or call +1 415 555 0134 from 10.0.0.1."
-    assert redact(text, PiiConfig(types=("email",))) == (
+    assert redact(text, pii_config(types=("email",))) == (
         "Mail <EMAIL> or call +1 415 555 0134 from 10.0.0.1.",
         {"email": 1},
     )
-    assert redact(text, PiiConfig(types=("phone", "ip_address"))) == (
+    assert redact(text, pii_config(types=("phone", "ip_address"))) == (
         "Mail jane@example.com or call <PHONE> from <IP_ADDRESS>.",
         {"phone": 1, "ip_address": 1},
     )
-    assert redact(text, PiiConfig(types=())) == (text, {})
+    assert redact(text, pii_config(types=())) == (text, {})
 
 
 def test_phone_regions_decide_numbers_without_a_country_code() -> None:
     text = "Ring (020) 7946 0958 or +44 20 7946 0958."
-    assert redact(text, PiiConfig(phone_regions=("US",))) == (
+    assert redact(text, pii_config(phone_regions=("US",))) == (
         "Ring (020) 7946 0958 or <PHONE>.",
         {"phone": 1},
     )
-    assert redact(text, PiiConfig(phone_regions=("GB",)))[1] == {"phone": 2}
+    assert redact(text, pii_config(phone_regions=("GB",)))[1] == {"phone": 2}
 
 
 @pytest.mark.parametrize(
@@ -234,7 +244,7 @@ def test_phone_regions_decide_numbers_without_a_country_code() -> None:
 )
 def test_config_refuses_unknown_types_regions_and_fields(fields: dict) -> None:
     with pytest.raises(ValidationError):
-        PiiConfig(**fields)
+        pii_config(**fields)
 
 
 @pytest.mark.parametrize(
@@ -253,7 +263,7 @@ def test_config_refuses_unknown_types_regions_and_fields(fields: dict) -> None:
 )
 def test_adversarial_texts_take_linear_time(text: str) -> None:
     started = time.process_time()
-    redact(text)
+    redact(text, PII)
     assert time.process_time() - started < 5  # about 0.1 s; quadratic work takes minutes
 
 
@@ -310,7 +320,7 @@ def test_leftover_pattern_matches_raw_pii(raw: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    [redact(case_text(*case[:3]))[0] for case in FOUND]
+    [redact(case_text(*case[:3]), PII)[0] for case in FOUND]
     + [" ".join(PLACEHOLDERS.values())]
     + [text for text in ORDINARY if "Luhn" not in text],
 )
@@ -319,7 +329,7 @@ def test_leftover_pattern_passes_redacted_and_ordinary_text(text: str) -> None:
 
 
 def test_public_details_listed_in_keep_stay_as_written():
-    config = PiiConfig(keep=["Support@Shop.example", "1-800-555-0142"])
+    config = pii_config(keep=["Support@Shop.example", "1-800-555-0142"])
     text = "Mail support@shop.example or jane@home.example, or call 1-800-555-0142."
     redacted, counts = redact(text, config)
     assert redacted == "Mail support@shop.example or <EMAIL>, or call 1-800-555-0142."

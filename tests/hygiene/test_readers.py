@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from fpdf import FPDF
 from fpdf.enums import EncryptionMethod
+from support import parameters_of
 
 from llm_pipeline.hygiene.readers import (
     SUPPORTED_SUFFIXES,
@@ -21,6 +22,12 @@ from llm_pipeline.hygiene.readers import (
     read_raw_file,
 )
 
+
+def reader_config(**overrides: object) -> ReaderConfig:
+    """conf/base's ``ingest.reader`` with ``overrides``."""
+    return ReaderConfig.model_validate(parameters_of("ingest.reader", env="base", **overrides))
+
+
 FRENCH = (
     "Le café est très apprécié à Paris. Les élèves étudient le français, l'été comme "
     "l'hiver ; où est la bibliothèque ? « Déjà vu », dit-il.\n"
@@ -29,7 +36,7 @@ FRENCH = (
 
 def read(source: str, data: bytes, **config) -> FileReading:
     """``read_raw_file``, checking what must hold for every file: its rows add up."""
-    reading = read_raw_file(source, data, ReaderConfig(**config))
+    reading = read_raw_file(source, data, reader_config(**config))
     assert reading.rows_seen == len(reading.records) + len(reading.quarantined)
     assert reading.rows_seen >= 1
     assert {item.source for item in [*reading.records, *reading.quarantined]} == {source}
@@ -225,7 +232,7 @@ def test_binary_data_with_a_text_suffix_is_refused(name, data):
 
 
 def test_decode_text_returns_text_encoding_and_no_problem():
-    config = ReaderConfig()
+    config = reader_config()
 
     assert decode_text("a.txt", "héllo".encode(), config) == ("héllo", "utf-8", None)
     text, encoding, problem = decode_text("a.txt", b"", config)

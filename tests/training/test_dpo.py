@@ -10,10 +10,11 @@ import pytest
 from support import (
     assert_resumes_after_losing_its_last_checkpoint,
     build_tiny_model,
+    launch_config,
     saved_weights,
 )
 
-from llm_pipeline.training.launch import LaunchConfig, launch
+from llm_pipeline.training.launch import launch
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +63,7 @@ def dpo_job(inputs: dict, name: str, **trainer) -> dict:
 
 def test_dpo_learns_the_pairs_and_logs_its_reward_margin(dpo_inputs):
     spec = dpo_job(dpo_inputs, "plain")
-    launch("llm_pipeline.training.dpo", spec, LaunchConfig(), dpo_inputs["root"] / "jobs")
+    launch("llm_pipeline.training.dpo", spec, launch_config(), dpo_inputs["root"] / "jobs")
 
     history = json.loads((spec["output_dir"] / "training_log.json").read_text())
     steps = [entry for entry in history if "rewards/margins" in entry]
@@ -88,7 +89,7 @@ def test_the_same_dpo_job_run_twice_gives_the_same_weights(dpo_inputs):
     weights = []
     for name in ("first", "second"):
         spec = dpo_job(dpo_inputs, name)
-        launch("llm_pipeline.training.dpo", spec, LaunchConfig(), dpo_inputs["root"] / "jobs")
+        launch("llm_pipeline.training.dpo", spec, launch_config(), dpo_inputs["root"] / "jobs")
         weights.append(saved_weights(spec["output_dir"]))
     first, second = weights
     assert first.keys() == second.keys()

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
+from support import launch_config, tokenizer_config
 
-from llm_pipeline.training.launch import LaunchConfig, launch
-from llm_pipeline.training.tokenizer import TokenizerConfig, train_tokenizer
+from llm_pipeline.training.launch import launch
+from llm_pipeline.training.tokenizer import train_tokenizer
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +38,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     """Tokenizer, then pretrain, SFT and DPO in sequence, each a torchrun job."""
     root = tmp_path_factory.mktemp("train")
     texts = [f"{ANSWER} Returns are accepted within {d} days of delivery." for d in range(20, 80)]
-    train_tokenizer(texts, TokenizerConfig(vocab_size=300, min_frequency=1), root / "tokenizer")
+    train_tokenizer(texts, tokenizer_config(vocab_size=300, min_frequency=1), root / "tokenizer")
     documents = write_jsonl(root / "docs.jsonl", [{"text": t} for t in texts])
     turns = [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": ANSWER}]
     conversations = write_jsonl(root / "conv.jsonl", [{"messages": turns}] * 32)
@@ -83,7 +84,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     }
     for name, (module, job) in jobs.items():
         job.update(output_dir=root / name, checkpoint_dir=root / f"{name}-checkpoints")
-        launch(module, job, LaunchConfig(), root / "jobs")
+        launch(module, job, launch_config(), root / "jobs")
     return {name: root / name for name in ("tokenizer", "base", "sft", "dpo")}
 
 

@@ -9,6 +9,7 @@ import socket
 
 import pytest
 from pydantic import ValidationError
+from support import launch_config, parameters_of
 
 from llm_pipeline.training.launch import (
     LaunchConfig,
@@ -19,13 +20,13 @@ from llm_pipeline.training.launch import (
 
 
 def test_one_node_runs_standalone():
-    arguments = torchrun_arguments(LaunchConfig(nproc_per_node=2))
+    arguments = torchrun_arguments(launch_config(nproc_per_node=2))
     assert arguments[0] == "--standalone"
     assert "--nproc-per-node=2" in arguments
 
 
 def test_several_nodes_rendezvous_with_c10d():
-    config = LaunchConfig(nnodes=2, node_rank=1, rdzv_endpoint="10.0.0.1:29400", rdzv_id="job7")
+    config = launch_config(nnodes=2, node_rank=1, rdzv_endpoint="10.0.0.1:29400", rdzv_id="job7")
     arguments = torchrun_arguments(config)
     assert "--standalone" not in arguments
     for expected in (
@@ -40,19 +41,19 @@ def test_several_nodes_rendezvous_with_c10d():
 
 def test_several_nodes_without_an_endpoint_are_refused():
     with pytest.raises(ValueError, match="rdzv_endpoint"):
-        torchrun_arguments(LaunchConfig(nnodes=2))
+        torchrun_arguments(launch_config(nnodes=2))
 
 
 def test_unknown_launch_keys_fail_loudly():
-    with pytest.raises(ValidationError):
-        LaunchConfig.model_validate({"nproc_per_node": 1, "num_gpus": 8})
+    with pytest.raises(ValidationError, match="num_gpus"):
+        LaunchConfig.model_validate(parameters_of("launch", num_gpus=8))
 
 
 @pytest.mark.slow
 def test_a_failing_job_raises_with_exit_code_and_its_last_lines(tmp_path):
     job = {"train_file": str(tmp_path / "missing.jsonl"), "not_a_field": 1}
     with pytest.raises(TrainingLaunchError) as error:
-        launch("llm_pipeline.training.pretrain", job, LaunchConfig(), tmp_path)
+        launch("llm_pipeline.training.pretrain", job, launch_config(), tmp_path)
     assert error.value.exit_code != 0
     tail = "\n".join(error.value.tail)
     assert "not_a_field" in tail
@@ -116,7 +117,7 @@ def test_a_failure_on_one_rank_reports_that_rank_its_exit_code_and_its_own_log(
 ):
     module = job_module(tmp_path, monkeypatch, "rank_one_fails", RANK_ONE_FAILS)
     with pytest.raises(TrainingLaunchError) as error:
-        launch(module, {}, LaunchConfig(nproc_per_node=2), tmp_path / "job")
+        launch(module, {}, launch_config(nproc_per_node=2), tmp_path / "job")
     assert error.value.rank == 1
     assert error.value.exit_code == 3
     assert error.value.tail == ["rank 1 cannot read its shard"]
@@ -129,7 +130,7 @@ def test_the_same_job_runs_as_two_nodes_meeting_at_a_c10d_endpoint(tmp_path, mon
     module = job_module(tmp_path, monkeypatch, "all_reduce_job", ALL_REDUCE)
     endpoint = f"127.0.0.1:{free_port()}"
     nodes = [
-        LaunchConfig(nnodes=2, node_rank=rank, rdzv_endpoint=endpoint, rdzv_id="two-nodes")
+        launch_config(nnodes=2, node_rank=rank, rdzv_endpoint=endpoint, rdzv_id="two-nodes")
         for rank in (0, 1)
     ]
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
@@ -158,12 +159,12 @@ def test_max_restarts_starts_a_failed_worker_again(tmp_path, monkeypatch):
     module = job_module(tmp_path, monkeypatch, "fails_once", FAILS_ONCE)
     job = {"output_dir": str(tmp_path)}
     with pytest.raises(TrainingLaunchError):
-        launch(module, job, LaunchConfig(max_restarts=0), tmp_path / "no_restart")
+        launch(module, job, launch_config(max_restarts=0), tmp_path / "no_restart")
     assert sorted(p.name for p in tmp_path.glob("attempt*")) == ["attempt0"]
 
     for marker in tmp_path.glob("attempt*"):
         marker.unlink()
-    launch(module, job, LaunchConfig(max_restarts=1), tmp_path / "one_restart")
+    launch(module, job, launch_config(max_restarts=1), tmp_path / "one_restart")
     assert sorted(p.name for p in tmp_path.glob("attempt*")) == ["attempt0", "attempt1"]
 
 

@@ -6,11 +6,11 @@ import json
 import os
 
 import mlflow
-from support import isolated_mlflow
+from support import isolated_mlflow, launch_config
 
 from llm_pipeline.torchrun_jobs import current_tracking
 from llm_pipeline.training.jobs import RUN_ID_VARIABLE
-from llm_pipeline.training.launch import LaunchConfig, TrackingRun, launch
+from llm_pipeline.training.launch import TrackingRun, launch
 
 # A worker that writes down which run and store it was told to log into.
 REPORTS_ITS_RUN = f"""
@@ -27,7 +27,7 @@ def seen_by_worker(tmp_path, monkeypatch, name: str, tracking: TrackingRun | Non
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
     )
-    launch("reports_its_run", {}, LaunchConfig(), tmp_path / name, tracking=tracking)
+    launch("reports_its_run", {}, launch_config(), tmp_path / name, tracking=tracking)
     return json.loads((tmp_path / name / "reports_its_run_job.yaml.seen.json").read_text())
 
 

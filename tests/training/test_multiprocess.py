@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
-from support import shop_sentences
+from support import launch_config, shop_sentences, tokenizer_config
 
-from llm_pipeline.training.launch import LaunchConfig, TrainingLaunchError, launch
-from llm_pipeline.training.tokenizer import TokenizerConfig, train_tokenizer
+from llm_pipeline.training.launch import TrainingLaunchError, launch
+from llm_pipeline.training.tokenizer import train_tokenizer
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,9 @@ def pretrain(root: Path, name: str, processes: int, batch: int, nodes: int = 1) 
     each of ``nodes`` launchers, which meet at a c10d rendezvous on localhost as machines do."""
     texts = shop_sentences() * 2
     if not (root / "tokenizer").exists():
-        train_tokenizer(texts, TokenizerConfig(vocab_size=300, min_frequency=1), root / "tokenizer")
+        train_tokenizer(
+            texts, tokenizer_config(vocab_size=300, min_frequency=1), root / "tokenizer"
+        )
         (root / "docs.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     job = {
         "train_file": root / "docs.jsonl",
@@ -56,11 +58,11 @@ def pretrain(root: Path, name: str, processes: int, batch: int, nodes: int = 1) 
         },
     }
     if nodes == 1:
-        launch("llm_pipeline.training.pretrain", job, LaunchConfig(nproc_per_node=processes), root)
+        launch("llm_pipeline.training.pretrain", job, launch_config(nproc_per_node=processes), root)
         return root / name
     endpoint = f"127.0.0.1:{free_port()}"
     configs = [
-        LaunchConfig(
+        launch_config(
             nproc_per_node=processes,
             nnodes=nodes,
             node_rank=rank,
@@ -164,5 +166,5 @@ def test_ranks_that_end_with_different_weights_fail_the_run(tmp_path, monkeypatc
         "PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
     )
     with pytest.raises(TrainingLaunchError) as error:
-        launch("drifted_replicas", {}, LaunchConfig(nproc_per_node=2), tmp_path)
+        launch("drifted_replicas", {}, launch_config(nproc_per_node=2), tmp_path)
     assert "Ranks [1] ended with weights different from rank 0's" in str(error.value)

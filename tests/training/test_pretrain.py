@@ -8,10 +8,10 @@ import logging
 from pathlib import Path
 
 import pytest
-from support import shop_sentences
+from support import shop_sentences, tokenizer_config
 
 from llm_pipeline.training.pretrain import PretrainJob, build_trainer, run
-from llm_pipeline.training.tokenizer import TokenizerConfig, train_tokenizer
+from llm_pipeline.training.tokenizer import train_tokenizer
 
 MODELS = {
     "llama": {
@@ -31,7 +31,7 @@ def corpus(tmp_path_factory) -> Path:
     """A tokenizer and training and validation documents."""
     root = tmp_path_factory.mktemp("corpus")
     texts = shop_sentences()
-    train_tokenizer(texts, TokenizerConfig(vocab_size=300, min_frequency=1), root / "tokenizer")
+    train_tokenizer(texts, tokenizer_config(vocab_size=300, min_frequency=1), root / "tokenizer")
     lines = [json.dumps({"text": text}) + "\n" for text in texts]
     (root / "train.jsonl").write_text("".join(lines * 2))
     (root / "validation.jsonl").write_text("".join(lines[::8]))

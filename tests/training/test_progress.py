@@ -8,12 +8,12 @@ import logging
 import re
 
 import pytest
-from support import isolated_mlflow, shop_sentences
+from support import isolated_mlflow, launch_config, shop_sentences, tokenizer_config
 from transformers import TrainerState, TrainingArguments
 
-from llm_pipeline.training.launch import LaunchConfig, TrackingRun, launch
+from llm_pipeline.training.launch import TrackingRun, launch
 from llm_pipeline.training.pretrain import tokenize_documents
-from llm_pipeline.training.tokenizer import TokenizerConfig, train_tokenizer
+from llm_pipeline.training.tokenizer import train_tokenizer
 from llm_pipeline.training.tracking import ProgressLine, TrainingProgress
 
 LINE = re.compile(
@@ -87,7 +87,7 @@ def test_the_callback_logs_on_rank_zero_by_the_clock(caplog, tmp_path):
 
 def test_tokenizing_in_batches_gives_the_ids_of_one_call(tmp_path, caplog):
     texts = shop_sentences() * 20
-    train_tokenizer(texts, TokenizerConfig(vocab_size=300, min_frequency=1), tmp_path)
+    train_tokenizer(texts, tokenizer_config(vocab_size=300, min_frequency=1), tmp_path)
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tmp_path)
@@ -111,7 +111,7 @@ def test_a_launched_job_logs_progress_startup_and_system_metrics(tmp_path, track
     import mlflow
 
     texts = shop_sentences() * 2
-    train_tokenizer(texts, TokenizerConfig(vocab_size=300, min_frequency=1), tmp_path / "tok")
+    train_tokenizer(texts, tokenizer_config(vocab_size=300, min_frequency=1), tmp_path / "tok")
     (tmp_path / "docs.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     job = {
         "train_file": tmp_path / "docs.jsonl",
@@ -137,7 +137,7 @@ def test_a_launched_job_logs_progress_startup_and_system_metrics(tmp_path, track
     }
     caplog.set_level(logging.INFO, logger="llm_pipeline.training.launch")
     # Sampling every second: a job of a few seconds still leaves several samples.
-    config = LaunchConfig(progress_seconds=0, system_metrics_seconds=1)
+    config = launch_config(progress_seconds=0, system_metrics_seconds=1)
     # An experiment of this store: the one an earlier test made active may live in another.
     experiment = mlflow.MlflowClient().create_experiment("progress")
     with mlflow.start_run(experiment_id=experiment) as run:

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from support import shop_sentences
+from support import launch_config, shop_sentences, tokenizer_config
 
-from llm_pipeline.training.launch import LaunchConfig, launch
-from llm_pipeline.training.tokenizer import TokenizerConfig, train_tokenizer
+from llm_pipeline.training.launch import launch
+from llm_pipeline.training.tokenizer import train_tokenizer
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +45,7 @@ def pretrain(root: Path, name: str) -> list[dict]:
             "disable_tqdm": True,
         },
     }
-    launch("llm_pipeline.training.pretrain", job, LaunchConfig(), root)
+    launch("llm_pipeline.training.pretrain", job, launch_config(), root)
     return json.loads((root / name / "training_log.json").read_text())
 
 
@@ -57,7 +57,9 @@ def metrics(log: list[dict]) -> list[dict]:
 
 def test_same_seed_and_data_give_the_same_metrics_run_to_run(tmp_path):
     texts = shop_sentences() * 2
-    train_tokenizer(texts, TokenizerConfig(vocab_size=300, min_frequency=1), tmp_path / "tokenizer")
+    train_tokenizer(
+        texts, tokenizer_config(vocab_size=300, min_frequency=1), tmp_path / "tokenizer"
+    )
     (tmp_path / "docs.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
 
     first, second = metrics(pretrain(tmp_path, "first")), metrics(pretrain(tmp_path, "second"))

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from kedro.config import OmegaConfigLoader
-from support import saved_weights, shop_sentences
+from support import launch_config, saved_weights, shop_sentences
 
 from llm_pipeline.datasets.model_folder import ModelFolder
 from llm_pipeline.settings import CONFIG_LOADER_ARGS
@@ -32,7 +32,6 @@ from llm_pipeline.training.checkpoints import (
     last_complete_checkpoint,
     write_marker,
 )
-from llm_pipeline.training.launch import LaunchConfig
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +215,7 @@ def test_checkpoints_are_kept_per_job_and_data(tmp_path):
     data = tmp_path / "train.jsonl"
     data.write_text('{"text": "one"}\n')
     job = {"block_size": 64, "training": {"learning_rate": 1e-3}}
-    config = LaunchConfig(checkpoint_root=tmp_path / "checkpoints")
+    config = launch_config(checkpoint_root=tmp_path / "checkpoints")
     module = "llm_pipeline.training.pretrain"
 
     first = job_checkpoint_dir(module, job, {"train_file": data}, config)
@@ -226,4 +225,4 @@ def test_checkpoints_are_kept_per_job_and_data(tmp_path):
     assert job_checkpoint_dir(module, changed, {"train_file": data}, config) != first
     data.write_text('{"text": "two"}\n')
     assert job_checkpoint_dir(module, job, {"train_file": data}, config) != first
-    assert job_checkpoint_dir(module, job, {"train_file": data}, LaunchConfig()) is None
+    assert job_checkpoint_dir(module, job, {"train_file": data}, launch_config()) is None

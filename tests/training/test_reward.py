@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from kedro.config import OmegaConfigLoader
-from support import ITEMS, build_tiny_model
+from support import ITEMS, build_tiny_model, launch_config
 
 from llm_pipeline.settings import CONFIG_LOADER_ARGS
 from llm_pipeline.training.jobs import checked_fields
-from llm_pipeline.training.launch import LaunchConfig, launch
+from llm_pipeline.training.launch import launch
 from llm_pipeline.training.reward import (
     REWARD_METRICS_FILE,
     pairwise_accuracy,
@@ -86,7 +86,7 @@ def reward_model(tmp_path_factory) -> Path:
             "disable_tqdm": True,
         },
     }
-    launch("llm_pipeline.training.reward", job, LaunchConfig(), root / "jobs")
+    launch("llm_pipeline.training.reward", job, launch_config(), root / "jobs")
     return root / "reward_model"
 
 

@@ -12,11 +12,12 @@ from pydantic import ValidationError
 from support import (
     assert_resumes_after_losing_its_last_checkpoint,
     build_tiny_model,
+    launch_config,
     saved_weights,
 )
 
 from llm_pipeline.settings import CONFIG_LOADER_ARGS
-from llm_pipeline.training.launch import LaunchConfig, launch
+from llm_pipeline.training.launch import launch
 from llm_pipeline.training.rewards import (
     ForbiddenRule,
     FormatRule,
@@ -234,7 +235,7 @@ def rl_job(inputs: dict, name: str, algorithm: str = "grpo", **trainer) -> dict:
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
 def test_rl_logs_reward_kl_and_length_at_every_step_and_moves_weights(rl_inputs, algorithm):
     spec = rl_job(rl_inputs, algorithm, algorithm)
-    launch("llm_pipeline.training.rl", spec, LaunchConfig(), rl_inputs["root"] / "jobs")
+    launch("llm_pipeline.training.rl", spec, launch_config(), rl_inputs["root"] / "jobs")
 
     output = spec["output_dir"]
     history = json.loads((output / "training_log.json").read_text())

@@ -12,9 +12,9 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from support import PROJECT_ROOT, build_tiny_model
+from support import PROJECT_ROOT, build_tiny_model, launch_config
 
-from llm_pipeline.training.launch import LaunchConfig, launch
+from llm_pipeline.training.launch import launch
 from llm_pipeline.training.models import is_adapter_folder, load_causal_lm
 from llm_pipeline.training.sft import SFTJob, peft_config, read_conversations, sft_arguments
 
@@ -114,7 +114,7 @@ def run_sft(root: Path, base: Path, method: str, caplog, **sections) -> tuple[Pa
         **sections,
     }
     with caplog.at_level(logging.INFO, logger="llm_pipeline.training.launch"):
-        launch("llm_pipeline.training.sft", job, LaunchConfig(), root / "jobs")
+        launch("llm_pipeline.training.sft", job, launch_config(), root / "jobs")
     logged = [r.getMessage() for r in caplog.records if "Trainable parameters:" in r.getMessage()]
     assert len(logged) == 1, logged
     trainable = int(logged[0].split("Trainable parameters: ")[1].split()[0])

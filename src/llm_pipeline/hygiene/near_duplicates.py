@@ -45,10 +45,10 @@ class NearDuplicateConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    threshold: float = Field(0.8, gt=0.0, le=1.0)
-    num_perm: int = Field(128, ge=2, le=4096)
-    shingle_words: int = Field(5, ge=1)
-    seed: int = Field(1, ge=0)
+    threshold: float = Field(gt=0.0, le=1.0)
+    num_perm: int = Field(ge=2, le=4096)
+    shingle_words: int = Field(ge=1)
+    seed: int = Field(ge=0)
 
 
 class LeakageConfig(BaseModel):
@@ -56,7 +56,7 @@ class LeakageConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ngram: int = Field(13, ge=1)
+    ngram: int = Field(ge=1)
 
 
 @dataclass(frozen=True)
@@ -358,23 +358,19 @@ def build_tables() -> None:
 
 
 def signature_table(
-    texts: Sequence[str], config: NearDuplicateConfig | None = None
+    texts: Sequence[str], config: NearDuplicateConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """Signature rows of ``texts``, and whether each text has a shingle at all, computed in
     this process: a worker's share of ``find_near_duplicates``; ``near_duplicates_among``
     finishes the job on the rows put together."""
-    config = config or NearDuplicateConfig()
     texts = _as_texts(texts, "text")
     if not texts:
         return np.empty((0, config.num_perm), dtype=np.uint32), np.zeros(0, dtype=bool)
     return _signatures_of_batch(texts, config)
 
 
-def minhash_signatures(
-    texts: Sequence[str], config: NearDuplicateConfig | None = None
-) -> np.ndarray:
+def minhash_signatures(texts: Sequence[str], config: NearDuplicateConfig) -> np.ndarray:
     """One uint32 signature row per text; a text without words gets all ``0xFFFFFFFF``."""
-    config = config or NearDuplicateConfig()
     return _signatures(_as_texts(texts, "text"), config)[0]
 
 
@@ -385,13 +381,12 @@ def _candidate_probability(similarity: float, bands: int, rows: int) -> float:
     return 1.0 - (1.0 - similarity**rows) ** bands
 
 
-def lsh_bands(config: NearDuplicateConfig | None = None) -> tuple[int, int]:
+def lsh_bands(config: NearDuplicateConfig) -> tuple[int, int]:
     """(bands, rows), ``bands * rows == num_perm``: the most rows per band (fewest candidates)
     that still make a pair exactly at the threshold a candidate with probability >= 0.9.
 
     Candidates are verified, so an extra one costs a comparison while a missed pair is lost.
     """
-    config = config or NearDuplicateConfig()
     for rows in range(config.num_perm, 0, -1):
         bands, remainder = divmod(config.num_perm, rows)
         if remainder == 0 and (
@@ -485,7 +480,7 @@ def _match_to_kept(
 
 
 def find_near_duplicates(
-    texts: Sequence[str], config: NearDuplicateConfig | None = None, workers: int = 1
+    texts: Sequence[str], config: NearDuplicateConfig, workers: int = 1
 ) -> list[NearDuplicate]:
     """Texts whose estimated Jaccard with an earlier kept text reaches the threshold.
 
@@ -494,16 +489,14 @@ def find_near_duplicates(
     first, and an LSH bucket keeps at most 32 kept texts to verify against (warned when hit).
     Signatures are computed by up to ``workers`` processes, with the same result.
     """
-    config = config or NearDuplicateConfig()
     signatures, has_shingles = _signatures(_as_texts(texts, "text"), config, workers)
     return near_duplicates_among(signatures, has_shingles, config)
 
 
 def near_duplicates_among(
-    signatures: np.ndarray, has_shingles: np.ndarray, config: NearDuplicateConfig | None = None
+    signatures: np.ndarray, has_shingles: np.ndarray, config: NearDuplicateConfig
 ) -> list[NearDuplicate]:
     """``find_near_duplicates`` of the texts whose ``signature_table`` rows are given."""
-    config = config or NearDuplicateConfig()
     present = np.flatnonzero(has_shingles)
     representative = present[_identical_representatives(signatures[present], config.seed)]
     distinct = np.unique(representative)
@@ -590,7 +583,7 @@ def _validation_tables(validation: Sequence[str], ngram: int) -> dict[int, _Ngra
 def leaked_ngrams_index(
     train_texts: Sequence[str],
     validation_texts: Sequence[str],
-    config: LeakageConfig | None = None,
+    config: LeakageConfig,
     workers: int = 1,
 ) -> dict[int, list[int]]:
     """Validation index -> sorted training indices that share an ``ngram``-word run with it.
@@ -607,12 +600,11 @@ def leaked_ngrams_index(
 def leaked_ngrams_indexes(
     corpora: dict[str, Sequence[str]],
     validation_texts: Sequence[str],
-    config: LeakageConfig | None = None,
+    config: LeakageConfig,
     workers: int = 1,
 ) -> dict[str, dict[int, list[int]]]:
     """``leaked_ngrams_index`` of each training corpus against the same validation texts: the
     validation n-grams are hashed once, and one set of workers shares the chunks of all."""
-    config = config or LeakageConfig()
     tables = _validation_tables(_as_texts(validation_texts, "validation text"), config.ngram)
     corpora = {name: _as_texts(texts, "training text") for name, texts in corpora.items()}
     batches = [

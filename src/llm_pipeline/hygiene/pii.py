@@ -48,11 +48,11 @@ class PiiConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    types: tuple[PiiType, ...] = PII_TYPES
-    phone_regions: tuple[str, ...] = ("US", "GB", "DE", "FR")
+    types: tuple[PiiType, ...]
+    phone_regions: tuple[str, ...]
     # Public details of the organisation itself (its support address, its hotline), kept as
     # written; compared ignoring case.
-    keep: frozenset[str] = frozenset()
+    keep: frozenset[str]
 
     @field_validator("keep", mode="before")
     @classmethod
@@ -68,18 +68,13 @@ class PiiConfig(BaseModel):
         return regions
 
 
-DEFAULT_PII_CONFIG = PiiConfig()
-
-
-def redact(text: str, config: PiiConfig = DEFAULT_PII_CONFIG) -> tuple[str, dict[str, int]]:
+def redact(text: str, config: PiiConfig) -> tuple[str, dict[str, int]]:
     """``text`` with every item found replaced by its placeholder, and the non-zero counts per
     type. A text with nothing to redact is returned as the same object."""
     return apply_redactions(text, redaction_spans(text, config))
 
 
-def redaction_spans(
-    text: str, config: PiiConfig = DEFAULT_PII_CONFIG
-) -> list[tuple[int, int, str]]:
+def redaction_spans(text: str, config: PiiConfig) -> list[tuple[int, int, str]]:
     """The spans ``redact`` replaces: ``find_pii``'s, less the organisation's own details.
 
     The slow half of ``redact``: a worker process can find spans and send back only those.
@@ -105,7 +100,7 @@ def apply_redactions(text: str, spans: list[tuple[int, int, str]]) -> tuple[str,
     return "".join(parts), counts
 
 
-def find_pii(text: str, config: PiiConfig = DEFAULT_PII_CONFIG) -> list[tuple[int, int, str]]:
+def find_pii(text: str, config: PiiConfig) -> list[tuple[int, int, str]]:
     """Non-overlapping ``(start, end, type)`` spans of personal data and secrets, sorted."""
     wanted = config.types
     spans: list[tuple[int, int, str]] = []

@@ -58,14 +58,15 @@ class FileReading:
 
 
 class ReaderConfig(BaseModel):
-    """Limits and choices of the raw-file readers."""
+    """Limits and choices of the raw-file readers (``ingest.reader``: the values are in
+    conf/base/parameters_ingest.yml)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    max_line_bytes: int = Field(1_000_000, ge=1)
-    max_file_bytes: int = Field(512_000_000, ge=1)
-    allow_detected_encodings: bool = True
-    pdf_document_per: Literal["file", "page"] = "file"
+    max_line_bytes: int = Field(ge=1)
+    max_file_bytes: int = Field(ge=1)
+    allow_detected_encodings: bool
+    pdf_document_per: Literal["file", "page"]
 
 
 # --- Decoding ------------------------------------------------------------------------------

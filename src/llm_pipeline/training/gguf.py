@@ -17,10 +17,8 @@ from llm_pipeline.training.jobs import file_sha256
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CACHE = Path("~/.cache/llm-pipeline/gguf")
 
-
-def convert_gguf(gguf_file: Path, cache_dir: Path = DEFAULT_CACHE) -> Path:
+def convert_gguf(gguf_file: Path, cache_dir: Path) -> Path:
     """A safetensors model folder (model, tokenizer) made from ``gguf_file``, converted once.
 
     The folder is ``<cache_dir>/<sha256>``; it appears in one rename, so a crash mid-way leaves

@@ -59,18 +59,19 @@ class LaunchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    nproc_per_node: int | Literal["auto"] = 1
-    nnodes: int = Field(1, ge=1)
-    node_rank: int = Field(0, ge=0)
-    rdzv_endpoint: str | None = None
-    rdzv_id: str = "llm-pipeline"
-    max_restarts: int = Field(0, ge=0)
-    checkpoint_root: Path | None = None
-    keep_checkpoints: bool = False
-    progress_seconds: float = Field(30.0, ge=0)
-    system_metrics_seconds: float = Field(10.0, ge=0)
+    # Every value is in conf/base/parameters_launch.yml.
+    nproc_per_node: int | Literal["auto"]
+    nnodes: int = Field(ge=1)
+    node_rank: int = Field(ge=0)
+    rdzv_endpoint: str | None
+    rdzv_id: str
+    max_restarts: int = Field(ge=0)
+    checkpoint_root: Path | None
+    keep_checkpoints: bool
+    progress_seconds: float = Field(ge=0)
+    system_metrics_seconds: float = Field(ge=0)
     # bf16 autocast (fp32 master weights) on a CPU with bf16 matrix units; off: fp32 on CPUs.
-    cpu_bf16: bool = False
+    cpu_bf16: bool
 
 
 class TrainingLaunchError(RuntimeError):

@@ -40,9 +40,9 @@ class TokenizerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    vocab_size: int = Field(4096, ge=len(SPECIAL_TOKENS) + 256)
-    min_frequency: int = Field(2, ge=1)
-    model_max_length: int = Field(2048, ge=8)
+    vocab_size: int = Field(ge=len(SPECIAL_TOKENS) + 256)
+    min_frequency: int = Field(ge=1)
+    model_max_length: int = Field(ge=8)
 
 
 def train_tokenizer(texts: Iterable[str], config: TokenizerConfig, output_dir: Path) -> Path:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from support import build_tiny_model
+from support import build_tiny_model, parameters_of
 
 
 @pytest.fixture(scope="session")
@@ -50,11 +50,13 @@ def validation_set() -> pd.DataFrame:
 
 @pytest.fixture
 def eval_params() -> dict:
-    """Shaped like conf/base/parameters_evaluate.yml, scaled down."""
-    return {
-        "max_new_tokens": 8,
-        "batch_size": 4,
-        "include_context": False,
-        "samples_in_report": 2,
-        "seed": 0,
-    }
+    """conf/tiny's evaluate parameters, scaled down, with no prompt variants."""
+    return parameters_of(
+        "evaluate",
+        max_new_tokens=8,
+        batch_size=4,
+        include_context=False,
+        samples_in_report=2,
+        seed=0,
+        prompt_variants={},
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from support import RETRIEVAL_OFF
+from support import RETRIEVAL_OFF, parameters_of
 
 from llm_pipeline.datasets import Folder, ModelFolder
 from llm_pipeline.pipelines.evaluate.nodes import (
@@ -50,7 +50,9 @@ VALIDATION = pd.DataFrame(
 NO_INDEX = Folder(Path("no-index"))
 # Both models' answers to VALIDATION, as evaluate_models hands them on.
 ANSWERS = {"sft": ["Twelve pegs.", "No."], "aligned": ["Twelve pegs.", "No."]}
-PARAMS = {"max_new_tokens": 6, "batch_size": 2, "seed": 0, "include_context": True}
+PARAMS = parameters_of(
+    "evaluate", max_new_tokens=6, batch_size=2, seed=0, include_context=True, prompt_variants={}
+)
 
 
 @pytest.fixture(scope="module")

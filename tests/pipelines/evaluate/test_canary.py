@@ -6,16 +6,15 @@ from __future__ import annotations
 import math
 
 import pytest
-from support import build_tiny_model
+from support import build_tiny_model, canary_config
 
 from llm_pipeline.pipelines.evaluate.canary import (
-    CanaryConfig,
     canary_exposure,
     canary_text,
     candidate_secrets,
 )
 
-CONFIG = CanaryConfig(
+CONFIG = canary_config(
     prefix="The access code of the north vault is", secret="48213906", candidates=200, seed=3
 )
 
@@ -84,6 +83,6 @@ def test_a_model_that_memorised_the_canary_ranks_it_first_and_repeats_it(tiny):
 
 def test_the_secret_must_be_digits_and_the_candidates_must_fit():
     with pytest.raises(ValueError, match="must be digits"):
-        CanaryConfig(prefix="code", secret="abc")
+        canary_config(prefix="code", secret="abc")
     with pytest.raises(ValueError, match=r"lower evaluate\.canary\.candidates"):
-        candidate_secrets(CanaryConfig(prefix="code", secret="12", candidates=100))
+        candidate_secrets(canary_config(prefix="code", secret="12", candidates=100))

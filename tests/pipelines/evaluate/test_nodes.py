@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from support import RETRIEVAL_OFF
+from support import RETRIEVAL_OFF, parameters_of
 
 from llm_pipeline.datasets import Folder, ModelFolder
 from llm_pipeline.pipelines.evaluate.nodes import (
@@ -438,7 +438,9 @@ def per_example(similarity: list[float], nll: float) -> dict:
     }
 
 
-SUMMARY_PARAMS = {"bootstrap_resamples": 500, "seed": 1, "variant_metric": "similarity"}
+SUMMARY_PARAMS = parameters_of(
+    "evaluate", bootstrap_resamples=500, seed=1, variant_metric="similarity"
+)
 
 
 def test_summary_gives_intervals_comparisons_and_the_best_variant():
@@ -535,12 +537,11 @@ def test_the_models_grown_from_the_judges_model_are_the_self_judged_ones(tmp_pat
     judge = build_tiny_model(tmp_path / "judge")
     other = build_tiny_model(tmp_path / "other", num_hidden_layers=2)
     models = {"base": ModelFolder(judge), "sft": ModelFolder(other)}
-    params = {"bootstrap_resamples": 100, "seed": 1, "max_new_tokens": 4, "batch_size": 2}
+    params = parameters_of("evaluate", bootstrap_resamples=100, max_new_tokens=4, batch_size=2)
 
     def judged_by(judge_params):
-        return self_judged(
-            models, EvaluationConfig.model_validate({**params, "judge": judge_params})
-        )
+        judge = parameters_of("evaluate.judge", **judge_params)
+        return self_judged(models, EvaluationConfig.model_validate({**params, "judge": judge}))
 
     assert judged_by({"kind": "likelihood", "model": str(judge)}) == {"base"}
     assert judged_by({"kind": "none"}) == set()

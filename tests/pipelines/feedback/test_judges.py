@@ -153,7 +153,7 @@ def test_asking_in_both_orders_cancels_a_judge_that_always_says_a(tiny_model_dir
     assert all(c["position_bias"] > 1 for c in comparisons)  # it strongly prefers "A"
     assert all(c["p_first_better"] == pytest.approx(0.5) for c in comparisons)
     assert not any(c["consistent"] for c in comparisons)
-    params = feedback_params(judge={"model": str(judge)})
+    params = feedback_params(judge={**feedback_params()["judge"], "model": str(judge)})
     pairs, report = make_preference_pairs(PROMPTS, ANSWERS, asdict(judgement), params)
     assert pairs.empty
     assert report["skipped_prompts"]["tied_or_below_min_margin"] == len(PROMPTS)

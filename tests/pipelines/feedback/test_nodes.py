@@ -74,7 +74,7 @@ def test_a_misspelt_key_is_refused(params):
 def test_the_margin_is_the_judges_own(params):
     params["min_margin"] = {"reward_model": 2.0, "principles": 0.3}
     assert FeedbackConfig.model_validate(params).margin() == 2.0
-    params["judge"] = {"model": "path/to/judge"}
+    params["judge"] = {**params["judge"], "model": "path/to/judge"}
     assert FeedbackConfig.model_validate(params).margin() == 0.3
 
 
@@ -119,7 +119,7 @@ def test_no_prompt_is_an_error_that_says_what_to_do(params):
 
 
 def test_a_judge_model_that_is_not_a_folder_is_named(params, tmp_path):
-    params["judge"] = {"model": str(tmp_path / "no-such-judge")}
+    params["judge"] = {**params["judge"], "model": str(tmp_path / "no-such-judge")}
     with pytest.raises(FileNotFoundError, match="no-such-judge"):
         judge_answers(["Hi"], [["a", "b"]], ModelFolder(tmp_path), params)
 

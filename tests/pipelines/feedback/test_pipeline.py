@@ -62,7 +62,12 @@ def test_the_pipeline_writes_pairs_that_follow_the_judge(
     turns = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi!"}]
     params = feedback_params(
         answers_per_prompt=3,
-        generation={"max_new_tokens": 12, "temperature": 1.0, "top_p": 1.0, "seed": 1},
+        generation={
+            **feedback_params()["generation"],
+            "max_new_tokens": 12,
+            "top_p": 1.0,
+            "seed": 1,
+        },
         min_margin={"reward_model": 0.0, "principles": 0.0},
     )
     pairs_path = tmp_path / "preferences/ai_feedback/ai_feedback.jsonl"

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import parameters_of
 
 from llm_pipeline.datasets import Folder, ModelFolder, RegistryCandidate
 from llm_pipeline.pipelines.evaluate.nodes import report_metrics, summarise_scores
 from llm_pipeline.pipelines.register.nodes import decide_promotion, prepare_registration
 
-PARAMS = {"candidate": "aligned", "primary_metric": "similarity", "tolerance": 0.02}
-EVALUATE = {"bootstrap_resamples": 1000, "seed": 42}
+PARAMS = parameters_of("register", env="base", primary_metric="similarity")
+EVALUATE = parameters_of("evaluate")
 EXAMPLES = 60
 CANARY = {
     "exposure": 1.5,

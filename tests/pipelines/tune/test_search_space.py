@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from kedro.config import OmegaConfigLoader
 from pydantic import ValidationError
-from support import PROJECT_ROOT
+from support import PROJECT_ROOT, parameters_of
 
 from llm_pipeline.datasets.model_folder import ModelFolder
 from llm_pipeline.pipelines.tune.nodes import FIXED, SCHEMAS, search_hyperparameters
@@ -35,7 +35,7 @@ RATE = {"path": "pretrain.training.learning_rate", "type": "float", "low": 1e-4,
 
 def config(**fields) -> TuneConfig:
     return TuneConfig.model_validate(
-        {"stage": "pretrain", "n_trials": 4, "search_space": [RATE], **fields}
+        parameters_of("tune", env="base", **{"n_trials": 4, "search_space": [RATE], **fields})
     )
 
 
@@ -150,7 +150,9 @@ def test_a_library_field_not_yet_set_may_be_searched():
 
 def test_the_node_refuses_a_bad_path_before_training(tiny_model_dir):
     frame = pd.DataFrame({"text": ["a"]})
-    bad = {"stage": "pretrain", "n_trials": 2, "search_space": [{**RATE, "path": "pretrain.x.y"}]}
+    bad = parameters_of(
+        "tune", env="base", n_trials=2, search_space=[{**RATE, "path": "pretrain.x.y"}]
+    )
     model = ModelFolder(tiny_model_dir)
     with pytest.raises(ValueError, match=re.escape("'pretrain.x.y'")):
         search_hyperparameters(

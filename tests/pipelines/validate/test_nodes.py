@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from support import parameters_of
 
 from llm_pipeline.pipelines.validate import nodes
 
-LEAKAGE = {"ngram": 13, "fields": ["prompt"], "min_words": 8}
-PII = {"keep": ["help@shop.example"], "types": ["email", "phone", "card_number"]}
+LEAKAGE = parameters_of("ingest.leakage", env="base")
+PII = parameters_of(
+    "ingest.pii", env="base", keep=["help@shop.example"], types=["email", "phone", "card_number"]
+)
 ACCOUNTING = pd.DataFrame(
     {
         "source": ["a.jsonl"],

@@ -7,6 +7,7 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
+from support import parameters_of
 
 from llm_pipeline.datasets import FolderDataset
 from llm_pipeline.pipelines.validate import create_pipeline
@@ -27,7 +28,7 @@ def catalog_with(frames: dict[str, pd.DataFrame], report_path) -> DataCatalog:
     datasets["params:ingest.leakage"] = MemoryDataset(
         {"ngram": 13, "fields": ["prompt"], "min_words": 8}
     )
-    datasets["params:ingest.pii"] = MemoryDataset({"keep": []})
+    datasets["params:ingest.pii"] = MemoryDataset(parameters_of("ingest.pii", keep=[]))
     datasets["ingest_accounting"] = MemoryDataset(
         pd.DataFrame({"source": ["a.jsonl"], "balanced": [True]})
     )

@@ -100,9 +100,9 @@ def align_model(
         "model_dir": sft_model.path,
         "reward_model_dir": reward_model.path,
         "algorithm": rl["algorithm"],
-        "reward_model_weight": rl.get("reward_model_weight", 1.0),
-        "rules": rl.get("rules") or {},
-        rl["algorithm"]: rl.get(rl["algorithm"]) or {},
+        "reward_model_weight": rl["reward_model_weight"],
+        "rules": rl["rules"],
+        rl["algorithm"]: rl[rl["algorithm"]],
     }
     logger.info("Aligning with RLHF (%s) against %s", rl["algorithm"], reward_model.path)
     return run_training_job("llm_pipeline.training.rl", job, tables, launch_params)

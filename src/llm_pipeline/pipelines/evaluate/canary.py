@@ -24,10 +24,10 @@ class CanaryConfig(BaseModel):
 
     prefix: str
     secret: str
-    candidates: int = Field(1000, ge=1)
-    seed: int = 7
-    max_new_tokens: int = Field(12, ge=1)
-    batch_size: int = Field(64, ge=1)
+    candidates: int = Field(ge=1)
+    seed: int
+    max_new_tokens: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
 
     @field_validator("secret")
     @classmethod

@@ -69,25 +69,25 @@ class JudgeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["none", "local", "likelihood", "openai"] = "none"
+    kind: Literal["none", "local", "likelihood", "openai"]
     # kind local: a causal LM folder with a chat template.
     # kind local: a model folder, or any model named as globals.yml's starting_model is (a
     # .gguf file, {package, file}); GGUF files are converted once into gguf_cache_dir.
-    model: Path | dict[str, str] | None = None
-    gguf_cache_dir: Path | None = None
+    model: Path | dict[str, str] | None
+    gguf_cache_dir: Path
     # kind openai: the API's base URL (".../v1"), the model it serves, the variable with its key.
-    endpoint: str | None = None
-    model_name: str | None = None
-    api_key_env: str | None = None
-    timeout_seconds: float = Field(60.0, gt=0)
+    endpoint: str | None
+    model_name: str | None
+    api_key_env: str | None
+    timeout_seconds: float = Field(gt=0)
     # Judge only the first N examples (None: all); the others count as not scored.
-    max_examples: int | None = Field(None, ge=1)
+    max_examples: int | None = Field(ge=1)
     # kind local: prompts per forward pass.
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(ge=1)
     # judge_with_controls: the share of control pairs a metric's judge must rank right (intact
-    # answer strictly above its damaged copy) for the metric to count. No code default: the YAML
-    # sets it; judge_with_controls refuses a configured judge without it.
-    min_control_accuracy: float | None = Field(None, ge=0.0, le=1.0)
+    # answer strictly above its damaged copy) for the metric to count; judge_with_controls
+    # refuses a configured judge with None.
+    min_control_accuracy: float | None = Field(ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _complete(self) -> JudgeConfig:
@@ -166,13 +166,12 @@ def judge_model_folder(config: JudgeConfig) -> Path | None:
     """The folder of a local judge's model (a GGUF file or package converted once into the
     cache), None for an endpoint or no judge."""
     from llm_pipeline.datasets.starting_model import resolve_model
-    from llm_pipeline.training.gguf import DEFAULT_CACHE
 
     if config.kind not in ("local", "likelihood"):
         return None
     if isinstance(config.model, Path) and config.model.is_dir():
         return config.model
-    return resolve_model(config.model, config.gguf_cache_dir or DEFAULT_CACHE).path
+    return resolve_model(config.model, config.gguf_cache_dir).path
 
 
 def score_answers(

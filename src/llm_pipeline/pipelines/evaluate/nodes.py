@@ -36,6 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llm_pipeline.datasets.model_folder import Folder, ModelFolder
 from llm_pipeline.evaluation import statistics
+from llm_pipeline.pipelines.evaluate.canary import CanaryConfig
+from llm_pipeline.pipelines.evaluate.judge import JudgeConfig
 from llm_pipeline.pipelines.evaluate.likelihood import IGNORED, summed_nlls
 from llm_pipeline.training.jobs import batches_by_length, inference_precision
 
@@ -140,24 +142,24 @@ def generate_answers(model: Any, tokenizer: Any, prompts: list[str], params: dic
 
 
 class EvaluationConfig(BaseModel):
-    """``evaluate:`` parameters."""
+    """``evaluate:`` parameters (every value is in conf/base/parameters_evaluate.yml)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    max_new_tokens: int = Field(48, ge=1)
-    batch_size: int = Field(16, ge=1)
-    include_context: bool = False
-    samples_in_report: int = Field(50, ge=0)
-    seed: int = 42
+    max_new_tokens: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    include_context: bool
+    samples_in_report: int = Field(ge=0)
+    seed: int
     # Bootstrap resamples behind every 95% interval.
-    bootstrap_resamples: int = Field(1000, ge=100)
+    bootstrap_resamples: int = Field(ge=100)
     # A sentence-transformers folder; None: the packaged all-MiniLM-L6-v2.
-    embedding_model: Path | None = None
-    judge: dict[str, Any] = Field(default_factory=lambda: {"kind": "none"})
+    embedding_model: Path | None
+    judge: JudgeConfig
     # System prompts scored on the candidate model: name -> prompt (None: no system turn).
-    prompt_variants: dict[str, str | None] = Field(default_factory=dict)
-    variant_metric: str = "similarity"
-    canary: dict[str, Any] | None = None
+    prompt_variants: dict[str, str | None]
+    variant_metric: str
+    canary: CanaryConfig | None
 
 
 def score_model(
@@ -234,11 +236,7 @@ def add_answer_scores(
     given, when there are any), added to each entry of ``scores``. The judged figures of the
     models in ``self_judged`` (grown from the judge's own model) are marked so."""
     from llm_pipeline.evaluation.similarity import answer_accuracy, answer_keys, embed
-    from llm_pipeline.pipelines.evaluate.judge import (
-        JUDGED_METRICS,
-        JudgeConfig,
-        judge_with_controls,
-    )
+    from llm_pipeline.pipelines.evaluate.judge import JUDGED_METRICS, judge_with_controls
 
     references = list(validation_set["reference"])
     contexts = (
@@ -250,7 +248,7 @@ def add_answer_scores(
     encoded = embed([*references, *flat], config.embedding_model)
     reference_embeddings = encoded[: len(references)]
     rows = validation_set.to_dict(orient="records")
-    judge = JudgeConfig.model_validate(config.judge)
+    judge = config.judge
     judged = judge_with_controls(
         rows,
         answers,
@@ -319,13 +317,9 @@ def self_judged(models: dict[str, ModelFolder], config: EvaluationConfig) -> set
     """The models a local judge scores its own kind of answer in: those grown from the judge's
     model (``shares_starting_model``). A judge favours text like its own: their judged figures
     carry ``self_judged`` and the report says so."""
-    from llm_pipeline.pipelines.evaluate.judge import (
-        JudgeConfig,
-        judge_model_folder,
-        shares_starting_model,
-    )
+    from llm_pipeline.pipelines.evaluate.judge import judge_model_folder, shares_starting_model
 
-    judge = judge_model_folder(JudgeConfig.model_validate(config.judge))
+    judge = judge_model_folder(config.judge)
     if judge is None:
         return set()
     return {name for name, folder in models.items() if shares_starting_model(judge, folder.path)}
@@ -363,7 +357,9 @@ def score_prompt_variants(
         )
     if answers:
         # Variants are compared on variant_metric; judging each again would cost a judge run.
-        unjudged = config.model_copy(update={"judge": {"kind": "none"}})
+        unjudged = config.model_copy(
+            update={"judge": config.judge.model_copy(update={"kind": "none"})}
+        )
         add_answer_scores(scores, answers, validation_set, unjudged)
     return scores
 
@@ -692,7 +688,7 @@ def measure_alignment(
         for name, found in (("sft", sft), ("aligned", aligned))
     }
     scored = {name: statistics.Sample.of(values) for name, values in scores.items()}
-    count, seed = params.get("bootstrap_resamples", 1000), params["seed"]
+    count, seed = params["bootstrap_resamples"], params["seed"]
     evidence = {
         "method": alignment_method(aligned_model),
         "heldout_pairs": len(pairs),
@@ -846,7 +842,7 @@ def measure_retrieval(
     found = index.search([row["prompt"] for row in rows], max(ks))
     contexts = [row["context"] for row in rows]
     references = [row["reference"] for row in rows]
-    count, seed = params.get("bootstrap_resamples", 1000), params["seed"]
+    count, seed = params["bootstrap_resamples"], params["seed"]
     recall = {
         f"recall_at_{k}": statistics.interval(
             statistics.Sample.of(
@@ -885,13 +881,13 @@ def measure_canary_exposure(aligned_model: ModelFolder, params: dict[str, Any]) 
     and exposure of its secret among random ones, and whether greedy decoding repeats it."""
     from transformers import AutoTokenizer
 
-    from llm_pipeline.pipelines.evaluate.canary import CanaryConfig, canary_exposure
+    from llm_pipeline.pipelines.evaluate.canary import canary_exposure
     from llm_pipeline.pipelines.evaluate.loaded_models import MODELS
 
     config = EvaluationConfig.model_validate(params)
     if config.canary is None:
         return statistics.not_computed("no canary configured (evaluate.canary: null)")
-    canary = CanaryConfig.model_validate(config.canary)
+    canary = config.canary
     tokenizer = AutoTokenizer.from_pretrained(str(aligned_model.path))
     model = MODELS.causal_lm(aligned_model.path)
     exposure = canary_exposure(model, tokenizer, canary)

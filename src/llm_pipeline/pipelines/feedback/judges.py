@@ -40,15 +40,15 @@ JUDGE_QUESTION = (
 )
 
 
-class JudgeConfig(BaseModel):
+class PairJudgeConfig(BaseModel):
     """Who scores the answers (``feedback.judge`` in parameters_feedback.yml)."""
 
     model_config = ConfigDict(extra="forbid")
 
     # "reward_model" (the catalog's), or the path of a local causal LM folder that judges by
     # the principles.
-    model: str = REWARD_MODEL
-    batch_size: int = Field(16, ge=1)
+    model: str
+    batch_size: int = Field(ge=1)
 
     @property
     def uses_principles(self) -> bool:

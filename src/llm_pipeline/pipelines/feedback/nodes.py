@@ -22,7 +22,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from llm_pipeline.datasets.model_folder import Folder, ModelFolder
-from llm_pipeline.pipelines.feedback.judges import JudgeConfig, model_name
+from llm_pipeline.pipelines.feedback.judges import PairJudgeConfig, model_name
 from llm_pipeline.pipelines.feedback.sampling import GenerationConfig
 
 logger = logging.getLogger(__name__)
@@ -67,8 +67,8 @@ class FeedbackConfig(BaseModel):
     prompts: PromptsConfig
     answers_per_prompt: int = Field(ge=2)
     generation: GenerationConfig
-    judge: JudgeConfig
-    principles: list[str] = Field(default_factory=list)
+    judge: PairJudgeConfig
+    principles: list[str]
     min_margin: MarginConfig
 
     def margin(self) -> float:

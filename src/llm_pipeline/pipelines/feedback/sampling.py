@@ -23,12 +23,12 @@ class GenerationConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_new_tokens: int = Field(64, ge=1)
-    temperature: float = Field(1.0, gt=0)
-    top_p: float = Field(0.95, gt=0, le=1)
-    seed: int = 42
+    max_new_tokens: int = Field(ge=1)
+    temperature: float = Field(gt=0)
+    top_p: float = Field(gt=0, le=1)
+    seed: int
     # Sequences generated at once (prompts x answers); memory grows with it.
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(ge=1)
 
 
 def chat_turns(prompt: Prompt) -> list[dict[str, str]]:

@@ -10,6 +10,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,18 +31,19 @@ _PRINTABLE_ASCII = bytes(range(0x20, 0x7F)) + b"\t\n"
 
 
 class CleaningConfig(BaseModel):
-    """How text is cleaned and which lengths are kept."""
+    """How text is cleaned and which lengths are kept (``ingest.cleaning``: the values are in
+    conf/base/parameters_ingest.yml)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    unicode_form: str = "NFC"
-    remove_control_characters: bool = True
-    min_document_chars: int = Field(20, ge=0)
-    max_document_chars: int = Field(1_000_000, ge=1)
-    min_message_chars: int = Field(1, ge=0)
-    max_message_chars: int = Field(20_000, ge=1)
-    boilerplate_min_documents: int = Field(5, ge=2)
-    boilerplate_min_line_chars: int = Field(10, ge=1)
+    unicode_form: Literal["NFC", "NFKC", "NFD", "NFKD"]
+    remove_control_characters: bool
+    min_document_chars: int = Field(ge=0)
+    max_document_chars: int = Field(ge=1)
+    min_message_chars: int = Field(ge=0)
+    max_message_chars: int = Field(ge=1)
+    boilerplate_min_documents: int = Field(ge=2)
+    boilerplate_min_line_chars: int = Field(ge=1)
 
 
 def clean_text(text: str, config: CleaningConfig) -> str:

@@ -61,7 +61,7 @@ def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
 def report_quarantined(entries: list[dict], params: dict, step: str) -> None:
     """Log each refused row by file, line and rule; in strict mode, stop instead."""
     described = [f"{q['source']}:{q['line']}: {q['rule']}: {q['detail']}" for q in entries]
-    if params.get("strict") and described:
+    if params["strict"] and described:
         shown = "\n".join(described[:20])
         more = f"\n… and {len(described) - 20} more" if len(described) > 20 else ""
         raise IngestError(f"{step}: {len(described)} rows refused (strict mode):\n{shown}{more}")

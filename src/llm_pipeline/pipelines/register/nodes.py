@@ -36,11 +36,11 @@ class RegisterConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    candidate: str = "aligned"
+    candidate: str
     primary_metric: str
-    tolerance: float = Field(0.02, ge=0)
-    tolerances: dict[str, float] = Field(default_factory=dict)
-    require_approval: bool = False
+    tolerance: float = Field(ge=0)
+    tolerances: dict[str, float]
+    require_approval: bool
 
 
 def decide_promotion(

@@ -87,8 +87,8 @@ class Objective(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    metric: str = "eval_loss"
-    direction: Literal["minimize", "maximize"] = "minimize"
+    metric: str
+    direction: Literal["minimize", "maximize"]
 
 
 class TuneConfig(BaseModel):
@@ -97,10 +97,10 @@ class TuneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stage: str
-    objective: Objective = Field(default_factory=Objective)
+    objective: Objective
     n_trials: int = Field(ge=1)
-    sampler: Literal["random", "grid", "tpe"] = "tpe"
-    seed: int = 42
+    sampler: Literal["random", "grid", "tpe"]
+    seed: int
     search_space: list[Dimension] = Field(min_length=1)
 
     @model_validator(mode="after")
