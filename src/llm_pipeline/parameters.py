@@ -129,9 +129,6 @@ class PretrainFile(_Schema):
 
 
 class FinetuneParameters(_Schema):
-    # None: the pretrain stage's model; otherwise named as globals.yml's starting_model is.
-    base_model: str | dict[str, str] | None
-    gguf_cache_dir: str
     method: Literal["full", "lora", "prompt_tuning"]
     lora: LibrarySection
     prompt_tuning: LibrarySection

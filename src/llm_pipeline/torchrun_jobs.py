@@ -23,7 +23,6 @@ import mlflow
 import pandas as pd
 
 from llm_pipeline.datasets.model_folder import Folder, ModelFolder
-from llm_pipeline.datasets.starting_model import resolve_model
 from llm_pipeline.training.jobs import RUN_CONFIG_FILE, TRAINING_LOG_FILE, file_sha256
 from llm_pipeline.training.launch import LaunchConfig, TrackingRun, launch
 
@@ -200,14 +199,10 @@ def pretrain_base_model(
     return run_training_job("llm_pipeline.training.pretrain", job, tables, launch_params)
 
 
-def choose_starting_model(pretrained: ModelFolder, params: dict[str, Any]) -> ModelFolder:
-    """The model that ``params.base_model`` names, by absolute path, or the pretrain stage's
-    model when it names none (``null``); anything else is named as ``starting_model`` is
-    (``datasets/starting_model.py``).
-
-    The path is absolute because a prompt-tuned adapter records it as its base model.
-    """
-    named = resolve_model(params.get("base_model"), params["gguf_cache_dir"])
+def choose_starting_model(pretrained: ModelFolder, named: ModelFolder | None) -> ModelFolder:
+    """``named`` (the catalog's ``finetune_starting_model``, resolved by its dataset) when there
+    is one, else the pretrain stage's model, by absolute path: a prompt-tuned adapter records
+    it as its base model."""
     if named is None:
         return ModelFolder(pretrained.path.resolve())
     logger.info("Fine-tuning %s instead of the pretrained model", named.path)
@@ -218,16 +213,18 @@ def finetune_model(
     conversations_train: pd.DataFrame,
     conversations_validation: pd.DataFrame,
     base_model: ModelFolder,
+    named_model: ModelFolder | None,
     passage_index: Folder,
     params: dict[str, Any],
     retrieval_params: dict[str, Any],
     launch_params: dict[str, Any],
 ) -> ModelFolder:
-    """The starting model fine-tuned with TRL's SFTTrainer on the training conversations, each
-    with the passages retrieved for it in its system turn (``retrieval.enabled``)."""
+    """The starting model (``named_model`` if any, else the pretrain stage's ``base_model``)
+    fine-tuned with TRL's SFTTrainer on the training conversations, each with the passages
+    retrieved for it in its system turn (``retrieval.enabled``)."""
     from llm_pipeline.retrieval.conversations import grounding
 
-    start = choose_starting_model(base_model, params)
+    start = choose_starting_model(base_model, named_model)
     ground = grounding(passage_index.path, retrieval_params, training=True)
     tables = {"train_file": (grounded(conversations_train, ground), ["messages"])}
     if len(conversations_validation):

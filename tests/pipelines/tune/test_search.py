@@ -44,6 +44,7 @@ def search_catalog(root: Path) -> DataCatalog:
         "tokenizer": MemoryDataset(tiny_model),
         "base_model": MemoryDataset(tiny_model),
         "starting_model": StartingModelDataset(None, str(root / "gguf")),
+        "finetune_starting_model": StartingModelDataset(None, str(root / "gguf")),
         "passage_index": MemoryDataset(Folder(root / "no-index")),
         "params:retrieval": MemoryDataset(RETRIEVAL_OFF),
         "params:tune": MemoryDataset(tune),

@@ -156,7 +156,7 @@ def test_the_node_refuses_a_bad_path_before_training(tiny_model_dir):
     model = ModelFolder(tiny_model_dir)
     with pytest.raises(ValueError, match=re.escape("'pretrain.x.y'")):
         search_hyperparameters(
-            frame, frame, model, frame, frame, model, None, model, bad, PRETRAIN, {}, {}, {}
+            frame, frame, model, frame, frame, model, None, None, model, bad, PRETRAIN, {}, {}, {}
         )
     with pytest.raises(ValueError, match="stages that can be tuned"):
         search_hyperparameters(
@@ -166,6 +166,7 @@ def test_the_node_refuses_a_bad_path_before_training(tiny_model_dir):
             frame,
             frame,
             model,
+            None,
             None,
             model,
             {**bad, "stage": "align"},

@@ -1,8 +1,9 @@
 """Finetune: supervised fine-tuning (full, LoRA or prompt tuning) of a chosen starting model.
 
-``finetune.base_model`` says where the starting model comes from: ``null``, the pretrain
-stage's model (the project's starting model adapted to its documents, or one trained from
-scratch); anything else is named as ``starting_model`` is (``datasets/starting_model.py``).
+The model fine-tuned is the pretrain stage's (the project's starting model adapted to its
+documents, or one trained from scratch) unless ``finetune_starting_model`` in globals.yml names
+another, as ``starting_model`` is named; the catalog's dataset of that name resolves it
+(``datasets/starting_model.py``), so the node only chooses.
 The node is in ``torchrun_jobs.py`` because the tune stage's trials run it too.
 """
 

@@ -14,6 +14,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "validated_conversations_train",
                     "validated_conversations_validation",
                     "base_model",
+                    "finetune_starting_model",
                     "passage_index",
                     "params:finetune",
                     "params:retrieval",

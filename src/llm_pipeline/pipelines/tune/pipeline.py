@@ -18,6 +18,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "conversations_validation": "validated_conversations_validation",
                     "pretrained_model": "base_model",
                     "starting_model": "starting_model",
+                    "finetune_starting_model": "finetune_starting_model",
                     "passage_index": "passage_index",
                     "params": "params:tune",
                     "pretrain_params": "params:pretrain",
