@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
-from support import RETRIEVAL_OFF, build_tiny_model, isolated_mlflow
+from support import RETRIEVAL_OFF, build_tiny_model, isolated_mlflow, parameters_of
 
 from llm_pipeline.datasets import (
     Folder,
@@ -146,15 +146,18 @@ def test_a_new_preference_set_is_aligned_and_the_evidence_reported(
             "params:align": MemoryDataset({**ALIGN, "method": method}),
             "reward_model": KeptDataset(),
             "aligned_model": KeptDataset(),
-            "params:launch": MemoryDataset({}),
+            "params:launch": MemoryDataset(parameters_of("launch", checkpoint_root=None)),
             "params:evaluate": MemoryDataset(
-                {
-                    "max_new_tokens": 6,
-                    "batch_size": 4,
-                    "include_context": False,
-                    "samples_in_report": 2,
-                    "seed": 0,
-                }
+                parameters_of(
+                    "evaluate",
+                    max_new_tokens=6,
+                    batch_size=4,
+                    include_context=False,
+                    samples_in_report=2,
+                    seed=0,
+                    prompt_variants={},
+                    canary=None,
+                )
             ),
         }
     )
