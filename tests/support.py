@@ -61,6 +61,20 @@ def canary_config(**overrides: Any) -> Any:
     return CanaryConfig.model_validate(parameters_of("evaluate.canary", **overrides))
 
 
+def small_evaluate_params(**overrides: Any) -> dict[str, Any]:
+    """conf/tiny's ``evaluate`` for a few tiny models: short answers, two samples, no prompt
+    variants; ``overrides`` over its top-level keys."""
+    scaled = {
+        "max_new_tokens": 8,
+        "batch_size": 4,
+        "include_context": False,
+        "samples_in_report": 2,
+        "seed": 0,
+        "prompt_variants": {},
+    }
+    return parameters_of("evaluate", **{**scaled, **overrides})
+
+
 def parameters_of(section: str, env: str = "tiny", **overrides: Any) -> dict[str, Any]:
     """The parameters under ``section`` (a dotted path such as ``ingest.cleaning``) of ``env``,
     with ``overrides`` over its top-level keys: tests build configs from the real YAML instead

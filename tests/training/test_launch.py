@@ -191,7 +191,14 @@ def test_only_the_machine_of_rank_zero_hands_back_a_model_folder(tmp_path, monke
     module = job_module(tmp_path, monkeypatch, "rank_zero_saves", RANK_ZERO_SAVES)
     endpoint = f"127.0.0.1:{free_port()}"
     launches = [
-        {"nnodes": 2, "node_rank": rank, "rdzv_endpoint": endpoint, "rdzv_id": "handback"}
+        parameters_of(
+            "launch",
+            checkpoint_root=None,
+            nnodes=2,
+            node_rank=rank,
+            rdzv_endpoint=endpoint,
+            rdzv_id="handback",
+        )
         for rank in (0, 1)
     ]
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from kedro.config import OmegaConfigLoader
-from support import launch_config, saved_weights, shop_sentences
+from support import launch_config, parameters_of, saved_weights, shop_sentences
 
 from llm_pipeline.datasets.model_folder import ModelFolder
 from llm_pipeline.settings import CONFIG_LOADER_ARGS
@@ -88,7 +88,7 @@ def run_node(inputs: dict, checkpoint_root: Path) -> ModelFolder:
     from llm_pipeline.pipelines.pretrain.nodes import pretrain_base_model
 
     documents = inputs["documents"]
-    launch = {"checkpoint_root": str(checkpoint_root)}
+    launch = parameters_of("launch", checkpoint_root=str(checkpoint_root))
     return pretrain_base_model(
         documents, documents.iloc[:0], inputs["tokenizer"], None, inputs["params"], launch
     )
@@ -97,7 +97,9 @@ def run_node(inputs: dict, checkpoint_root: Path) -> ModelFolder:
 def kill_node_at_step(inputs: dict, checkpoint_root: Path, kill_step: int) -> list[str]:
     """Start the node in a process group of its own and SIGKILL the group at ``kill_step``."""
     root = inputs["root"]
-    (root / "launch.json").write_text(json.dumps({"checkpoint_root": str(checkpoint_root)}))
+    (root / "launch.json").write_text(
+        json.dumps(parameters_of("launch", checkpoint_root=str(checkpoint_root)))
+    )
     arguments = [root / "documents.jsonl", inputs["tokenizer"].path, root / "params.json"]
     command = [sys.executable, "-c", NODE_SCRIPT, *map(str, arguments), str(root / "launch.json")]
     process = subprocess.Popen(

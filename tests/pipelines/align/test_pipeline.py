@@ -12,7 +12,13 @@ import pandas as pd
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
-from support import RETRIEVAL_OFF, build_tiny_model, isolated_mlflow
+from support import (
+    RETRIEVAL_OFF,
+    build_tiny_model,
+    isolated_mlflow,
+    parameters_of,
+    small_evaluate_params,
+)
 
 from llm_pipeline.datasets import (
     Folder,
@@ -146,16 +152,8 @@ def test_a_new_preference_set_is_aligned_and_the_evidence_reported(
             "params:align": MemoryDataset({**ALIGN, "method": method}),
             "reward_model": KeptDataset(),
             "aligned_model": KeptDataset(),
-            "params:launch": MemoryDataset({}),
-            "params:evaluate": MemoryDataset(
-                {
-                    "max_new_tokens": 6,
-                    "batch_size": 4,
-                    "include_context": False,
-                    "samples_in_report": 2,
-                    "seed": 0,
-                }
-            ),
+            "params:launch": MemoryDataset(parameters_of("launch", checkpoint_root=None)),
+            "params:evaluate": MemoryDataset(small_evaluate_params(max_new_tokens=6, canary=None)),
         }
     )
     with mlflow.start_run() as run:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from support import build_tiny_model, parameters_of
+from support import build_tiny_model, small_evaluate_params
 
 
 @pytest.fixture(scope="session")
@@ -51,12 +51,4 @@ def validation_set() -> pd.DataFrame:
 @pytest.fixture
 def eval_params() -> dict:
     """conf/tiny's evaluate parameters, scaled down, with no prompt variants."""
-    return parameters_of(
-        "evaluate",
-        max_new_tokens=8,
-        batch_size=4,
-        include_context=False,
-        samples_in_report=2,
-        seed=0,
-        prompt_variants={},
-    )
+    return small_evaluate_params()
