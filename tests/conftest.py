@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Kedro configures logging when kedro.framework.project is first imported (conf/logging.yml
+# replaces the root logger's handlers, and with them a running test's log capture): once here,
+# before any test, not in whichever test first reads the configuration.
+import kedro.framework.project  # noqa: F401
 import pytest
 from support import build_tiny_model, copy_project, run_command, tool
 

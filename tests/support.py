@@ -240,10 +240,17 @@ def isolated_mlflow(root: Path, mp: Any):
     import mlflow
 
     # MLflow keeps the URIs it was given in module globals; remember them to restore exactly.
+    from mlflow.tracking import fluent
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
     previous = tracking_utils._tracking_uri, registry_utils._registry_uri
+    # The experiment an earlier test made active lives in another store: start from none, so
+    # that runs go to this store's default experiment.
+    previous_experiment = fluent._active_experiment_id
+    fluent._active_experiment_id = None
+    mp.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    mp.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     uri = f"sqlite:///{root}/mlflow.db"
     mp.setenv("MLFLOW_TRACKING_URI", uri)
     mp.setenv("MLFLOW_REGISTRY_URI", uri)
@@ -257,6 +264,7 @@ def isolated_mlflow(root: Path, mp: Any):
             mlflow.end_run()
         mlflow.set_tracking_uri(previous[0])
         mlflow.set_registry_uri(previous[1])
+        fluent._active_experiment_id = previous_experiment
 
 
 # Four passages of the shop's documents, for retrieval tests.
