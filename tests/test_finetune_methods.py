@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -21,15 +22,12 @@ def latest_model(project: Path, name: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pretrained_project(small_raw_data, tmp_path_factory) -> Path:
-    """A project copy with validated data, the passage index and a pretrained model, on the
-    tiny environment."""
-    project = copy_project(tmp_path_factory.mktemp("project"), small_raw_data)
-    result = run_command(
-        [tool("kedro"), "run", "--env", "tiny", "--to-outputs", "base_model,passage_index"],
-        cwd=project,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+def pretrained_project(finished_tiny_run, tmp_path_factory) -> Path:
+    """A copy of the finished tiny project: validated data, the passage index and a pretrained
+    model (and the run's other models, which the runs here version anew)."""
+    finished, _ = finished_tiny_run
+    project = tmp_path_factory.mktemp("methods") / "project"
+    shutil.copytree(finished, project)
     return project
 
 
