@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import RETRIEVAL_OFF, build_tiny_model
+from support import RETRIEVAL_OFF, build_tiny_model, small_evaluate_params
 
 from llm_pipeline.datasets import Folder, ModelFolder
 from llm_pipeline.pipelines.evaluate import loaded_models
@@ -78,14 +78,11 @@ def test_the_evaluate_nodes_load_each_model_folder_once(
             }
         ]
     )
-    params = {
-        "max_new_tokens": 4,
-        "batch_size": 4,
-        "include_context": False,
-        "samples_in_report": 1,
-        "seed": 0,
-        "prompt_variants": {"none": None, "brief": "Answer in one word."},
-    }
+    params = small_evaluate_params(
+        max_new_tokens=4,
+        samples_in_report=1,
+        prompt_variants={"none": None, "brief": "Answer in one word."},
+    )
     tiny, other, no_index = (
         ModelFolder(tiny_model_dir),
         ModelFolder(other_model_dir),
