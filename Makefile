@@ -9,6 +9,8 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 KEDRO_ENV ?=
+# pytest workers for `make test` (pytest-xdist); 1 runs the suite in one process.
+TEST_WORKERS ?= 2
 
 export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
@@ -52,7 +54,7 @@ format: setup
 	$(BIN)/ruff check --fix src tests bench
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
 
 # kedro-viz's static site of every registered pipeline, in build/ (kedro-viz's fixed folder):
 # serve it with `$(BIN)/python -m http.server -d build`, or run `kedro viz run` for the live app.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 # Kedro configures logging when kedro.framework.project is first imported (conf/logging.yml
@@ -12,6 +13,30 @@ import pytest
 from support import build_tiny_model, copy_project, run_command, tool
 
 from llm_pipeline.tools.sample_data import generate
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers on two cores: one thread each (torch, BLAS), and so the
+    # training jobs they launch, instead of two each fighting over the same cores.
+    for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_variable, "1")
+
+
+# Tests that share what one expensive session fixture built run on one worker, so it is built
+# once; tests on the one PostgreSQL server run on one worker, so their databases never meet.
+SHARED_FIXTURES = {"finished_tiny_run": "finished-tiny-run"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test file is one group for pytest-xdist (``--dist loadgroup``, ``make test``): its
+    module fixtures are built once, on one worker; some groups span files (above)."""
+    for item in items:
+        group = next(
+            (name for fixture, name in SHARED_FIXTURES.items() if fixture in item.fixturenames),
+            None,
+        )
+        if group is None and item.get_closest_marker("postgres"):
+            group = "postgres"
+        item.add_marker(pytest.mark.xdist_group(group or item.nodeid.split("::")[0]))
 
 
 @pytest.fixture(scope="session")
