@@ -88,6 +88,16 @@ def test_tiny_overrides_single_keys_and_keeps_the_rest():
     assert tiny["ingest"] == base["ingest"]
 
 
+def tiny_parameters_with(path: tuple[str, ...], value) -> dict:
+    """conf/tiny's merged parameters with ``value`` set at the nested ``path``."""
+    params = environment_parameters("tiny")
+    section = params
+    for key in path[:-1]:
+        section = section[key]
+    section[path[-1]] = value
+    return params
+
+
 @pytest.mark.parametrize(
     ("path", "file"),
     [
@@ -104,11 +114,7 @@ def test_tiny_overrides_single_keys_and_keeps_the_rest():
     ],
 )
 def test_a_misspelt_key_is_named_with_its_file(path, file):
-    params = environment_parameters("tiny")
-    section = params
-    for key in path[:-1]:
-        section = section[key]
-    section[path[-1]] = 1
+    params = tiny_parameters_with(path, 1)
     assert check_parameters(params) == [f"{file}: unknown key '{'.'.join(path)}'"]
 
 
@@ -141,11 +147,7 @@ def test_a_missing_key_and_a_wrong_value_are_named():
     ],
 )
 def test_a_misspelt_key_of_a_library_section_is_named(path, library):
-    params = environment_parameters("tiny")
-    section = params
-    for key in path[:-1]:
-        section = section[key]
-    section[path[-1]] = 1
+    params = tiny_parameters_with(path, 1)
     [error] = check_library_sections(params, [path[0]])
     assert f"'{'.'.join(path[:-1])}' ({library})" in error
     assert path[-1] in error

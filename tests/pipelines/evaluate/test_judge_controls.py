@@ -141,15 +141,21 @@ def test_a_random_judge_fails_its_controls_with_an_interval_around_chance(rows):
         assert found["base"][metric]["control"] == control
 
 
-def test_a_threshold_separates_a_passing_from_a_failing_metric(rows):
+def fluent_only_judge(rows):
+    """A scorer perfect on fluency and constant (3.0) on every other metric."""
     perfect, _ = perfect_judge(rows)
 
     def fluent_only(prompts):
-        # Perfect on fluency, constant on the rest.
         scores, errors = perfect(prompts)
         return [
             s if asked(t)[0] == "fluency" else 3.0 for s, t in zip(scores, prompts, strict=True)
         ], errors
+
+    return fluent_only
+
+
+def test_a_threshold_separates_a_passing_from_a_failing_metric(rows):
+    fluent_only = fluent_only_judge(rows)
 
     found = judge_with_controls(
         rows, answers_of(rows), CONFIG, seed=SEED, resamples=200, scorer=fluent_only
@@ -255,13 +261,7 @@ def test_the_evaluate_summary_reads_both_kinds_of_entry(rows):
     metric gets its interval, a failing one stays not computed with its reason."""
     from llm_pipeline.pipelines.evaluate.nodes import summarise_scores
 
-    perfect, _ = perfect_judge(rows)
-
-    def fluent_only(prompts):
-        scores, errors = perfect(prompts)
-        return [
-            s if asked(t)[0] == "fluency" else 3.0 for s, t in zip(scores, prompts, strict=True)
-        ], errors
+    fluent_only = fluent_only_judge(rows)
 
     found = judge_with_controls(
         rows, answers_of(rows), CONFIG, seed=SEED, resamples=200, scorer=fluent_only
