@@ -12,7 +12,13 @@ import pytest
 from support import SHOP_PASSAGES
 
 from llm_pipeline.retrieval.config import RetrievalConfig
-from llm_pipeline.retrieval.index import PACKAGED_MODEL, PassageIndex, fuse
+from llm_pipeline.retrieval.index import (
+    PACKAGED_MODEL,
+    PassageIndex,
+    default_key_votes,
+    fuse,
+    votes,
+)
 from llm_pipeline.retrieval.lexical import BM25
 
 CONFIG = RetrievalConfig(
@@ -68,12 +74,49 @@ def test_save_writes_plain_files_that_load_back_to_the_same_index(tmp_path):
     assert settings["embedding_model"] == PACKAGED_MODEL
     assert settings["retrieval"]["lexical_weight"] == 0.3
     assert settings["bm25"]["k1"] == 1.2
+    assert settings["key_votes"] == default_key_votes()
+    assert loaded.key_votes == index.key_votes
     assert np.load(folder / "embeddings.npy", allow_pickle=False).dtype == np.float32
     assert loaded.passages == PASSAGES
     assert np.array_equal(loaded.embeddings, index.embeddings)
     assert loaded.config == CONFIG
     for query in ("express shipping to a PO box", "gift card", "nothing known"):
         assert np.array_equal(loaded.bm25.scores(query), index.bm25.scores(query))
+
+
+def test_an_index_of_the_format_before_key_votes_loads_and_searches_without_them(tmp_path):
+    folder = tmp_path / "passage_index"
+    index_without_model().save(folder)
+    settings = json.loads((folder / "index.json").read_text())
+    settings["format_version"] = 2
+    del settings["key_votes"]
+    (folder / "index.json").write_text(json.dumps(settings))
+
+    assert PassageIndex.load(folder).key_votes["weight"] == 0.0
+
+
+def test_many_close_keys_outvote_one_slightly_closer_key():
+    # One query; keys 0-2 lead to passage 1, key 3 (a little closer) to passage 0.
+    by_key = np.array([[0.80, 0.79, 0.78, 0.82]])
+    result = votes(by_key, np.array([1, 1, 1, 0]), 3, neighbours=4, temperature=0.1)
+
+    assert result[0, 1] == 1.0  # shares of the best-voted passage
+    assert 0.0 < result[0, 0] < 1.0
+    assert result[0, 2] == 0.0
+
+
+def test_only_the_nearest_keys_vote_and_a_left_out_key_gives_nothing():
+    by_key = np.array([[0.9, -np.inf, 0.5, 0.1]])
+    result = votes(by_key, np.array([0, 1, 2, 3]), 4, neighbours=2, temperature=0.1)
+
+    assert result[0, 0] == 1.0
+    assert result[0, 1] == 0.0  # its key was left out (its own question)
+    assert result[0, 2] > 0.0
+    assert result[0, 3] == 0.0  # not among the 2 nearest
+
+
+def test_no_keys_give_no_votes():
+    assert not votes(np.zeros((2, 0)), np.array([], dtype=int), 3, 20, 0.1).any()
 
 
 def test_saving_again_replaces_the_folder_and_leaves_nothing_behind(tmp_path):

