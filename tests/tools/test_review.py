@@ -1,9 +1,14 @@
-"""Human review: the page driven by its keys in headless Chromium, and the import."""
+"""Human review: the page driven by its keys in headless Chromium, the server refusing what
+the page did not send, and the import."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import re
 import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -152,21 +157,161 @@ def test_import_names_the_line_of_a_decision_for_an_unknown_pair(queue, tmp_path
     assert not (tmp_path / "out").exists()
 
 
-def test_the_server_refuses_an_unknown_choice(server):
-    import urllib.error
-    import urllib.request
+def served_token(url: str) -> str:
+    """The secret the page carries, read from the page as a browser gets it."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        page = response.read().decode()
+    (token,) = re.findall(r'<meta name="review-token" content="([^"]+)">', page)
+    return token
 
+
+def request(
+    url: str, method: str, path: str, body: bytes | None = None, **headers: str
+) -> tuple[int, dict]:
+    """One raw HTTP request to the review server with exactly ``headers`` (underscores in the
+    names are dashes; a ``Host`` given replaces the real one), and its status and JSON body."""
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request(
+            method, path, body, {name.replace("_", "-"): value for name, value in headers.items()}
+        )
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_the_server_refuses_an_unknown_choice(server):
     url, session = server
     item = session.items[0]["id"]
-    request = urllib.request.Request(
-        url + "api/decision",
-        data=json.dumps({"id": item, "choice": "maybe"}).encode(),
-        headers={"Content-Type": "application/json"},
+    status, body = request(
+        url,
+        "POST",
+        "/api/decision",
+        json.dumps({"id": item, "choice": "maybe"}).encode(),
+        Content_Type="application/json",
+        X_Review_Token=served_token(url),
     )
-    with pytest.raises(urllib.error.HTTPError) as error:
-        urllib.request.urlopen(request, timeout=5)
-    assert error.value.code == 400
+    assert status == 400 and "choice must be one of" in body["error"]
     assert not session.decisions.exists()
+
+
+def test_each_server_has_its_own_secret_in_its_page(server, queue, tmp_path):
+    url, _ = server
+    other = review_server(ReviewSession(queue, tmp_path / "other.jsonl", "bo"))
+    try:
+        assert len(served_token(url)) >= 40 and served_token(url) != other.token
+    finally:
+        other.server_close()
+
+
+# Each forgery is the page's own request with one header changed (None: left out), the status
+# it gets and a word of its reason.
+FORGED = {
+    "no token": ({"X-Review-Token": None}, 403, "X-Review-Token"),
+    "wrong token": ({"X-Review-Token": "guessed"}, 403, "X-Review-Token"),
+    "foreign origin": ({"Origin": "http://evil.example"}, 403, "origin"),
+    "sandboxed origin": ({"Origin": "null"}, 403, "origin"),
+    "rebound host": ({"Host": "evil.example:{port}"}, 403, "host"),
+    "rebound host without port": ({"Host": "evil.example"}, 403, "host"),
+    "form-encoded body": (
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        415,
+        "application/json",
+    ),
+    "plain text body": ({"Content-Type": "text/plain"}, 415, "application/json"),
+}
+
+
+@pytest.mark.parametrize("case", FORGED, ids=list(FORGED))
+def test_a_forged_decision_is_refused_and_writes_nothing(server, case):
+    url, session = server
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    page_headers = {
+        "Content-Type": "application/json",
+        "X-Review-Token": served_token(url),
+        "Origin": url.rstrip("/"),
+    }
+    item = session.items[0]["id"]
+    decision = json.dumps({"id": item, "choice": "a"}).encode()
+    assert request(url, "POST", "/api/decision", decision, **page_headers)[0] == 200
+    before = session.decisions.read_bytes()
+
+    changed, expected_status, reason = FORGED[case]
+    headers = {**page_headers, **changed}
+    headers = {name: value.format(port=port) for name, value in headers.items() if value}
+    body = f"id={item}&choice=b".encode() if "form" in case else decision.replace(b'"a"', b'"b"')
+    status, answer = request(url, "POST", "/api/decision", body, **headers)
+    assert status == expected_status and reason in answer["error"]
+    assert session.decisions.read_bytes() == before
+
+
+def test_the_page_and_its_queue_answer_only_under_the_servers_own_names(server):
+    url, _ = server
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    token = served_token(url)
+    # A rebinding page cannot read the page, and so never learns the secret.
+    status, answer = request(url, "GET", "/", Host=f"evil.example:{port}")
+    assert status == 403 and "host" in answer["error"]
+    assert request(url, "GET", "/api/queue")[0] == 403  # the queue needs the secret too
+    status, queue = request(
+        url, "GET", "/api/queue", Host=f"localhost:{port}", X_Review_Token=token
+    )
+    assert status == 200 and len(queue["items"]) == 3
+
+
+EVIL_PAGE = """<!doctype html><html><body>
+<iframe name="sink"></iframe>
+<form id="form" method="POST" enctype="text/plain" target="sink" action="{target}">
+<input name='{{"id":"{item}","choice":"b","pad":"' value='"}}'></form>
+<script>
+(async () => {{
+  const body = JSON.stringify({{ id: "{item}", choice: "b" }});
+  await fetch("{target}", {{ method: "POST", mode: "no-cors",
+    headers: {{ "Content-Type": "text/plain" }}, body }}).catch(() => null);
+  await fetch("{target}", {{ method: "POST",
+    headers: {{ "Content-Type": "application/json", "X-Review-Token": "guessed" }}, body }})
+    .catch(() => null);
+  document.querySelector("iframe").onload = () => {{ document.title = "sent"; }};
+  document.getElementById("form").submit();
+}})();
+</script></body></html>"""
+
+
+def test_another_site_open_in_the_reviewers_browser_cannot_write(server, browser, caplog):
+    """A page of another origin tries what a browser lets any site do: a no-cors fetch, a
+    fetch with the JSON type and a guessed secret, and a form posting JSON-looking text."""
+    url, session = server
+    session.record(session.items[0]["id"], "a")
+    before = session.decisions.read_bytes()
+    page = EVIL_PAGE.format(target=url + "api/decision", item=session.items[0]["id"]).encode()
+
+    class EvilSite(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, format: str, *args) -> None:
+            pass
+
+    evil = ThreadingHTTPServer(("127.0.0.1", 0), EvilSite)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    try:
+        with caplog.at_level("WARNING", logger="llm_pipeline.tools.review"):
+            browser.get(f"http://localhost:{evil.server_port}/")
+            wait_for(browser, lambda: browser.title == "sent")
+        refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Refused")]
+    finally:
+        evil.shutdown()
+        evil.server_close()
+    assert session.decisions.read_bytes() == before
+    # The no-cors fetch and the form reached the server and were refused; the fetch with a
+    # custom header never got past the browser's preflight.
+    assert len(refused) == 2 and all("origin" in reason for reason in refused)
 
 
 def test_the_page_ships_with_the_package():

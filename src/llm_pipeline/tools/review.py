@@ -16,15 +16,23 @@ choice, arrows move. Each choice is appended to the decisions file with the revi
 time; the last word on a pair counts. Import writes the pairs people preferred into the raw
 preferences folder (``origin: human``, reviewer and time kept), which the next ``kedro run``
 ingests; pairs marked both bad are counted, not written.
+
+The page writes only for the reviewer who opened it: the server makes a secret when it starts and
+puts it in the page it serves; every API request must carry it (``X-Review-Token``), name the
+server's own address in ``Host`` (no DNS rebinding), come from the page's own ``Origin`` when it
+names one, and post ``application/json`` (a cross-site form or ``no-cors`` fetch can do neither).
+Anything else is refused (403, or 415 for another content type) and nothing is written.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hmac
 import json
 import logging
 import re
+import secrets
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -40,6 +48,11 @@ logger = logging.getLogger(__name__)
 
 CHOICES = ("a", "b", "both_bad", "undone")
 PAGE = Path(__file__).with_name("review.html")
+# Where review.html receives the session's secret (a meta tag the page's script reads).
+TOKEN_SLOT = "__REVIEW_TOKEN__"
+TOKEN_HEADER = "X-Review-Token"
+# A decision is a few dozen bytes; anything much larger is not from the page.
+MAX_BODY_BYTES = 64 * 1024
 
 
 class ReviewError(ValueError):
@@ -96,11 +109,63 @@ class ReviewSession:
         return decision
 
 
+class RefusedRequest(Exception):
+    """A request the page did not make: its status and a short reason, and nothing written."""
+
+    def __init__(self, status: HTTPStatus, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class ReviewServer(ThreadingHTTPServer):
+    """The review page's server: the session's secret, and the ``Host`` names it answers to
+    (its bind address, 127.0.0.1 and localhost, each with its port)."""
+
+    def __init__(self, address: tuple[str, int], session: ReviewSession):
+        super().__init__(address, make_handler(session))
+        self.token = secrets.token_urlsafe(32)
+        bind_host, port = self.server_address[:2]
+        self.allowed_hosts = {f"{name}:{port}" for name in (bind_host, "127.0.0.1", "localhost")}
+
+
+def check_request(
+    server: ReviewServer, headers: Any, *, needs_token: bool, needs_json: bool
+) -> None:
+    """Raise :class:`RefusedRequest` unless the request comes from the page this server served."""
+    host = (headers.get("Host") or "").strip().lower()
+    if host not in server.allowed_hosts:
+        # A page on another name that resolves here (DNS rebinding) sends its own name.
+        raise RefusedRequest(HTTPStatus.FORBIDDEN, f"host {host!r} is not this review server")
+    origin = headers.get("Origin")
+    if origin is not None and origin.strip().lower() != f"http://{host}":
+        raise RefusedRequest(HTTPStatus.FORBIDDEN, f"origin {origin!r} is not the review page")
+    if needs_json:
+        media_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            raise RefusedRequest(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                f"content type must be application/json, not {media_type or 'none'!r}",
+            )
+    if needs_token:
+        sent = (headers.get(TOKEN_HEADER) or "").encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(sent, server.token.encode()):
+            raise RefusedRequest(
+                HTTPStatus.FORBIDDEN, f"missing or wrong {TOKEN_HEADER}: open the page again"
+            )
+
+
 def make_handler(session: ReviewSession) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        server: ReviewServer
+
         def do_GET(self) -> None:
+            is_api = self.path.startswith("/api/")
+            if not self._allowed(needs_token=is_api, needs_json=False):
+                return
             if self.path in ("/", "/index.html"):
-                self._send(HTTPStatus.OK, PAGE.read_bytes(), "text/html; charset=utf-8")
+                page = PAGE.read_text(encoding="utf-8").replace(TOKEN_SLOT, self.server.token)
+                self._send(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
             elif self.path == "/api/queue":
                 body = {
                     "reviewer": session.reviewer,
@@ -112,17 +177,43 @@ def make_handler(session: ReviewSession) -> type[BaseHTTPRequestHandler]:
                 self._send_json(HTTPStatus.NOT_FOUND, {"error": "not found"})
 
         def do_POST(self) -> None:
+            try:
+                length = int(self.headers.get("Content-Length") or "0")
+            except ValueError:
+                self._send_json(HTTPStatus.BAD_REQUEST, {"error": "bad Content-Length"})
+                return
+            if not 0 <= length <= MAX_BODY_BYTES:
+                self.close_connection = True
+                self._send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"})
+                return
+            # Read the body before any answer, so that a refusal reaches the client whole
+            # (closing a socket with unread data resets the connection).
+            raw = self.rfile.read(length)
+            if not self._allowed(needs_token=True, needs_json=True):
+                return
             if self.path != "/api/decision":
                 self._send_json(HTTPStatus.NOT_FOUND, {"error": "not found"})
                 return
             try:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = json.loads(raw or b"{}")
+                if not isinstance(body, dict):
+                    raise ValueError("the body must be a JSON object")
                 decision = session.record(str(body.get("id")), str(body.get("choice")))
-            except (ValueError, json.JSONDecodeError) as error:
+            except ValueError as error:  # json.JSONDecodeError is a ValueError
                 self._send_json(HTTPStatus.BAD_REQUEST, {"error": str(error)})
                 return
             self._send_json(HTTPStatus.OK, decision)
+
+        def _allowed(self, *, needs_token: bool, needs_json: bool) -> bool:
+            try:
+                check_request(
+                    self.server, self.headers, needs_token=needs_token, needs_json=needs_json
+                )
+            except RefusedRequest as refused:
+                logger.warning("Refused %s %s: %s", self.command, self.path, refused.reason)
+                self._send_json(refused.status, {"error": refused.reason})
+                return False
+            return True
 
         def _send_json(self, status: HTTPStatus, body: Any) -> None:
             self._send(status, json.dumps(body).encode(), "application/json")
@@ -132,6 +223,9 @@ def make_handler(session: ReviewSession) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
+            # No other site may frame the page and steer the reviewer's keys.
+            self.send_header("Content-Security-Policy", "frame-ancestors 'none'")
+            self.send_header("X-Frame-Options", "DENY")
             self.end_headers()
             self.wfile.write(body)
 
@@ -141,9 +235,10 @@ def make_handler(session: ReviewSession) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def review_server(session: ReviewSession, port: int = 0) -> ThreadingHTTPServer:
-    """The page and its API on 127.0.0.1 (``port`` 0 picks a free one); not started yet."""
-    return ThreadingHTTPServer(("127.0.0.1", port), make_handler(session))
+def review_server(session: ReviewSession, port: int = 0) -> ReviewServer:
+    """The page and its API on 127.0.0.1 (``port`` 0 picks a free one), with a new secret;
+    not started yet."""
+    return ReviewServer(("127.0.0.1", port), session)
 
 
 # --- bringing the choices back ----------------------------------------------------------------
