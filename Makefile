@@ -15,7 +15,7 @@ TEST_WORKERS ?= 2
 export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: setup lock data run test lint format viz notebook airflow-dag mlflow-ui browser review clean \
+.PHONY: setup lock data run test test-durations lint format viz notebook airflow-dag mlflow-ui browser review clean \
 	rollback approve registry docs
 
 setup: $(VENV)/.installed
@@ -53,8 +53,15 @@ format: setup
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
+XDIST = $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+
 test: lint
-	$(BIN)/pytest $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
+	$(BIN)/pytest $(XDIST)
+
+# Measure every test again into tests/durations.json, which orders the groups longest first
+# (tests/conftest.py); commit it when tests were added or got much faster or slower.
+test-durations: setup
+	$(BIN)/pytest $(XDIST) --store-durations
 
 # kedro-viz's static site of every registered pipeline, in build/ (kedro-viz's fixed folder):
 # serve it with `$(BIN)/python -m http.server -d build`, or run `kedro viz run` for the live app.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -26,9 +27,27 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 SHARED_FIXTURES = {"finished_tiny_run": "finished-tiny-run"}
 
 
+# What each test took last time it was measured (``pytest --store-durations``): the groups are
+# sent to the workers longest first, so that no long group starts last and runs alone.
+DURATIONS = Path(__file__).with_name("durations.json")
+# A test with no measured duration (new since): about what most tests take.
+UNMEASURED_SECONDS = 1.0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store-durations",
+        action="store_true",
+        help=f"write each test's setup + call + teardown seconds into {DURATIONS.name}",
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Each test file is one group for pytest-xdist (``--dist loadgroup``, ``make test``): its
-    module fixtures are built once, on one worker; some groups span files (above)."""
+    module fixtures are built once, on one worker; some groups span files (above). Groups run
+    longest first by their measured durations (``make test`` keeps this order with
+    ``--no-loadscope-reorder``; xdist would otherwise order them by their number of tests)."""
+    groups = {}
     for item in items:
         group = next(
             (name for fixture, name in SHARED_FIXTURES.items() if fixture in item.fixturenames),
@@ -36,7 +55,44 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
         if group is None and item.get_closest_marker("postgres"):
             group = "postgres"
-        item.add_marker(pytest.mark.xdist_group(group or item.nodeid.split("::")[0]))
+        groups[item.nodeid] = group or item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+    measured = measured_durations()
+    cost: dict[str, float] = {}
+    for item in items:
+        group = groups[item.nodeid]
+        cost[group] = cost.get(group, 0.0) + measured.get(item.nodeid, UNMEASURED_SECONDS)
+    items.sort(key=lambda item: -cost[groups[item.nodeid]])
+
+
+def measured_durations() -> dict[str, float]:
+    if not DURATIONS.exists():
+        return {}
+    return json.loads(DURATIONS.read_text(encoding="utf-8"))["seconds"]
+
+
+class DurationRecorder:
+    """Sums each test's phases as the reports arrive (on the controller under xdist), and
+    writes them when the session ends, beside the durations of tests that did not run."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        seconds = {**measured_durations(), **self.seconds}
+        record = {
+            "measured": "pytest --store-durations (make test-durations)",
+            "seconds": {nodeid: round(seconds[nodeid], 2) for nodeid in sorted(seconds)},
+        }
+        DURATIONS.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--store-durations") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(DurationRecorder(), "llm-pipeline-durations")
 
 
 @pytest.fixture(scope="session")
