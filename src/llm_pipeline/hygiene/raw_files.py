@@ -11,13 +11,16 @@ or ``hardlink``) and are read.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 REFUSAL_RULES = (
     "outside_data_folder",
@@ -93,17 +96,19 @@ class VettedFile:
 def list_raw_files(
     folder: Path, suffixes: tuple[str, ...] | None
 ) -> dict[str, Callable[[], bytes]]:
-    """``{path as the user sees it: loader}`` of the visible files below ``folder``.
+    """``{path as the user sees it: loader}`` of the visible files below ``folder``, in path
+    order.
 
     Folders reached through symbolic links inside ``folder`` are walked like any other; a link
     out of it, or to a folder that contains the link, is one refused entry. ``suffixes`` filter
     files (not refused folders) by the name they are listed under.
     """
     walk = _Walk(Path(folder), suffixes)
-    walk.folder(Path(folder), Path(folder), (walk.root,))
-    loaders = {source: walk.vet(source, path) for source, path in walk.files.items()}
-    loaders.update(walk.refused)
-    return dict(sorted(loaders.items(), key=lambda item: PurePosixPath(item[0])))
+    walk.folder(str(folder), Path(folder).as_posix(), (walk.root,))
+    return {
+        source: found if isinstance(found, RefusedFile) else walk.vet(source, *found)
+        for source, found in walk.found.items()
+    }
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -111,77 +116,83 @@ def _inside(path: str, folder: str) -> bool:
 
 
 class _Walk:
-    """One listing of a raw folder: the files found, the entries refused while walking, and
-    the names (real paths) each hard-linked file has inside the folder."""
+    """One listing of a raw folder: what was found, in path order (a file as its path on disk,
+    real path and ``lstat``, an entry refused while walking as its loader), and the names
+    (real paths) each hard-linked file has inside the folder."""
 
     def __init__(self, folder: Path, suffixes: tuple[str, ...] | None):
         self.start = folder
         self.root = os.path.realpath(folder)
         self.suffixes = suffixes
-        self.files: dict[str, str] = {}
-        self.refused: dict[str, RefusedFile] = {}
+        self.found: dict[str, RefusedFile | tuple[str, str, os.stat_result]] = {}
         self.names: dict[tuple[int, int], set[str]] = defaultdict(set)
 
-    def folder(self, on_disk: Path, shown: Path, ancestors: tuple[str, ...]) -> None:
+    def folder(self, on_disk: str, shown: str, ancestors: tuple[str, ...]) -> None:
+        """List ``on_disk`` (shown to the user as ``shown``); ``ancestors`` are the real paths
+        of the folders walked to get here, this one last."""
         with os.scandir(on_disk) as entries:
-            found = sorted(entries, key=lambda entry: entry.name)
-        for entry in found:
+            listed = sorted(entries, key=lambda entry: entry.name)
+        for entry in listed:
             if entry.name.startswith("."):
                 continue
-            shown_path = shown / entry.name
-            real = os.path.join(ancestors[-1], entry.name)  # ancestors[-1]: this folder's
+            source = f"{shown}/{entry.name}"
+            real = os.path.join(ancestors[-1], entry.name)  # for any entry but a link
             status = entry.stat(follow_symlinks=False)
             if stat.S_ISDIR(status.st_mode):
-                self.folder(Path(entry.path), shown_path, (*ancestors, real))
+                self.folder(entry.path, source, (*ancestors, real))
             elif stat.S_ISLNK(status.st_mode) and os.path.isdir(entry.path):
-                self._linked_folder(entry.path, shown_path, ancestors)
-            elif self.suffixes is None or shown_path.suffix.lower() in self.suffixes:
-                self.files[shown_path.as_posix()] = entry.path
+                self._linked_folder(entry.path, source, ancestors)
+            elif self.suffixes is None or os.path.splitext(entry.name)[1].lower() in self.suffixes:
+                self.found[source] = (entry.path, real, status)
             if stat.S_ISREG(status.st_mode) and status.st_nlink > 1:
                 self.names[(status.st_dev, status.st_ino)].add(real)
 
-    def _linked_folder(self, path: str, shown: Path, ancestors: tuple[str, ...]) -> None:
+    def _linked_folder(self, path: str, source: str, ancestors: tuple[str, ...]) -> None:
         real = os.path.realpath(path)
-        source = shown.as_posix()
         if not _inside(real, self.root):
             detail = f"{_link_text(path, real)}, a folder outside {self.start}; not listed"
-            self.refused[source] = RefusedFile(source, "outside_data_folder", detail)
+            self.found[source] = RefusedFile(source, "outside_data_folder", detail)
         elif real in ancestors:
             detail = f"{_link_text(path, real)}, a folder that contains the link itself"
-            self.refused[source] = RefusedFile(source, "link_loop", detail)
+            self.found[source] = RefusedFile(source, "link_loop", detail)
         else:
-            self.folder(Path(path), shown, (*ancestors, real))
+            self.folder(path, source, (*ancestors, real))
 
-    def vet(self, source: str, path: str) -> Callable[[], bytes]:
-        """The file's loader: ``VettedFile`` if it may be read, else ``RefusedFile``."""
-        real = os.path.realpath(path)
-        inside = _inside(real, self.root)
-        if not inside and not self._in_cache(real):
-            where = f"outside {self.start}"
-            if self.dvc_cache:
-                where += f" and outside DVC's cache {self.dvc_cache}"
-            detail = f"{_link_text(path, real)}, {where}; not opened"
-            return RefusedFile(source, "outside_data_folder", detail)
-        try:
-            status = os.stat(real, follow_symlinks=False)
-        except OSError as error:
-            detail = f"{_link_text(path, real)}, which cannot be found ({error.strerror})"
-            return RefusedFile(source, "broken_link", detail)
+    def vet(self, source: str, path: str, real: str, status: os.stat_result) -> Callable[[], bytes]:
+        """The loader of a file found by the walk (``real`` and ``status`` as the walk saw the
+        name): ``VettedFile`` if it may be read, else ``RefusedFile``."""
         if stat.S_ISLNK(status.st_mode):
-            detail = f"{_link_text(path, real)}: symbolic links that loop; not opened"
-            return RefusedFile(source, "broken_link", detail)
+            real = os.path.realpath(path)
+            if not _inside(real, self.root) and not self._in_cache(real):
+                where = f"outside {self.start}"
+                if self.dvc_cache:
+                    where += f" and outside DVC's cache {self.dvc_cache}"
+                detail = f"{_link_text(path, real)}, {where}; not opened"
+                return RefusedFile(source, "outside_data_folder", detail)
+            try:
+                status = os.stat(real, follow_symlinks=False)
+            except OSError as error:
+                detail = f"{_link_text(path, real)}, which cannot be found ({error.strerror})"
+                return RefusedFile(source, "broken_link", detail)
+            if stat.S_ISLNK(status.st_mode):
+                detail = f"{_link_text(path, real)}: symbolic links that loop; not opened"
+                return RefusedFile(source, "broken_link", detail)
         for is_kind, kind in _SPECIAL_KINDS:
             if is_kind(status.st_mode):
                 return RefusedFile(source, "special_file", f"{kind}, not a file; not opened")
         if not stat.S_ISREG(status.st_mode):
             return RefusedFile(source, "special_file", "not a regular file; not opened")
         inode = (status.st_dev, status.st_ino)
-        hard_linked = status.st_nlink > max(1, len(self.names[inode]))
-        if inside and hard_linked and inode not in self.cache_inodes:
+        names = len(self.names.get(inode, ()))
+        if (
+            status.st_nlink > max(1, names)
+            and not self._in_cache(real)
+            and inode not in self.cache_inodes
+        ):
             detail = (
-                f"a hard link: {status.st_nlink} names for one file, "
-                f"{len(self.names[inode])} of them in {self.start}; another may be anywhere on "
-                "this file system, so it was not opened (copy the file instead)"
+                f"a hard link: {status.st_nlink} names for one file, {names} of them in "
+                f"{self.start}; another may be anywhere on this file system, so it was not "
+                "opened (copy the file instead)"
             )
             return RefusedFile(source, "hard_link", detail)
         return VettedFile(source, real, status.st_dev, status.st_ino)
@@ -222,12 +233,16 @@ def _link_text(path: str, real: str) -> str:
 def dvc_cache_folder(start: Path) -> str | None:
     """The real path of the local cache of the DVC project ``start`` is in (``.dvc/cache``
     unless DVC's configuration says otherwise), or ``None`` outside a DVC project."""
-    from dvc.exceptions import NotDvcRepoError
+    from dvc.exceptions import DvcException, NotDvcRepoError
     from dvc.repo import Repo
 
     try:
         project = Repo.find_root(str(start))
     except NotDvcRepoError:
         return None
-    with Repo(project) as repo:
-        return os.path.realpath(repo.cache.local_cache_dir)
+    try:
+        with Repo(project) as repo:
+            return os.path.realpath(repo.cache.local_cache_dir)
+    except DvcException as error:  # a broken DVC setup: links into its cache are then refused
+        logger.warning("DVC project %s: its cache cannot be found (%s)", project, error)
+        return None
