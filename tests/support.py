@@ -7,8 +7,11 @@ import functools
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -282,3 +285,41 @@ SHOP_PASSAGES = [
         start=1,
     )
 ]
+
+
+def watch_for_readers(fifo: Path) -> threading.Event:
+    """Set once anything opens ``fifo`` for reading: a writer's open blocks until then, so a
+    test can tell whether the code under test ever opened the FIFO."""
+    opened = threading.Event()
+
+    def wait_for_a_reader() -> None:
+        descriptor = os.open(fifo, os.O_WRONLY)
+        opened.set()
+        os.close(descriptor)
+
+    threading.Thread(target=wait_for_a_reader, daemon=True).start()
+    return opened
+
+
+def release_watch(fifo: Path, opened: threading.Event) -> None:
+    """Open the FIFO's read end once, so the thread ``watch_for_readers`` started ends."""
+    if not opened.is_set():
+        descriptor = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        opened.wait(5)
+        os.close(descriptor)
+
+
+@contextmanager
+def failing_after(seconds: int) -> Iterator[None]:
+    """Raise ``TimeoutError`` instead of hanging (as a blocking open of a FIFO would)."""
+
+    def hang(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"blocked for {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -8,6 +8,8 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+from llm_pipeline.hygiene import raw_files
+
 
 class RawFolderDataset(AbstractDataset[None, dict[str, Callable[[], bytes]]]):
     """Files below ``path`` (with one of ``suffixes``, if given), as ``{file path: loader}``.
@@ -17,6 +19,10 @@ class RawFolderDataset(AbstractDataset[None, dict[str, Callable[[], bytes]]]):
 
     Unlike ``PartitionedDataset`` an empty or missing folder is a valid, empty input: the
     explicit validation set, for instance, is optional. Hidden files are ignored.
+
+    Only regular files whose real path lies inside ``path`` (or in the project's DVC cache) are
+    read: the loader of a link out of the folder, a hard link, a FIFO, a device or a socket
+    raises ``RawFileRefused`` without opening it (``hygiene.raw_files``).
     """
 
     def __init__(
@@ -32,14 +38,7 @@ class RawFolderDataset(AbstractDataset[None, dict[str, Callable[[], bytes]]]):
     def load(self) -> dict[str, Callable[[], bytes]]:
         if not self._path.exists():
             return {}
-        files = sorted(
-            p
-            for p in self._path.rglob("*")
-            if p.is_file()
-            and (self._suffixes is None or p.suffix.lower() in self._suffixes)
-            and not any(part.startswith(".") for part in p.relative_to(self._path).parts)
-        )
-        return {f.as_posix(): _reader(f) for f in files}
+        return raw_files.list_raw_files(self._path, self._suffixes)
 
     def save(self, data: None) -> None:
         raise DatasetError(f"{self._path} holds raw input; the pipeline never writes to it.")
@@ -49,7 +48,3 @@ class RawFolderDataset(AbstractDataset[None, dict[str, Callable[[], bytes]]]):
 
     def _describe(self) -> dict[str, Any]:
         return {"path": self._path.as_posix(), "suffixes": self._suffixes}
-
-
-def _reader(path: Path) -> Callable[[], bytes]:
-    return path.read_bytes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -10,10 +11,12 @@ import pandas as pd
 import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
+from support import failing_after, release_watch, watch_for_readers
 
 from llm_pipeline.datasets import JSONLinesDataset, RawFolderDataset
 from llm_pipeline.hygiene import near_duplicates
 from llm_pipeline.pipelines.ingest import create_pipeline, nodes
+from llm_pipeline.pipelines.ingest.pipeline import SPLITS
 
 CONF = Path(__file__).resolve().parents[3] / "conf" / "base" / "parameters_ingest.yml"
 KINDS = ("documents", "conversations", "preferences", "validation")
@@ -24,14 +27,12 @@ def run_ingest(raw: Path, written: Path, **overrides: object) -> dict:
     params = {**yaml.safe_load(CONF.read_text())["ingest"], **overrides}
     datasets["params:ingest"] = MemoryDataset(params)
     # On disk, as in the project: memory datasets are released once their last reader ran.
-    for name in ("quarantine", "ingest_accounting"):
+    on_disk = ("quarantine", "ingest_accounting", *(f"ingested_{name}" for name in SPLITS))
+    for name in on_disk:
         datasets[name] = JSONLinesDataset(str(written / f"{name}.jsonl"))
     outputs = SequentialRunner().run(create_pipeline(), DataCatalog(datasets=datasets))
     loaded = {name: dataset.load() for name, dataset in outputs.items()}
-    return {
-        **loaded,
-        **{name: datasets[name].load() for name in ("quarantine", "ingest_accounting")},
-    }
+    return {**loaded, **{name: datasets[name].load() for name in on_disk}}
 
 
 def test_ingest_accounts_for_every_row_and_removes_planted_problems(small_raw_data, tmp_path):
@@ -118,3 +119,65 @@ def test_two_workers_give_the_same_outputs_and_quarantine_as_one(
         ("2.jsonl", 1, "too_short"),
     ]
     assert one["data_report"]["pii_found"]["documents"]["email"] >= 3
+
+
+def test_nothing_outside_the_raw_folder_is_read_and_every_refusal_is_reported(
+    small_raw_data, tmp_path
+):
+    raw = tmp_path / "01_raw"
+    shutil.copytree(small_raw_data, raw)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "notes.txt").write_text("Outside marker 7f3a: never to be trained on.")
+    (outside / "chats.jsonl").write_text(
+        json.dumps({"prompt": "Outside marker 9c1e?", "response": "Never trained on."}) + "\n"
+    )
+    documents = raw / "documents"
+    (documents / "x.txt").symlink_to("/etc/passwd")
+    (documents / "system").symlink_to("/etc")
+    (documents / "deep" / "er").mkdir(parents=True)
+    (documents / "deep" / "er" / "notes.txt").symlink_to(outside / "notes.txt")
+    os.link(outside / "notes.txt", documents / "hard.txt")
+    os.mkfifo(documents / "pipe.txt")
+    (raw / "conversations" / "linked").symlink_to(outside)
+    fifo_opened = watch_for_readers(documents / "pipe.txt")
+
+    try:
+        with failing_after(120):
+            outputs = run_ingest(raw, tmp_path / "written", workers=2)
+        assert not fifo_opened.is_set(), "the FIFO was opened"
+    finally:
+        release_watch(documents / "pipe.txt", fifo_opened)
+
+    assert {f"ingested_{name}" for name in SPLITS} <= set(outputs)
+    written = json.dumps(outputs["data_report"]) + "".join(
+        path.read_text() for path in (tmp_path / "written").iterdir()
+    )
+    assert len(outputs["ingested_documents_train"]) > 10  # the sample data came through
+    for line in filter(None, Path("/etc/passwd").read_text().splitlines()):
+        assert line not in written
+    assert "7f3a" not in written and "9c1e" not in written
+    quarantine = outputs["quarantine"]
+    refused = quarantine[quarantine["line"] == 0].set_index("source")
+    expected = {
+        documents / "x.txt": ("outside_data_folder", "/etc/passwd"),
+        documents / "system": ("outside_data_folder", "/etc"),
+        documents / "deep" / "er" / "notes.txt": ("outside_data_folder", str(outside)),
+        documents / "hard.txt": ("hard_link", "2 names for one file"),
+        documents / "pipe.txt": ("special_file", "a named pipe (FIFO)"),
+        raw / "conversations" / "linked": ("outside_data_folder", str(outside)),
+    }
+    for path, (rule, named) in expected.items():
+        assert refused.loc[path.as_posix(), "rule"] == rule, path
+        assert named in refused.loc[path.as_posix(), "detail"], path
+    assert outputs["ingest_accounting"]["balanced"].all()
+    report = outputs["data_report"]
+    assert report["files_not_opened"]["by_rule"] == {
+        "outside_data_folder": 4,
+        "hard_link": 1,
+        "special_file": 1,
+    }
+    assert {f["source"] for f in report["files_not_opened"]["files"]} == {
+        path.as_posix() for path in expected
+    }
+    assert report["quarantined_by_rule"]["outside_data_folder"] == 4

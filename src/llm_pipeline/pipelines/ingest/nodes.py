@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llm_pipeline.hygiene import near_duplicates, parallel, pii, readers, records
+from llm_pipeline.hygiene import near_duplicates, parallel, pii, raw_files, readers, records
 from llm_pipeline.pipelines.ingest import cleaning
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,13 @@ def read_files(
 def _read_file(shared: tuple, source: str) -> tuple[list[dict], list[dict], dict]:
     """Rows, quarantine entries and the row count of one file (run in a worker process)."""
     files, kind, config, parse = shared
-    reading = readers.read_raw_file(source, files[source](), config)
+    try:
+        data = files[source]()
+    except raw_files.RawFileRefused as refused:
+        problem = readers.Quarantined(source, 0, refused.rule, refused.detail, None)
+        reading = readers.FileReading(source, 1, [], [problem])
+    else:
+        reading = readers.read_raw_file(source, data, config)
     file_count = {
         "source": source,
         "kind": kind,

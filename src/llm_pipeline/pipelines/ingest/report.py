@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llm_pipeline.hygiene import raw_files
+
 LENGTH_BINS = [0, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 50_000, 1_000_000_000]
 
 
@@ -58,6 +60,7 @@ def summarise(
         "quarantined_by_rule": quarantine.groupby("rule").size().to_dict()
         if len(quarantine)
         else {},
+        "files_not_opened": _files_not_opened(quarantine),
         "duplicates": duplicates,
         "duplicate_rate": {
             kind: (c["exact"] + c["near"]) / c["rows"] if c["rows"] else 0.0
@@ -70,6 +73,22 @@ def summarise(
         },
         "boilerplate_lines_removed": hygiene["cleaning"]["boilerplate_lines"],
         "validation_leaks": hygiene["leakage"],
+    }
+
+
+def _files_not_opened(quarantine: pd.DataFrame) -> dict[str, Any]:
+    """Raw files refused before being opened (links out of the folder, hard links, FIFOs,
+    devices): how many per rule, and which."""
+    if not len(quarantine):
+        return {"count": 0, "by_rule": {}, "files": []}
+    refused = quarantine[quarantine["rule"].isin(raw_files.REFUSAL_RULES)]
+    return {
+        "count": len(refused),
+        "by_rule": {rule: int(n) for rule, n in refused.groupby("rule").size().items()},
+        "files": [
+            {"source": row.source, "rule": row.rule, "detail": row.detail}
+            for row in refused.itertuples()
+        ],
     }
 
 
