@@ -108,3 +108,19 @@ def test_the_raw_folder_hash_changes_with_any_file_in_it(project):
     changed = dataset(project).load()["data_md5"]["data/01_raw"]
 
     assert len({before, added, changed}) == 3
+
+
+def test_the_raw_folder_hash_never_reads_what_a_link_out_of_it_points_to(tmp_path):
+    from llm_pipeline.datasets.lineage import tree_md5
+
+    raw, outside = tmp_path / "01_raw", tmp_path / "outside.txt"
+    (raw / "documents").mkdir(parents=True)
+    (raw / "documents" / "faq.md").write_text("Returns within 30 days.\n")
+    outside.write_text("root:x:0:0\n")
+    (raw / "documents" / "x.txt").symlink_to(outside)
+    before = tree_md5(raw)
+
+    outside.write_text("something else entirely\n")
+    assert tree_md5(raw) == before  # the target was never read
+    (raw / "documents" / "faq.md").write_text("Returns within 60 days.\n")
+    assert tree_md5(raw) != before

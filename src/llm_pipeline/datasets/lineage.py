@@ -74,10 +74,19 @@ def file_md5(path: Path) -> str:
 
 
 def tree_md5(folder: Path) -> str:
-    """One MD5 for a folder: over each file's relative path and MD5, in path order."""
+    """One MD5 for a folder: over each file's relative path and MD5, in path order. Files are
+    listed as ingest lists them (``hygiene/raw_files.py``): a file ingest refuses to open (a
+    link out of the folder, a FIFO, ...) counts by its rule, and is not opened here either."""
+    from llm_pipeline.hygiene.raw_files import RawFileRefused, list_raw_files
+
     digest = hashlib.md5(usedforsecurity=False)
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(f"{path.relative_to(folder).as_posix()}\0{file_md5(path)}\n".encode())
+    for source, load in list_raw_files(folder, None).items():
+        try:
+            content = hashlib.md5(load(), usedforsecurity=False).hexdigest()
+        except RawFileRefused as refused:
+            content = f"refused:{refused.rule}"
+        name = Path(source).relative_to(folder).as_posix()
+        digest.update(f"{name}\0{content}\n".encode())
     return digest.hexdigest()
 
 
