@@ -20,6 +20,18 @@ import numpy as np
 
 LEVEL = 0.95
 
+# Whether a higher figure is better, per model metric (evaluate compares, register gates).
+DIRECTIONS = {
+    "answer_accuracy": True,
+    "perplexity": False,
+    "rouge_l": True,
+    "similarity": True,
+    "groundedness": True,
+    "relevance": True,
+    "coherence": True,
+    "fluency": True,
+}
+
 
 @dataclass(frozen=True)
 class Sample:

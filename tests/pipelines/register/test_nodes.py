@@ -39,22 +39,36 @@ def scores(similarity: np.ndarray, rouge: np.ndarray, nll: float = 20.0) -> dict
 
 
 def evaluation(
-    gain: float | None = 0.05, rouge_change: float = 0.0, noise: float = 0.0, base_gap: float = 0.2
+    gain: float | None = 0.05,
+    rouge_change: float = 0.0,
+    noise: float = 0.0,
+    base_gap: float = 0.2,
+    rouge_noise: float = 0.0,
 ) -> dict:
     """Figures of base, sft and aligned, and of a champion unless ``gain`` is None: the aligned
     model's similarity is the champion's plus ``gain`` (plus per-example ``noise``), the base
-    model's ``base_gap`` below the champion's."""
+    model's ``base_gap`` below the champion's; the aligned model's ROUGE-L is the champion's
+    times ``1 + rouge_change``, plus per-example ``rouge_noise`` that averages to zero."""
     rng = np.random.default_rng(5)
     held = rng.uniform(0.3, 0.7, EXAMPLES)
     rouge = rng.uniform(0.2, 0.4, EXAMPLES)
     jitter = rng.normal(0.0, noise, EXAMPLES)
+    rouge_jitter = rng.normal(0.0, rouge_noise, EXAMPLES)
     models = {
         "base": scores(held - base_gap, rouge - 0.1, nll=40.0),
         "sft": scores(held - 0.01, rouge),
-        "aligned": scores(held + (gain or 0.0) + jitter, rouge * (1 + rouge_change)),
+        "aligned": scores(
+            held + (gain or 0.0) + jitter,
+            rouge * (1 + rouge_change) + rouge_jitter - rouge_jitter.mean(),
+        ),
     }
     if gain is not None:
         models["champion"] = scores(held, rouge)
+    return summarised(models)
+
+
+def summarised(models: dict[str, dict]) -> dict:
+    """metrics.json of these per-example scores, as the evaluate stage writes it."""
     summary = summarise_scores(models, {}, EVALUATE)
     metrics, _ = report_metrics(summary, {"method": "dpo"}, CANARY, {"enabled": False}, {})
     return metrics
@@ -122,16 +136,97 @@ def test_a_worse_model_is_never_promoted():
     assert "worse" in decision["reason"]
 
 
-def test_a_regression_past_the_tolerance_blocks_a_better_primary_metric():
+def interval_text(compared: dict) -> str:
+    return f"{compared['difference']:+.4g} [{compared['low']:+.4g}, {compared['high']:+.4g}]"
+
+
+def test_a_regression_past_the_tolerance_and_its_interval_blocks_a_better_primary_metric():
     metrics = evaluation(gain=0.05, rouge_change=-0.10)
+    compared = metrics["comparisons"]["aligned_vs_champion"]["rouge_l"]
+    # Truly worse: the whole interval lies beyond the 2% tolerance on the worse side.
+    assert compared["high"] < -0.02 * metrics["champion"]["rouge_l"]["value"]
 
     strict = decide_promotion(metrics, champion(), PARAMS)
     lenient = decide_promotion(metrics, champion(), {**PARAMS, "tolerances": {"rouge_l": 0.15}})
 
     assert strict["promote"] is False
-    assert "rouge_l is 10.0% worse than champion v3's" in strict["reason"]
-    assert "tolerance 2.0%" in strict["reason"]
+    assert "similarity +0.05 [" in strict["reason"]
+    assert "against champion v3: better" in strict["reason"]
+    assert (
+        "rouge_l is 10.0% worse than champion v3's (tolerance 2.0%) and its interval excludes "
+        f"zero: {interval_text(compared)}"
+    ) in strict["reasons"]
     assert lenient["promote"] is True
+
+
+def test_a_noisy_but_equal_metric_does_not_block_a_better_primary_metric():
+    metrics = evaluation(gain=0.05, rouge_change=-0.03, rouge_noise=0.1)
+    compared = metrics["comparisons"]["aligned_vs_champion"]["rouge_l"]
+    held = metrics["champion"]["rouge_l"]["value"]
+    # Worse than the 2% tolerance on its point estimate (the old gate blocked this), but the
+    # interval of the paired difference straddles zero: noise, no evidence of a regression.
+    assert compared["difference"] < -0.02 * held
+    assert compared["low"] < 0 < compared["high"]
+    assert metrics["comparisons"]["aligned_vs_champion"]["similarity"]["better"] is True
+
+    decision = decide_promotion(metrics, champion(), PARAMS)
+
+    assert decision["promote"] is True
+    assert decision["status"] == "champion"
+    share = -compared["difference"] / held
+    assert (
+        f"rouge_l is {share:.1%} worse than champion v3's on its point estimate (tolerance "
+        f"2.0%), but its interval does not show a regression: {interval_text(compared)}"
+    ) in decision["reasons"]
+
+
+def test_a_shown_regression_beyond_the_tolerance_blocks_though_its_interval_reaches_it():
+    # The rule: the point estimate beyond the tolerance and the interval excluding zero, not the
+    # whole interval beyond the tolerance (a gate that wide would pass real regressions).
+    metrics = evaluation(gain=0.05, rouge_change=-0.05, rouge_noise=0.05)
+    compared = metrics["comparisons"]["aligned_vs_champion"]["rouge_l"]
+    margin = 0.02 * metrics["champion"]["rouge_l"]["value"]
+    assert compared["difference"] < -margin < compared["high"] < 0
+
+    decision = decide_promotion(metrics, champion(), PARAMS)
+
+    assert decision["promote"] is False
+    assert interval_text(compared) in decision["reason"]
+    assert "its interval excludes zero" in decision["reason"]
+
+
+def test_a_metric_without_a_paired_interval_is_judged_on_its_point_estimates():
+    # ROUGE-L applies to the first half of the examples for the candidate and to the second
+    # half for the champion: both figures exist, but no example pairs them.
+    half = EXAMPLES // 2
+    rng = np.random.default_rng(5)
+    held = rng.uniform(0.3, 0.7, EXAMPLES)
+    ones = np.ones(EXAMPLES)
+    models = {
+        "base": scores(held - 0.2, 0.2 * ones, nll=40.0),
+        "sft": scores(held, 0.3 * ones),
+        "aligned": scores(held + 0.05, [0.27] * half + [None] * half),
+        "champion": scores(held, [None] * half + [0.3] * half),
+    }
+    metrics = summarised(models)
+    compared = metrics["comparisons"]["aligned_vs_champion"]["rouge_l"]
+    assert compared == {
+        "computed": False,
+        "reason": "no validation example that both figures cover",
+    }
+
+    strict = decide_promotion(metrics, champion(), PARAMS)
+    lenient = decide_promotion(metrics, champion(), {**PARAMS, "tolerances": {"rouge_l": 0.15}})
+
+    assert strict["promote"] is False
+    assert (
+        "rouge_l is 10.0% worse than champion v3's (0.27 against 0.3; tolerance 2.0%), judged on "
+        "the point estimates alone: no paired interval (no validation example that both figures "
+        "cover)"
+    ) in strict["reasons"]
+    assert lenient["promote"] is True
+    assert "rouge_l is within its tolerance of champion v3's" in lenient["reason"]
+    assert "judged on the point estimates alone" in lenient["reason"]
 
 
 def test_a_regression_within_the_tolerance_is_allowed():

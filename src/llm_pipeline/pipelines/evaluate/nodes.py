@@ -399,22 +399,10 @@ def summarise_scores(
         "models": figures,
         "comparisons": comparisons,
         "directions": {
-            metric: DIRECTIONS[metric] for found in figures.values() for metric in found
+            metric: statistics.DIRECTIONS[metric] for found in figures.values() for metric in found
         },
         "prompt_variants": _best_variant(variants, config.variant_metric),
     }
-
-
-DIRECTIONS = {
-    "answer_accuracy": True,
-    "perplexity": False,
-    "rouge_l": True,
-    "similarity": True,
-    "groundedness": True,
-    "relevance": True,
-    "coherence": True,
-    "fluency": True,
-}
 
 
 def _figure(sample: statistics.Sample | dict, data: dict, count: int, seed: int) -> dict[str, Any]:
@@ -449,7 +437,9 @@ def _compare(
             reason = sample["reason"] if isinstance(sample, dict) else "not computed for both"
             compared[metric] = statistics.not_computed(reason)
             continue
-        compared[metric] = statistics.compare(sample, other, DIRECTIONS[metric], count, seed)
+        compared[metric] = statistics.compare(
+            sample, other, statistics.DIRECTIONS[metric], count, seed
+        )
     return compared
 
 
@@ -462,7 +452,7 @@ def _best_variant(variants: dict[str, dict], metric: str) -> dict[str, Any]:
     }
     best = None
     if measured:
-        pick = max if DIRECTIONS[metric] else min
+        pick = max if statistics.DIRECTIONS[metric] else min
         best = pick(measured, key=measured.get)
     if best is not None:
         logger.info("Best prompt variant on %s: %s (%.4f)", metric, best, measured[best])

@@ -4,7 +4,9 @@ lineage and model card that travel with it, and the registration itself.
 The gate is a pure function of the evaluation, which scored the candidate and the current
 champion on the same validation examples, with paired bootstrap intervals of their differences:
 - the primary metric must be better than the champion's by more than its interval;
-- no other computed metric may be worse than the champion's by more than its tolerance;
+- no other computed metric may be worse than the champion's by more than its tolerance, on the
+  point estimate of the paired difference, with that difference's interval excluding zero on the
+  worse side (a metric without a paired interval: the point estimates alone);
 - with ``require_approval`` a person confirms the promotion afterwards
   (``llm_pipeline.tools.champion``).
 Every version gets ``challenger``; the decision and all its reasons are tags on the version.
@@ -18,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from llm_pipeline.datasets import Folder, ModelFolder, RegistryCandidate
-from llm_pipeline.evaluation.statistics import is_computed
+from llm_pipeline.evaluation.statistics import DIRECTIONS, is_computed
 from llm_pipeline.training.jobs import LINEAGE_FILE
 
 logger = logging.getLogger(__name__)
@@ -90,7 +92,8 @@ def decide_promotion(
 def _beats_champion(
     evaluation_metrics: dict[str, Any], champion: dict[str, Any], config: RegisterConfig
 ) -> tuple[bool, list[str]]:
-    """The primary metric better beyond its interval, and no metric worse past tolerance."""
+    """The primary metric better beyond its interval, and no other metric worse past its
+    tolerance beyond its interval."""
     version = champion["version"]
     comparisons = evaluation_metrics["comparisons"][f"{config.candidate}_vs_{CHAMPION}"]
     primary = comparisons.get(config.primary_metric, {"computed": False})
@@ -109,23 +112,87 @@ def _beats_champion(
             "within its interval"
         )
     regressions = []
-    for metric, compared in comparisons.items():
-        if metric == config.primary_metric or compared.get("computed") is False:
-            continue
-        candidate = evaluation_metrics[config.candidate][metric]["value"]
-        held = evaluation_metrics[CHAMPION][metric]["value"]
-        worse_by = (held - candidate) if compared["greater_is_better"] else (candidate - held)
-        share = worse_by / abs(held) if held else (float("inf") if worse_by > 0 else 0.0)
-        tolerance = config.tolerances.get(metric, config.tolerance)
-        if share > tolerance:
-            regressions.append(
-                f"{metric} is {share:.1%} worse than champion v{version}'s "
-                f"({candidate:.4g} against {held:.4g}; tolerance {tolerance:.1%})"
-            )
+    for metric in _other_metrics(evaluation_metrics, config):
+        blocks, reason = _judge_other_metric(
+            metric,
+            evaluation_metrics[config.candidate][metric]["value"],
+            evaluation_metrics[CHAMPION][metric]["value"],
+            comparisons.get(metric, {"computed": False, "reason": "no comparison"}),
+            config.tolerances.get(metric, config.tolerance),
+            version,
+        )
+        if blocks:
+            regressions.append(reason)
+        elif reason:
+            reasons.append(reason)
     reasons += regressions or [
-        f"no other metric worse than its tolerance (default {config.tolerance:.1%})"
+        "no other metric worse than the champion's beyond its tolerance "
+        f"(default {config.tolerance:.1%}) and its interval"
     ]
     return primary_ok and not regressions, reasons
+
+
+def _other_metrics(evaluation_metrics: dict[str, Any], config: RegisterConfig) -> list[str]:
+    """The metrics besides the primary one computed for both the candidate and the champion."""
+    held = evaluation_metrics[CHAMPION]
+    return [
+        metric
+        for metric, figure in evaluation_metrics[config.candidate].items()
+        if metric != config.primary_metric
+        and is_computed(figure)
+        and is_computed(held.get(metric, {"computed": False}))
+    ]
+
+
+def _judge_other_metric(
+    metric: str,
+    candidate: float,
+    held: float,
+    compared: dict[str, Any],
+    tolerance: float,
+    version: int,
+) -> tuple[bool, str | None]:
+    """Whether a metric besides the primary one blocks the promotion, and what to say of it.
+
+    It blocks when it is worse than the champion's by more than ``tolerance`` (a fraction of the
+    champion's figure) on its paired point estimate AND its paired interval excludes zero on the
+    worse side: a regression the examples show, not noise, and larger than tolerated. Without a
+    paired interval the point estimates alone decide, and the reason says so."""
+    if compared.get("computed") is False or not {"difference", "low", "high"} <= set(compared):
+        greater_is_better = DIRECTIONS[metric]
+        worse_by = (held - candidate) if greater_is_better else (candidate - held)
+        share = _share(worse_by, held)
+        verdict = (
+            f"is {share:.1%} worse than champion v{version}'s"
+            if share > tolerance
+            else f"is within its tolerance of champion v{version}'s"
+        )
+        return share > tolerance, (
+            f"{metric} {verdict} ({candidate:.4g} against {held:.4g}; tolerance "
+            f"{tolerance:.1%}), judged on the point estimates alone: no paired interval "
+            f"({compared.get('reason', 'the comparison has none')})"
+        )
+    difference = compared["difference"]
+    share = _share(-difference if compared["greater_is_better"] else difference, held)
+    if share <= tolerance:
+        return False, None
+    if compared["better"] is False:
+        return True, (
+            f"{metric} is {share:.1%} worse than champion v{version}'s (tolerance "
+            f"{tolerance:.1%}) and its interval excludes zero: {_difference(compared)}"
+        )
+    return False, (
+        f"{metric} is {share:.1%} worse than champion v{version}'s on its point estimate "
+        f"(tolerance {tolerance:.1%}), but its interval does not show a regression: "
+        f"{_difference(compared)}"
+    )
+
+
+def _share(worse_by: float, held: float) -> float:
+    """How much worse, as a fraction of the champion's figure (a figure of 0: any is infinite)."""
+    if held:
+        return worse_by / abs(held)
+    return float("inf") if worse_by > 0 else 0.0
 
 
 def _beats_base(evaluation_metrics: dict[str, Any], config: RegisterConfig) -> tuple[bool, str]:
