@@ -23,6 +23,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from llm_pipeline.cpus import usable_cpu_count
 from llm_pipeline.training.jobs import CPU_BF16_VARIABLE, RUN_ID_VARIABLE
 
 logger = logging.getLogger(__name__)
@@ -229,8 +230,8 @@ def _worker_environment(config: LaunchConfig, tracking: TrackingRun | None) -> d
         env.setdefault(f"{library}_DISABLE_PROGRESS_BARS", "1")
     nproc = _processes_per_node(config.nproc_per_node)
     if nproc > 1 and "OMP_NUM_THREADS" not in env:
-        # torchrun would set 1; on a CPU-only node the cores are better shared out.
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+        # torchrun would set 1; on a CPU-only node the CPUs this job may use are better shared out.
+        env["OMP_NUM_THREADS"] = str(max(1, usable_cpu_count() // nproc))
     # A run id inherited from a launching job must not leak into this one.
     env.pop(RUN_ID_VARIABLE, None)
     if tracking is not None:
