@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from llm_pipeline.cpus import usable_cpu_count
 from llm_pipeline.hygiene import parallel
 
 
@@ -47,7 +48,7 @@ def test_an_error_in_a_worker_reaches_the_caller() -> None:
 
 
 def test_worker_count_auto_is_the_cores_and_nonsense_is_refused() -> None:
-    assert parallel.worker_count("auto") == (os.cpu_count() or 1)
+    assert parallel.worker_count("auto") == usable_cpu_count()
     assert parallel.worker_count(3) == 3
     for wrong in (0, -1, "two", 1.5, True, None):
         with pytest.raises(ValueError, match="workers must be"):

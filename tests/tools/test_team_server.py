@@ -3,6 +3,7 @@ started as a subprocess on a free port, with databases of its own that are dropp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -99,13 +100,10 @@ def _stop(process: subprocess.Popen, state_dir: Path) -> None:
         os.killpg(int(pid_file.read_text()), signal.SIGKILL)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[RunningServer]:
-    """The script with an auth database where admin still has the old default password."""
-    root = tmp_path_factory.mktemp("team_server")
-    prefix = f"llm_pipeline_test_{uuid.uuid4().hex[:8]}"
-    databases = [f"{prefix}_tracking", f"{prefix}_auth"]
-    _seed_legacy_admin(databases[1])
+@contextlib.contextmanager
+def _team_server(root: Path, databases: list[str], *options: str) -> Iterator[tuple[str, Path]]:
+    """``make server``'s script on a free port with these tracking and auth databases, once it
+    says it is ready: its URL and its log file. Stopped afterwards, databases kept."""
     state_dir, artifacts, log = root / "state", root / "artifacts", root / "server.log"
     env = command_environment()
     for variable in ("MLFLOW_ADMIN_PASSWORD", "MLFLOW_PIPELINE_PASSWORD", "MLFLOW_TRACKING_URI"):
@@ -125,6 +123,7 @@ def server(tmp_path_factory) -> Iterator[RunningServer]:
         databases[1],
         "--state-dir",
         str(state_dir),
+        *options,
     ]
     with log.open("w") as output:
         process = subprocess.Popen(
@@ -136,11 +135,24 @@ def server(tmp_path_factory) -> Iterator[RunningServer]:
             assert process.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(1)
-        yield RunningServer(
-            f"http://127.0.0.1:{port}", state_dir, artifacts, _database_uri(databases[1])
-        )
+        yield f"http://127.0.0.1:{port}", log
     finally:
         _stop(process, state_dir)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[RunningServer]:
+    """The script with an auth database where admin still has the old default password."""
+    root = tmp_path_factory.mktemp("team_server")
+    prefix = f"llm_pipeline_test_{uuid.uuid4().hex[:8]}"
+    databases = [f"{prefix}_tracking", f"{prefix}_auth"]
+    _seed_legacy_admin(databases[1])
+    try:
+        with _team_server(root, databases) as (url, _):
+            yield RunningServer(
+                url, root / "state", root / "artifacts", _database_uri(databases[1])
+            )
+    finally:
         _drop_databases(databases)
 
 
@@ -293,3 +305,90 @@ def test_two_runs_at_once_both_register_their_version(server, tmp_path, monkeypa
     assert {r.info.status for r in client.search_runs([experiment.experiment_id])} == {"FINISHED"}
     for alias in ("challenger", "champion"):
         assert int(client.get_model_version_by_alias(MODEL_NAME, alias).version) in (1, 2)
+
+
+OLD_EXPERIMENT = "tracked-before-the-upgrade"
+
+
+def _tracking_database_behind(database: str, revisions_behind: int) -> tuple[str, str]:
+    """A tracking database as an older MLflow left it: MLflow's first tables migrated only up to
+    the revision ``revisions_behind`` steps before this MLflow's head, with an experiment in it.
+    Returns that revision and the head."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db import utils
+    from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
+    from sqlalchemy import create_engine, text
+
+    ensure_database(POSTGRES, database)
+    config = utils._get_alembic_config(_database_uri(database))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    old = head
+    for _ in range(revisions_behind):
+        old = ScriptDirectory.from_config(config).get_revision(old).down_revision
+    engine = create_engine(_database_uri(database))
+    InitialBase.metadata.create_all(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, old)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO experiments (name, artifact_location, lifecycle_stage, "
+                "creation_time, last_update_time) VALUES (:name, 'file:///old', 'active', 0, 0)"
+            ),
+            {"name": OLD_EXPERIMENT},
+        )
+    assert utils._get_schema_version(engine) == old != head
+    engine.dispose()
+    return old, head
+
+
+def test_a_tracking_database_of_an_older_mlflow_is_upgraded_on_start(tmp_path):
+    from mlflow.store.db import utils
+    from sqlalchemy import create_engine
+
+    prefix = f"llm_pipeline_test_{uuid.uuid4().hex[:8]}"
+    databases = [f"{prefix}_tracking", f"{prefix}_auth"]
+    try:
+        old, head = _tracking_database_behind(databases[0], revisions_behind=5)
+        with _team_server(tmp_path, databases, "--workers", "1") as (url, log):
+            admin = ("admin", (tmp_path / "state/admin_password").read_text().strip())
+            found = requests.get(
+                f"{url}{API}/experiments/get-by-name",
+                params={"experiment_name": OLD_EXPERIMENT},
+                auth=admin,
+            )
+            assert found.status_code == 200, found.text
+            project = requests.get(
+                f"{url}{API}/experiments/get-by-name",
+                params={"experiment_name": MODEL_NAME},
+                auth=("pipeline", (tmp_path / "state/pipeline_password").read_text().strip()),
+            )
+            assert project.status_code == 200, project.text
+        assert f"Upgraded the tracking schema from revision {old} to {head}" in log.read_text()
+        engine = create_engine(_database_uri(databases[0]))
+        assert utils._get_schema_version(engine) == head
+        engine.dispose()
+    finally:
+        _drop_databases(databases)
+
+
+def test_a_tracking_database_of_a_newer_mlflow_is_refused_by_name(tmp_path):
+    from sqlalchemy import create_engine, text
+
+    from llm_pipeline.tools.team_server import TeamServerError, upgrade_tracking_schema
+
+    database = f"llm_pipeline_test_{uuid.uuid4().hex[:8]}_tracking"
+    try:
+        _tracking_database_behind(database, revisions_behind=1)
+        engine = create_engine(_database_uri(database))
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = 'f00dfeedbeef'"))
+        engine.dispose()
+        with pytest.raises(
+            TeamServerError, match=r"revision f00dfeedbeef, which MLflow .* not know"
+        ):
+            upgrade_tracking_schema(_database_uri(database))
+    finally:
+        _drop_databases([database])

@@ -58,16 +58,40 @@ def test_a_failing_job_raises_with_exit_code_and_its_last_lines(tmp_path):
     tail = "\n".join(error.value.tail)
     assert "not_a_field" in tail
     assert "Extra inputs are not permitted" in tail
+    # The entrypoint's main records its exception: the rank and the traceback come with it.
+    assert error.value.rank == 0
+    assert "ValidationError" in error.value.traceback
+    assert "not_a_field" in error.value.traceback
 
 
-RANK_ONE_FAILS = """
+# As in the entrypoints: main is decorated, so that its exception reaches torch's error file.
+RANK_ONE_RAISES = """
+import sys
+import torch.distributed as dist
+from llm_pipeline.training.jobs import record_errors
+
+def read_shard(rank):
+    raise ValueError(f"rank {rank} cannot read its shard shard-{rank}.jsonl")
+
+@record_errors
+def main():
+    dist.init_process_group("gloo")
+    print(f"rank {dist.get_rank()} starts", file=sys.stderr, flush=True)
+    if dist.get_rank() == 1:
+        read_shard(1)
+    dist.barrier()  # rank 0 waits for rank 1, which never comes
+
+main()
+"""
+
+# A worker that leaves no error file: torch's record does not write one for sys.exit, and
+# nothing can for a signal.
+RANK_ONE_EXITS = """
 import os, sys, time
 rank = int(os.environ["RANK"])
-print(f"rank {rank} starts", flush=True)
 if rank == 1:
-    print("rank 1 cannot read its shard", file=sys.stderr, flush=True)
+    print("rank 1 gives up", file=sys.stderr, flush=True)
     raise SystemExit(3)
-print("rank 0 waits for the others", file=sys.stderr, flush=True)
 time.sleep(120)
 """
 
@@ -112,17 +136,37 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_a_failure_on_one_rank_reports_that_rank_its_exit_code_and_its_own_log(
-    tmp_path, monkeypatch
-):
-    module = job_module(tmp_path, monkeypatch, "rank_one_fails", RANK_ONE_FAILS)
+def test_an_exception_on_one_rank_is_reported_from_torchs_error_files(tmp_path, monkeypatch):
+    module = job_module(tmp_path, monkeypatch, "rank_one_raises", RANK_ONE_RAISES)
     with pytest.raises(TrainingLaunchError) as error:
         launch(module, {}, launch_config(nproc_per_node=2), tmp_path / "job")
-    assert error.value.rank == 1
-    assert error.value.exit_code == 3
-    assert error.value.tail == ["rank 1 cannot read its shard"]
-    assert error.value.log_file.parts[-2:] == ("1", "stderr.log")
-    assert "on rank 1 with exit code 3" in str(error.value)
+    failure = error.value
+    assert (failure.rank, failure.local_rank, failure.exit_code) == (1, 1, 1)
+    assert failure.traceback.startswith("Traceback (most recent call last):")
+    assert "in read_shard" in failure.traceback
+    assert failure.traceback.rstrip().endswith(
+        "ValueError: rank 1 cannot read its shard shard-1.jsonl"
+    )
+    assert failure.log_file.parts[-2:] == ("1", "stderr.log")
+    assert "rank 1 starts" in failure.tail
+    message = str(failure)
+    assert message.startswith("rank_one_raises failed under torchrun on rank 1 with exit code 1")
+    assert "in read_shard" in message and "shard-1.jsonl" in message
+    # What the launcher read: torchrun's copy of the first failure, with the rank and exit code.
+    recorded = json.loads((failure.log_file.parents[3] / "error.json").read_text())
+    assert recorded["message"]["extraInfo"]["rank"] == 1
+    assert recorded["message"]["errorCode"] == 1
+
+
+def test_a_rank_that_leaves_no_error_file_still_fails_the_launch_with_torchruns_summary(
+    tmp_path, monkeypatch
+):
+    module = job_module(tmp_path, monkeypatch, "rank_one_exits", RANK_ONE_EXITS)
+    with pytest.raises(TrainingLaunchError) as error:
+        launch(module, {}, launch_config(nproc_per_node=2), tmp_path / "job")
+    assert error.value.rank is None and error.value.traceback is None
+    assert error.value.exit_code != 0
+    assert "exitcode  : 3" in str(error.value)  # torchrun's summary, in the combined output
 
 
 @pytest.mark.slow

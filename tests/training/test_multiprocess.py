@@ -144,19 +144,26 @@ def test_every_rank_ends_with_the_same_weights_and_rank_zero_records_them(runs):
     assert digests[0] == digests[1]
 
 
-# Each rank seeds its model differently, as a replica that drifted would be.
+# Each rank seeds its model differently, as a replica that drifted would be; main is decorated
+# as in the entrypoints, so that the error reaches the launcher through torch's error file.
 DRIFTED_REPLICAS = """
-import os
 from types import SimpleNamespace
 import torch
 import torch.distributed as dist
 from llm_pipeline.training.checkpoints import SameWeightsOnEveryRank
-dist.init_process_group("gloo")
-torch.manual_seed(dist.get_rank())
-model = torch.nn.Linear(4, 4)
-args = SimpleNamespace(fsdp=None, deepspeed=None)
-state = SimpleNamespace(is_world_process_zero=dist.get_rank() == 0, global_step=3, log_history=[])
-SameWeightsOnEveryRank().on_train_end(args, state, None, model=model)
+from llm_pipeline.training.jobs import record_errors
+
+@record_errors
+def main():
+    dist.init_process_group("gloo")
+    torch.manual_seed(dist.get_rank())
+    model = torch.nn.Linear(4, 4)
+    args = SimpleNamespace(fsdp=None, deepspeed=None)
+    rank_zero = dist.get_rank() == 0
+    state = SimpleNamespace(is_world_process_zero=rank_zero, global_step=3, log_history=[])
+    SameWeightsOnEveryRank().on_train_end(args, state, None, model=model)
+
+main()
 """
 
 

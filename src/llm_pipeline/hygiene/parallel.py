@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
 
 from tqdm import tqdm
+
+from llm_pipeline.cpus import usable_cpu_count
 
 Task = TypeVar("Task")
 Result = TypeVar("Result")
@@ -25,9 +26,10 @@ _shared: Any = None
 
 
 def worker_count(setting: int | str) -> int:
-    """``"auto"`` is one worker per core (``os.cpu_count()``); 1 runs everything in-process."""
+    """``"auto"`` is one worker per CPU this process may use (its affinity and container limit,
+    not the host's cores); 1 runs everything in-process."""
     if setting == "auto":
-        return os.cpu_count() or 1
+        return usable_cpu_count()
     if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
         raise ValueError(f"workers must be 'auto' or an integer of at least 1, not {setting!r}")
     return setting

@@ -2,12 +2,14 @@
 
     make server        # or: python -m llm_pipeline.tools.team_server --port 5001
 
-Creates the tracking and auth databases when missing, keeps its secrets in 0600 files under
-``conf/local/team_server/`` unless the environment gives them (``MLFLOW_ADMIN_PASSWORD``,
-``MLFLOW_PIPELINE_PASSWORD``), starts ``mlflow server --app-name basic-auth`` and reports it
-ready only once MLflow's old default admin password works for nobody, the configured admin
-password does, and the ``pipeline`` user that ``kedro run --env team`` logs in as owns the
-project's experiment and registered model. conf/team/README.md explains the setup.
+Creates the tracking and auth databases when missing, upgrades the tracking database's schema
+when an MLflow upgrade left it behind (as ``mlflow db upgrade`` does), keeps its secrets in 0600
+files under ``conf/local/team_server/`` unless the environment gives them
+(``MLFLOW_ADMIN_PASSWORD``, ``MLFLOW_PIPELINE_PASSWORD``), starts ``mlflow server --app-name
+basic-auth`` and reports it ready only once MLflow's old default admin password works for
+nobody, the configured admin password does, and the ``pipeline`` user that ``kedro run --env
+team`` logs in as owns the project's experiment and registered model. conf/team/README.md
+explains the setup.
 """
 
 from __future__ import annotations
@@ -110,6 +112,52 @@ def ensure_database(postgres_url: str, database: str) -> bool:
             "PostgreSQL, or set MLFLOW_POSTGRES_URL to a server and database this user may "
             "connect to (e.g. postgresql://user:password@host:5432/postgres)."
         ) from error
+    finally:
+        engine.dispose()
+
+
+def upgrade_tracking_schema(database_uri: str) -> tuple[str, str] | None:
+    """Bring the tracking database's schema up to this MLflow's when it is behind, as
+    ``mlflow db upgrade`` does: after an MLflow upgrade the server refuses an older schema and
+    does not start. Returns (from, to) revisions when it upgraded; an empty database is left to
+    the server, which creates it. (The auth database migrates itself when the server opens it.)
+    """
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+    from mlflow.store.db import utils
+    from mlflow.version import VERSION
+
+    engine = utils.create_sqlalchemy_engine_with_retry(database_uri)
+    try:
+        if utils._is_empty_database(engine):
+            return None
+        current, head = utils._get_schema_version(engine), utils._get_latest_schema_revision()
+        if current == head:
+            return None
+        where = f"The tracking database {_redacted(database_uri)}"
+        try:
+            known = current is not None and ScriptDirectory.from_config(
+                utils._get_alembic_config("")
+            ).get_revision(current)
+        except CommandError:
+            known = False
+        if not known:
+            raise TeamServerError(
+                f"{where} has schema revision {current}, which MLflow {VERSION} does not know: "
+                "it was made by a newer MLflow (install that one again) or is no MLflow "
+                "database."
+            )
+        logger.warning(
+            "%s has schema revision %s, older than MLflow %s's %s: upgrading it (as `mlflow db "
+            "upgrade` does; keep a backup, migrations are not always transactional)",
+            where,
+            current,
+            VERSION,
+            head,
+        )
+        utils._upgrade_db(engine)
+        logger.warning("Upgraded the tracking schema from revision %s to %s", current, head)
+        return current, head
     finally:
         engine.dispose()
 
@@ -430,6 +478,7 @@ def prepare(
     for database in (settings.tracking_database, settings.auth_database):
         if ensure_database(settings.postgres_url, database):
             logger.info("Created database %s", database)
+    upgrade_tracking_schema(settings.database_uri(settings.tracking_database))
     auth_config = write_auth_config(settings)
     return server_environment(settings, auth_config, passwords, environ), passwords
 

@@ -22,6 +22,7 @@ from llm_pipeline.training.jobs import (
     checked_fields,
     hardware_precision,
     read_job,
+    record_errors,
     save_model_folder,
 )
 
@@ -116,6 +117,7 @@ def run(job: DPOJob) -> None:
     save_model_folder(trainer, tokenizer, job, job.output_dir)
 
 
+@record_errors
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     run(read_job(DPOJob, argv, __doc__ or ""))

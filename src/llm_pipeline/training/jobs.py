@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import inspect
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +23,43 @@ LINEAGE_FILE = "lineage.json"
 RUN_ID_VARIABLE = "LLM_PIPELINE_MLFLOW_RUN_ID"
 
 JobT = TypeVar("JobT", bound=BaseModel)
+# Where torchrun tells a worker to write its error (and the launcher tells torchrun).
+ERROR_FILE_VARIABLE = "TORCHELASTIC_ERROR_FILE"
+
+
+def record_errors(main: Callable[..., int]) -> Callable[..., int]:
+    """``main`` under torch's ``record``: an uncaught exception goes, with its traceback and this
+    worker's global rank, into the JSON error file torchrun names, where the launcher reads it.
+
+    torch is imported on the call, not at import: the evaluate stage imports an entrypoint module
+    for a constant and must stay light.
+    """
+
+    @functools.wraps(main)
+    def recorded(*args: Any, **kwargs: Any) -> int:
+        from torch.distributed.elastic.multiprocessing.errors import record
+
+        return record(main, error_handler=_rank_error_handler())(*args, **kwargs)
+
+    return recorded
+
+
+def _rank_error_handler() -> Any:
+    from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
+
+    class RankErrorHandler(ErrorHandler):
+        """torch's error file plus the global rank: torchrun files it under the local rank, which
+        on several machines is not the rank."""
+
+        def record_exception(self, e: BaseException) -> None:
+            super().record_exception(e)
+            path = Path(os.environ.get(ERROR_FILE_VARIABLE) or os.devnull)
+            if path.is_file() and "RANK" in os.environ:
+                error = json.loads(path.read_text(encoding="utf-8"))
+                error["message"]["extraInfo"]["rank"] = int(os.environ["RANK"])
+                path.write_text(json.dumps(error), encoding="utf-8")
+
+    return RankErrorHandler()
 
 
 def read_job(job_class: type[JobT], argv: list[str] | None, description: str) -> JobT:

@@ -3,15 +3,16 @@
 The launcher runs ``python -m torch.distributed.run`` as a child process with an argument list
 (never a shell string), hands the workers the MLflow run it is given so rank 0 logs into it, streams
 their output into the log and, when they fail, raises an error with the failing rank, its exit
-code and the last lines of that rank's own log (torchrun writes one log per rank).
+code and its traceback, read from torch's JSON error files (the entrypoints' ``main`` is
+decorated with torch's ``record``, which writes them), and where that rank's own log is.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -23,7 +24,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from llm_pipeline.training.jobs import CPU_BF16_VARIABLE, RUN_ID_VARIABLE
+from llm_pipeline.cpus import usable_cpu_count
+from llm_pipeline.training.jobs import CPU_BF16_VARIABLE, ERROR_FILE_VARIABLE, RUN_ID_VARIABLE
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +34,9 @@ LAUNCHED_AT_VARIABLE = "LLM_PIPELINE_LAUNCHED_AT"
 PROGRESS_SECONDS_VARIABLE = "LLM_PIPELINE_PROGRESS_SECONDS"
 SYSTEM_METRICS_SECONDS_VARIABLE = "LLM_PIPELINE_SYSTEM_METRICS_SECONDS"
 _TAIL_LINES = 40
-# torchrun's failure summary: the first rank that failed, and how.
-_ROOT_CAUSE = re.compile(
-    r"Root Cause.*?rank\s*:\s*(?P<rank>\d+) \(local_rank: (?P<local_rank>\d+)\)"
-    r".*?exitcode\s*:\s*(?P<exit_code>-?\d+)",
-    re.DOTALL,
-)
+# torchrun copies the first failure a worker recorded here, in the launch's log folder, with the
+# worker's exit code; each worker's own file is error.json in its local rank's log folder.
+_ERROR_FILE = "error.json"
 
 
 @dataclass(frozen=True)
@@ -77,8 +76,11 @@ class LaunchConfig(BaseModel):
 class TrainingLaunchError(RuntimeError):
     """A torchrun job ended with a non-zero exit code.
 
-    ``exit_code`` is the failing rank's when torchrun names it, else torchrun's own; ``tail`` is
-    the end of that rank's log (else of the combined output).
+    When the failing worker recorded its error (an exception in an entrypoint's ``main``),
+    ``rank`` (else ``local_rank``, on this machine), ``exit_code`` and ``traceback`` are that
+    worker's, and ``tail`` is the end of its own log; otherwise (killed by a signal, or it left
+    through ``sys.exit``) ``exit_code`` is torchrun's and ``tail`` the end of the combined output,
+    which holds torchrun's own summary.
     """
 
     def __init__(
@@ -88,17 +90,26 @@ class TrainingLaunchError(RuntimeError):
         tail: list[str],
         rank: int | None = None,
         log_file: Path | None = None,
+        traceback: str | None = None,
+        local_rank: int | None = None,
     ):
         self.module = module
         self.exit_code = exit_code
         self.tail = tail
         self.rank = rank
+        self.local_rank = local_rank
         self.log_file = log_file
-        who = "" if rank is None else f" on rank {rank}"
+        self.traceback = traceback
+        if rank is not None:
+            who = f" on rank {rank}"
+        elif local_rank is not None:
+            who = f" on local rank {local_rank}"
+        else:
+            who = ""
         where = "" if log_file is None else f" (full log: {log_file})"
-        last = "\n".join(tail)
+        details = traceback.rstrip("\n") if traceback else "\n".join(tail)
         super().__init__(
-            f"{module} failed under torchrun{who} with exit code {exit_code}{where}:\n{last}"
+            f"{module} failed under torchrun{who} with exit code {exit_code}{where}:\n{details}"
         )
 
 
@@ -155,6 +166,8 @@ def launch(
     output: collections.deque[str] = collections.deque(maxlen=20 * _TAIL_LINES)
     env = _worker_environment(config, tracking)
     env[LAUNCHED_AT_VARIABLE] = repr(time.time())
+    # torchrun gives each worker a file of its own and copies the first failure into this one.
+    env[ERROR_FILE_VARIABLE] = str(logs / _ERROR_FILE)
     with subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -174,24 +187,48 @@ def launch(
 
 
 def _launch_error(module: str, exit_code: int, output: list[str], logs: Path) -> Exception:
-    """The error for a failed job, naming the rank torchrun blames and quoting its own log."""
-    cause = _ROOT_CAUSE.search("\n".join(output))
-    if cause is None:
+    """The error for a failed job: the first failure a worker recorded, as torchrun copied it
+    (with the worker's exit code) into the launch's error file, and that worker's own log."""
+    first = _read_error(logs / _ERROR_FILE)
+    if first is None:
         return TrainingLaunchError(module, exit_code, output[-_TAIL_LINES:])
-    rank, local_rank = int(cause["rank"]), int(cause["local_rank"])
-    log_file, tail = _rank_log_tail(logs, local_rank)
+    local_rank, log_file, tail = None, None, output[-_TAIL_LINES:]
+    for own_file in _latest_attempt(logs).glob(f"*/{_ERROR_FILE}"):
+        own = _read_error(own_file)
+        if own is not None and own["extraInfo"] == first["extraInfo"]:
+            local_rank = int(own_file.parent.name)
+            log_file, tail = _rank_log_tail(own_file.parent)
+            break
     return TrainingLaunchError(
-        module, int(cause["exit_code"]), tail or output[-_TAIL_LINES:], rank, log_file
+        module,
+        int(first.get("errorCode") or exit_code),
+        tail,
+        rank=first["extraInfo"].get("rank"),
+        log_file=log_file,
+        traceback=first["extraInfo"].get("py_callstack") or first["message"],
+        local_rank=local_rank,
     )
 
 
-def _rank_log_tail(logs: Path, local_rank: int) -> tuple[Path | None, list[str]]:
-    """The last lines a local rank wrote in torchrun's latest attempt: stderr, else stdout."""
+def _read_error(path: Path) -> dict[str, Any] | None:
+    """The ``message`` of a torch error file (``record``'s format), or None without one."""
+    try:
+        error = json.loads(path.read_text(encoding="utf-8"))["message"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return error if isinstance(error, dict) and isinstance(error.get("extraInfo"), dict) else None
+
+
+def _latest_attempt(logs: Path) -> Path:
+    """torchrun's log folder of its last attempt (``<run id>/attempt_<n>``)."""
     attempts = sorted(logs.glob("*/attempt_*"), key=lambda path: int(path.name.split("_")[1]))
-    if not attempts:
-        return None, []
+    return attempts[-1] if attempts else logs / "no_attempt"
+
+
+def _rank_log_tail(rank_logs: Path) -> tuple[Path | None, list[str]]:
+    """The last lines a local rank wrote: stderr, else stdout."""
     for stream in ("stderr.log", "stdout.log"):
-        log_file = attempts[-1] / str(local_rank) / stream
+        log_file = rank_logs / stream
         if log_file.exists():
             lines = log_file.read_text(encoding="utf-8", errors="replace").splitlines()
             if lines:
@@ -229,8 +266,8 @@ def _worker_environment(config: LaunchConfig, tracking: TrackingRun | None) -> d
         env.setdefault(f"{library}_DISABLE_PROGRESS_BARS", "1")
     nproc = _processes_per_node(config.nproc_per_node)
     if nproc > 1 and "OMP_NUM_THREADS" not in env:
-        # torchrun would set 1; on a CPU-only node the cores are better shared out.
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+        # torchrun would set 1; on a CPU-only node the CPUs this job may use are better shared out.
+        env["OMP_NUM_THREADS"] = str(max(1, usable_cpu_count() // nproc))
     # A run id inherited from a launching job must not leak into this one.
     env.pop(RUN_ID_VARIABLE, None)
     if tracking is not None:

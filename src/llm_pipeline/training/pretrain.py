@@ -27,6 +27,7 @@ from llm_pipeline.training.jobs import (
     hardware_precision,
     is_rank_zero,
     read_job,
+    record_errors,
     save_model_folder,
 )
 from llm_pipeline.training.tokenizer import DOCUMENT_SEPARATOR
@@ -217,6 +218,7 @@ def run(job: PretrainJob) -> None:
     save_model_folder(trainer, tokenizer, job, job.output_dir)
 
 
+@record_errors
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     run(read_job(PretrainJob, argv, __doc__ or ""))

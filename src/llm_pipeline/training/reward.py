@@ -27,6 +27,7 @@ from llm_pipeline.training.jobs import (
     hardware_precision,
     is_rank_zero,
     read_job,
+    record_errors,
     save_model_folder,
 )
 
@@ -164,6 +165,7 @@ def run(job: RewardJob) -> None:
         (job.output_dir / REWARD_METRICS_FILE).write_text(json.dumps(summary, indent=1))
 
 
+@record_errors
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     run(read_job(RewardJob, argv, __doc__ or ""))

@@ -26,6 +26,7 @@ from llm_pipeline.training.jobs import (
     checked_fields,
     hardware_precision,
     read_job,
+    record_errors,
     save_model_folder,
 )
 from llm_pipeline.training.rewards import RuleRewards, rule_reward_functions
@@ -174,6 +175,7 @@ def run(job: RLJob) -> None:
     save_model_folder(trainer, tokenizer, job, job.output_dir)
 
 
+@record_errors
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     run(read_job(RLJob, argv, __doc__ or ""))

@@ -27,6 +27,7 @@ from llm_pipeline.training.jobs import (
     checked_fields,
     hardware_precision,
     read_job,
+    record_errors,
     save_model_folder,
 )
 
@@ -179,6 +180,7 @@ def run(job: SFTJob) -> None:
     save_model_folder(trainer, tokenizer, job, job.output_dir)
 
 
+@record_errors
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     run(read_job(SFTJob, argv, __doc__ or ""))
