@@ -3,7 +3,8 @@
 Speed comes from anchors that C code finds at memory speed, where one regex tried at every
 character would crawl: "@", literal token prefixes, keywords, and runs of eight digits or number
 punctuation in a folded copy of the text. A text without anchors comes back untouched; otherwise
-only the spots an anchor marks meet precise regexes, checksums and, last, phonenumbers.
+only the spots an anchor marks meet precise regexes, checksums and, last, phonenumbers. Secrets
+(``hygiene.secrets``) are found the same way, with detect-secrets' plug-ins behind the anchors.
 """
 
 from __future__ import annotations
@@ -16,7 +17,20 @@ from typing import Literal, get_args
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, field_validator
 
-PiiType = Literal["email", "phone", "ip_address", "card_number", "iban", "secret"]
+from llm_pipeline.hygiene import secrets
+
+PiiType = Literal[
+    "email",
+    "phone",
+    "ip_address",
+    "card_number",
+    "iban",
+    "national_id",
+    "secret",
+    "private_key",
+    "jwt",
+    "credentials",
+]
 PII_TYPES: tuple[PiiType, ...] = get_args(PiiType)
 PLACEHOLDERS: dict[str, str] = {
     "email": "<EMAIL>",
@@ -24,7 +38,11 @@ PLACEHOLDERS: dict[str, str] = {
     "ip_address": "<IP_ADDRESS>",
     "card_number": "<CARD_NUMBER>",
     "iban": "<IBAN>",
+    "national_id": "<NATIONAL_ID>",
     "secret": "<SECRET>",
+    "private_key": "<PRIVATE_KEY>",
+    "jwt": "<JWT>",
+    "credentials": "<CREDENTIALS>",
 }
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
@@ -37,6 +55,10 @@ LEFTOVER_PATTERN: str = (
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
     r"|\bAKIA[0-9A-Z]{16}\b"
     r"|\bgh[opsur]_[A-Za-z0-9]{36}\b"
+    r"|\b[rs]k_live_[0-9a-zA-Z]{24}"
+    r"|\bglpat-[A-Za-z0-9_-]{20}"
+    r"|hooks\.slack\.com/services/T"
+    r"|://[^\s:/?#@<>]+:[^\s:/?#@<>]+@"
     r"|\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\."
     rf"|(?<![\w.])(?:{_OCTET}\.){{3}}{_OCTET}(?!\w|\.\d)"
 )
@@ -106,19 +128,21 @@ def find_pii(text: str, config: PiiConfig) -> list[tuple[int, int, str]]:
     spans: list[tuple[int, int, str]] = []
     if "@" in text and "email" in wanted:
         spans += _find_emails(text)
-    folded = None
-    if "secret" in wanted:
-        spans += _find_tokens(text)
-        if ("=" in text or ":" in text) and _has_assigned_value(text):
-            ascii_text, folded = _folded(text)
-            spans += _find_assigned_secrets(text, folded)
+    if not secrets.SECRET_TYPES.isdisjoint(wanted):
+        spans += secrets.find_secrets(text, wanted)
     if ":" in text and "ip_address" in wanted and ("::" in text or text.count(":") >= 7):
         spans += _find_ipv6(text)  # an IPv6 address has "::" or eight groups
     # Every number type needs ASCII digits: ten memchr calls spare most texts the folding.
-    if not _NUMBER_TYPES.isdisjoint(wanted) and any(digit in text for digit in _DIGITS):
-        if folded is None:
-            ascii_text, folded = _folded(text)
-        if _RUN in folded:
+    digits = not _NUMBER_TYPES.isdisjoint(wanted) and any(digit in text for digit in _DIGITS)
+    assigned = (
+        "secret" in wanted and ("=" in text or ":" in text) and secrets.has_assigned_value(text)
+    )
+    if digits or assigned:
+        ascii_text, folded = _folded(text)
+        if "secret" in wanted:
+            # A value named in prose must have digits to look random; an assigned one need not.
+            spans += secrets.find_named_secrets(text, folded, assigned)
+        if digits and _RUN in folded:
             spans += _find_numbers(text, ascii_text, folded, config)
     return _without_overlaps(spans) if len(spans) > 1 else spans
 
@@ -143,10 +167,17 @@ def iban_valid(iban: str) -> bool:
     return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
 
 
-_NUMBER_TYPES = frozenset(("ip_address", "card_number", "phone", "iban"))
+# Types found in runs of digits (a Telegram bot token starts with one).
+_NUMBER_TYPES = frozenset(("ip_address", "card_number", "phone", "iban", "national_id", "secret"))
 _RUN = "00000000"
 _DIGITS = "0123456789"
-_PRIORITY = {"secret": 0, "email": 1, "iban": 2, "card_number": 3, "ip_address": 4, "phone": 5}
+_PRIORITY = {
+    kind: rank
+    for rank, kind in enumerate(
+        ("private_key", "jwt", "credentials", "secret", "email", "national_id", "iban",
+         "card_number", "ip_address", "phone")
+    )
+}  # fmt: skip
 # Digits and the punctuation inside numbers become 0, letters lower case: a phone number, card,
 # IP address or IBAN body is then a run of 0s, which str.find skips to at memory speed. Eight
 # (" 1.1.1.1", " 0301234") leaves out most ranges and prices (" 96-101", "$14.95. ").
@@ -191,84 +222,6 @@ def _find_emails(text: str) -> list[tuple[int, int, str]]:
             if local_length:
                 spans.append((at - local_length, domain.end(), "email"))
         at = text.find("@", at + 1)
-    return spans
-
-
-# --- secrets -----------------------------------------------------------------------------------
-
-_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-# (a string that must occur, found fast: often one rare character; the token's first
-# characters; the token)
-_TOKENS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
-    (
-        "G",
-        "-----BEGIN",
-        re.compile(
-            r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----"
-            # The body never crosses "-----", so each block is read once; a block cut before its
-            # END line still loses its base64 body.
-            r"(?:(?:[^-]|-(?!----))*+-----END[A-Z0-9 ]*PRIVATE KEY-----"
-            r"|(?:\s*[A-Za-z0-9+/=]{16,})*)"
-        ),
-    ),
-    ("K", "AKIA", re.compile(r"AKIA[0-9A-Z]{16}(?![0-9A-Za-z])")),
-    ("_", "gh", re.compile(r"gh[opsur]_[A-Za-z0-9]{36}")),
-    ("_", "github_pat_", re.compile(r"github_pat_[A-Za-z0-9_]{22,}")),
-    ("-", "sk-", re.compile(r"sk-[A-Za-z0-9_-]{20,}")),
-    ("x", "xox", re.compile(r"xox[abposr]-[A-Za-z0-9-]{10,}")),
-    ("z", "AIza", re.compile(r"AIza[0-9A-Za-z_-]{35}")),
-    ("J", "eyJ", re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*")),
-)
-# An assignment of a long value somewhere, before looking for the keywords.
-_COLON_VALUE = re.compile(r":=?[ \t]*[\"']?[^\s\"'`<>,;&]{12}")
-_EQUALS_VALUE = re.compile(r"=>?[ \t]*[\"']?[^\s\"'`<>,;&]{12}")
-# Searched in the folded text, so any case; "key" alone is too common in prose and counts only
-# after api, secret, private, access or an underscore or dash.
-_SECRET_KEYWORDS = ("key", "secret", "token", "passw")
-_KEY_QUALIFIERS = ("api", "secret", "private", "access", "_")
-# After the keyword: the rest of an identifier (or " access key"), an assignment, the value.
-_ASSIGNED_VALUE = re.compile(
-    r"(?:[a-z0-9_.-]{0,40}|[ _-]access[ _-]key)[\"']?[ \t]*(?::=|=>|[:=])[ \t]*[\"']?"
-    r"([^\s\"'`<>,;&]{12,})",
-    re.IGNORECASE | re.ASCII,
-)
-
-
-def _find_tokens(text: str) -> list[tuple[int, int, str]]:
-    spans = []
-    for gate, anchor, pattern in _TOKENS:
-        if gate not in text:
-            continue
-        position = text.find(anchor)
-        while position != -1:
-            match = pattern.match(text, position)
-            if match and (position == 0 or text[position - 1] not in _TOKEN_CHARS):
-                spans.append((position, match.end(), "secret"))
-            position = text.find(anchor, match.end() if match else position + 1)
-    return spans
-
-
-def _has_assigned_value(text: str) -> bool:
-    """Somewhere a long value follows "=" or ":"; else no keyword needs looking for."""
-    return bool(
-        ("=" in text and _EQUALS_VALUE.search(text)) or (":" in text and _COLON_VALUE.search(text))
-    )
-
-
-def _find_assigned_secrets(text: str, folded: str) -> list[tuple[int, int, str]]:
-    spans = []
-    for keyword in _SECRET_KEYWORDS:
-        position = folded.find(keyword)
-        while position != -1:
-            if (
-                keyword != "key"
-                or folded.endswith(_KEY_QUALIFIERS, 0, position)
-                or text[position - 1 : position] == "-"
-            ):
-                value = _ASSIGNED_VALUE.match(text, position + len(keyword))
-                if value:
-                    spans.append((value.start(1), value.end(1), "secret"))
-            position = folded.find(keyword, position + len(keyword))
     return spans
 
 
@@ -334,14 +287,47 @@ def _find_numbers(
         # Most runs are dates, ranges or prices: count their digits before any regex.
         digits = len(ascii_text[start:end].translate(None, _NUMBER_PUNCTUATION))
         if digits >= 7 and not (digits == 8 and _DATE_ALONE.fullmatch(text, start, end)):
-            if "card_number" in wanted or "phone" in wanted:
+            national_ids = "national_id" in wanted and digits >= 9 and _ssn_spans(text, start, end)
+            if national_ids:
+                spans += national_ids  # never also a phone number
+            elif "card_number" in wanted or "phone" in wanted:
                 spans += _card_and_phone_spans(text, start, end, config)
             # An IBAN's digits follow its country code or bank letters.
             if "iban" in wanted and start and "A" <= text[start - 1] <= "Z":
                 spans += _iban_spans(text, start, end)
         if digits >= 4 and "ip_address" in wanted and text.count(".", start, end) >= 3:
             spans += _ipv4_spans(text, start, end)
+        if "secret" in wanted and folded.startswith(":", end):
+            spans += _telegram_spans(text, start, end)
         start = folded.find(_RUN, end)
+    return spans
+
+
+# A US Social Security number as written: 3-2-4 digits apart by dashes or spaces.
+_SSN = re.compile(r"(?<![\w-])([0-9]{3})([- ])([0-9]{2})\2([0-9]{4})(?![\w]|-[0-9])")
+
+
+def ssn_valid(area: str, group: str, serial: str) -> bool:
+    """The Social Security Administration never issues area 000, 666 or 900-999 (ITINs and
+    advertising numbers), group 00 or serial 0000."""
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+def _ssn_spans(text: str, start: int, end: int) -> list[tuple[int, int, str]]:
+    return [
+        (match.start(), match.end(), "national_id")
+        for match in _SSN.finditer(text, start, end)
+        if ssn_valid(match[1], match[3], match[4])
+    ]
+
+
+def _telegram_spans(text: str, start: int, end: int) -> list[tuple[int, int, str]]:
+    """A Telegram bot token: this run's last digits, the colon after it, 35 characters."""
+    spans = []
+    for pattern in secrets.patterns_of(secrets.TELEGRAM):
+        match = pattern.search(text, max(start, end - 10), end + 36)
+        if match and not _is_word_char(text, match.start() - 1):
+            spans.append((match.start(), match.end(), "secret"))
     return spans
 
 
