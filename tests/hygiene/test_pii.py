@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from itertools import pairwise
@@ -106,7 +107,7 @@ FOUND = [
     ("restricted ", "rk_live_" + STRIPE_BODY, "", "secret"),
     ("GITLAB_TOKEN ", "glpat-" + "Xy7_k2Lm9Pq4Rs8Tv1Wz", " expires", "secret"),
     ("Alerts go to ", SLACK_WEBHOOK, ".", "secret"),
-    ("azure AccountKey=", "Zm9v+/Zm9v" * 8 + "Zm9vYQ==", ";", "secret"),
+    ("azure AccountKey=", base64.b64encode(bytes(range(64))).decode(), ";", "secret"),
     ("sendgrid ", "SG." + "a" * 10 + "B" * 12 + "." + "c1D2e" * 8 + "f3G", "", "secret"),
     ("telegram ", "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw4", " bot", "secret"),
     ("twilio ", "SK" + "0f1e2d3c" * 4, "", "secret"),
@@ -118,6 +119,9 @@ FOUND = [
     ("DATABASE_URL=postgres://", "app_user:Zx81qwPLm", "@db.internal:5432/shop", "credentials"),
     ("mongodb+srv://", "root:hunter2", "@cluster0.example.net/?retryWrites", "credentials"),
     ("Server=db;User Id=sa;Password=", "N0t-So-S3cret!", ";", "secret"),
+    ("DB_PASSWORD=", "Ab3$xy9!", "", "secret"),
+    ("url?user=me&password=", "k9&Lm2pQ", "&next=home", "secret"),
+    ("(", "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw4", ")", "secret"),
     # Private key blocks of other formats
     ("", PGP_BLOCK, "", "private_key"),
     ("", SSH2_BLOCK, "", "private_key"),
@@ -178,6 +182,7 @@ NEAR_MISSES = [
     "Invalid SSNs: 000-12-3456, 666-12-3456, 912-34-5678, 123-00-4567, 123-45-0000.",
     "Not SSNs either: 123-45-67890, 1234-56-789 and 2026-11-22.",
     "At 12345678:30 the counter read 12345678:AAHdqTcvCH1vGWJxfSe (too short).",
+    "Password: forgotten? Passwords: required. ISBN 978-1-02-084589-5.",
 ]
 
 

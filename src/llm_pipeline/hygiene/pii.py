@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from functools import cache, lru_cache
-from typing import Literal, get_args
+from typing import Literal, NamedTuple, get_args
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -124,34 +124,54 @@ def apply_redactions(text: str, spans: list[tuple[int, int, str]]) -> tuple[str,
 
 def find_pii(text: str, config: PiiConfig) -> list[tuple[int, int, str]]:
     """Non-overlapping ``(start, end, type)`` spans of personal data and secrets, sorted."""
-    wanted = config.types
+    plan = _plan(config.types)
     spans: list[tuple[int, int, str]] = []
-    if "@" in text and "email" in wanted:
+    if "@" in text and plan.email:
         spans += _find_emails(text)
-    if not secrets.SECRET_TYPES.isdisjoint(wanted):
-        spans += secrets.find_secrets(text, wanted)
-    if ":" in text and "ip_address" in wanted and ("::" in text or text.count(":") >= 7):
+    ascii_text = text.encode("ascii", "replace")
+    runs, first_run = b"", -1
+    if plan.tokens:
+        runs = secrets.token_runs(ascii_text)
+        first_run = runs.find(secrets.SHORTEST_TOKEN)
+    if plan.secrets:
+        spans += secrets.find_secrets(text, runs, first_run, config.types)
+    if ":" in text and plan.ip_address and ("::" in text or text.count(":") >= 7):
         spans += _find_ipv6(text)  # an IPv6 address has "::" or eight groups
-    # Every number type needs ASCII digits: ten memchr calls spare most texts the folding.
-    digits = not _NUMBER_TYPES.isdisjoint(wanted) and any(digit in text for digit in _DIGITS)
-    assigned = (
-        "secret" in wanted and ("=" in text or ":" in text) and secrets.has_assigned_value(text)
-    )
-    if digits or assigned:
-        ascii_text, folded = _folded(text)
-        if "secret" in wanted:
-            # A value named in prose must have digits to look random; an assigned one need not.
+    # Every number type needs ASCII digits.
+    digits = plan.numbers and bool(ascii_text.translate(None, _NOT_DIGITS))
+    assigned = plan.named and ("=" in text or ":" in text) and secrets.has_assigned_value(text)
+    # A value named in prose must look random: long, with digits.
+    named = assigned or (plan.named and digits and first_run != -1)
+    if digits or named:
+        folded = ascii_text.translate(_FOLD).decode("ascii")
+        if named:
             spans += secrets.find_named_secrets(text, folded, assigned)
         if digits and _RUN in folded:
             spans += _find_numbers(text, ascii_text, folded, config)
     return _without_overlaps(spans) if len(spans) > 1 else spans
 
 
-def _folded(text: str) -> tuple[bytes, str]:
-    """ASCII bytes of ``text`` and its folded copy; one byte or character for one, so positions
-    carry over between the three."""
-    ascii_text = text.encode("ascii", "replace")
-    return ascii_text, ascii_text.translate(_FOLD).decode("ascii")
+class _Plan(NamedTuple):
+    """Which searches a configuration's types call for, worked out once."""
+
+    email: bool
+    tokens: bool
+    secrets: bool
+    ip_address: bool
+    numbers: bool
+    named: bool
+
+
+@cache
+def _plan(types: tuple[str, ...]) -> _Plan:
+    return _Plan(
+        email="email" in types,
+        tokens="secret" in types or "jwt" in types,
+        secrets=not secrets.SECRET_TYPES.isdisjoint(types),
+        ip_address="ip_address" in types,
+        numbers=not _NUMBER_TYPES.isdisjoint(types),
+        named="secret" in types,
+    )
 
 
 def luhn_valid(digits: str) -> bool:
@@ -170,7 +190,7 @@ def iban_valid(iban: str) -> bool:
 # Types found in runs of digits (a Telegram bot token starts with one).
 _NUMBER_TYPES = frozenset(("ip_address", "card_number", "phone", "iban", "national_id", "secret"))
 _RUN = "00000000"
-_DIGITS = "0123456789"
+_NOT_DIGITS = bytes(byte for byte in range(256) if not 48 <= byte <= 57)
 _PRIORITY = {
     kind: rank
     for rank, kind in enumerate(
@@ -178,6 +198,7 @@ _PRIORITY = {
          "card_number", "ip_address", "phone")
     )
 }  # fmt: skip
+# Applied to the text's ASCII bytes (one byte for one character, so positions carry over).
 # Digits and the punctuation inside numbers become 0, letters lower case: a phone number, card,
 # IP address or IBAN body is then a run of 0s, which str.find skips to at memory speed. Eight
 # (" 1.1.1.1", " 0301234") leaves out most ranges and prices (" 96-101", "$14.95. ").
@@ -286,10 +307,20 @@ def _find_numbers(
         end = after.start() if after else len(folded)
         # Most runs are dates, ranges or prices: count their digits before any regex.
         digits = len(ascii_text[start:end].translate(None, _NUMBER_PUNCTUATION))
-        if digits >= 7 and not (digits == 8 and _DATE_ALONE.fullmatch(text, start, end)):
-            national_ids = "national_id" in wanted and digits >= 9 and _ssn_spans(text, start, end)
-            if national_ids:
-                spans += national_ids  # never also a phone number
+        # A Telegram bot token starts with a run of digits and a colon.
+        tokens = (
+            "secret" in wanted and folded.startswith(":", end) and _telegram_spans(text, start, end)
+        )
+        if tokens:
+            spans += tokens
+        elif digits >= 7 and not (digits == 8 and _DATE_ALONE.fullmatch(text, start, end)):
+            # Written 3-2-4 (an SSN, or a number in its never-issued ranges) or as an ISBN-13:
+            # not a phone number.
+            ssn_shaped = digits == 9 and _SSN.search(text, start, end)
+            isbn = digits == 13 and text.startswith(("978-", "979-"), start + (text[start] == " "))
+            if ssn_shaped or isbn:
+                if ssn_shaped and "national_id" in wanted:
+                    spans += _ssn_spans(text, start, end)
             elif "card_number" in wanted or "phone" in wanted:
                 spans += _card_and_phone_spans(text, start, end, config)
             # An IBAN's digits follow its country code or bank letters.
@@ -297,8 +328,6 @@ def _find_numbers(
                 spans += _iban_spans(text, start, end)
         if digits >= 4 and "ip_address" in wanted and text.count(".", start, end) >= 3:
             spans += _ipv4_spans(text, start, end)
-        if "secret" in wanted and folded.startswith(":", end):
-            spans += _telegram_spans(text, start, end)
         start = folded.find(_RUN, end)
     return spans
 
@@ -334,8 +363,8 @@ def _telegram_spans(text: str, start: int, end: int) -> list[tuple[int, int, str
 def _ipv4_spans(text: str, start: int, end: int) -> list[tuple[int, int, str]]:
     spans = []
     for match in _IPV4.finditer(text, start, end):
-        if _is_word_char(text, match.start() - 1) or _is_word_char(text, match.end()):
-            continue  # glued to a word, as in "v1.2.3.4"
+        if _glued_to_code(text, match.start()) or _is_word_char(text, match.end()):
+            continue  # glued to a word, as in "v1.2.3.4" or "Chrome/10.0.1.2"
         try:
             ipaddress.IPv4Address(match.group())
         except ValueError:
@@ -400,6 +429,8 @@ def _card_spans(candidate: str, offset: int) -> list[tuple[int, int, str]]:
             digits = "".join(used)
             if (
                 13 <= len(digits) <= 19
+                # 13 digits: only Visa's old numbers (EAN-13 barcodes are the same length)
+                and (len(digits) != 13 or digits[0] == "4")
                 and _CARD_GROUPING.fullmatch(" ".join(map(str, map(len, used))))
                 and digits.count(digits[0]) < len(digits)
                 and luhn_valid(digits)

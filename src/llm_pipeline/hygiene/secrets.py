@@ -19,7 +19,8 @@ from typing import NamedTuple
 
 # Characters of a token: a match glued to one of these on its left is part of a longer word.
 TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-# A token may end in base64 padding.
+# A base64 token may start with "+" or "/", and end in padding.
+_TOKEN_START_CHARS = TOKEN_CHARS | {"+", "/"}
 _TOKEN_END_CHARS = TOKEN_CHARS | {"="}
 SECRET_TYPES = frozenset(("secret", "private_key", "jwt", "credentials"))
 
@@ -75,9 +76,18 @@ _LIBRARY = (
     _Anchor("AKC", 1, "secret", _PLUGINS + "artifactory:ArtifactoryDetector"),
     _Anchor("AP", 1, "secret", _PLUGINS + "artifactory:ArtifactoryDetector"),
     _Anchor("eyJ", 0, "jwt", _PLUGINS + "jwt:JwtTokenDetector"),
-    _Anchor("://", 0, "credentials", _PLUGINS + "basic_auth:BasicAuthDetector"),
 )
-_ANCHORS = _OWN + _LIBRARY
+_CREDENTIALS = _Anchor("://", 0, "credentials", _PLUGINS + "basic_auth:BasicAuthDetector")
+# Anchors inside or after a run rather than at its start: looked for with str.find.
+_LOOSE = tuple(
+    anchor
+    for anchor in _LIBRARY
+    if anchor.anchor in ("https://hooks.slack.com/", "AccountKey=", "SG.", "-us", "_authToken=")
+)
+_BY_PREFIX: dict[str, tuple[_Anchor, ...]] = {}
+for _anchor in _OWN + _LIBRARY:
+    if _anchor not in _LOOSE:
+        _BY_PREFIX[_anchor.anchor[:2]] = (*_BY_PREFIX.get(_anchor.anchor[:2], ()), _anchor)
 # The patterns a Telegram bot token (digits, a colon, 35 characters) is found with, where a run of
 # digits ends in a colon (see pii._find_numbers).
 TELEGRAM = _PLUGINS + "telegram_token:TelegramBotTokenDetector"
@@ -94,24 +104,61 @@ def patterns_of(source: str | tuple[re.Pattern[str], ...]) -> tuple[re.Pattern[s
     return source if isinstance(source, tuple) else tuple(plugin(source).denylist)
 
 
-def find_secrets(text: str, wanted: frozenset[str] | tuple[str, ...]) -> list[tuple[int, int, str]]:
-    """Tokens, JWTs, URL credentials and private key blocks, where an anchor marks them."""
+def token_runs(ascii_text: bytes) -> bytes:
+    """``ascii_text`` (the text as ASCII bytes) with token characters as "a", all else " ": a
+    token starts where a run of "a" as long as the shortest token does, and words of prose are
+    shorter, so most texts are done after two C calls."""
+    return ascii_text.translate(_RUN_TABLE)
+
+
+_RUN_TABLE = bytes(ord("a") if chr(byte) in TOKEN_CHARS else ord(" ") for byte in range(256))
+# The shortest shapes: an "xoxb-" Slack token (15), a keyword's random value in prose (16), an
+# "AKC" Artifactory key (13 of which, in practice 73). URL credentials and private key blocks
+# have anchors of their own.
+SHORTEST_TOKEN = b"a" * 15
+
+
+def find_secrets(
+    text: str, runs: bytes, first_run: int, wanted: tuple[str, ...]
+) -> list[tuple[int, int, str]]:
+    """Tokens, JWTs, URL credentials and private key blocks, where an anchor marks them.
+    ``runs`` is ``token_runs`` of the text, ``first_run`` where it has its first long run."""
     spans: list[tuple[int, int, str]] = []
     if "private_key" in wanted and ("BEGIN" in text or "PuTTY-User-Key-File" in text):
         spans += _private_key_spans(text)
-    for anchor in _ANCHORS:
-        if anchor.kind not in wanted or anchor.anchor not in text:
-            continue
-        patterns = patterns_of(anchor.patterns)
-        position = text.find(anchor.anchor)
-        while position != -1:
-            for pattern in patterns:
-                span = _span_at(text, position, anchor, pattern)
-                if span:
-                    spans.append(span)
-            # A token starting later in this run of token characters would be glued to the
-            # run: skipping it keeps the work linear ("eyJeyJeyJ...").
-            position = text.find(anchor.anchor, max(position + 1, _token_end(text, position)))
+    if "credentials" in wanted and "://" in text and "@" in text:
+        spans += _anchored_spans(text, _CREDENTIALS)
+    if first_run == -1:
+        return spans
+    for anchor in _LOOSE:
+        if anchor.kind in wanted and anchor.anchor in text:
+            spans += _anchored_spans(text, anchor)
+    # Most tokens start a run: the run's first two characters say which anchors may start it.
+    start = first_run
+    while start != -1:
+        for anchor in _BY_PREFIX.get(text[start : start + 2], ()):
+            if anchor.kind in wanted and text.startswith(anchor.anchor, start):
+                for pattern in patterns_of(anchor.patterns):
+                    span = _span_at(text, start, anchor, pattern)
+                    if span:
+                        spans.append(span)
+        end = runs.find(b" ", start)
+        start = -1 if end == -1 else runs.find(SHORTEST_TOKEN, end)
+    return spans
+
+
+def _anchored_spans(text: str, anchor: _Anchor) -> list[tuple[int, int, str]]:
+    spans = []
+    patterns = patterns_of(anchor.patterns)
+    position = text.find(anchor.anchor)
+    while position != -1:
+        for pattern in patterns:
+            span = _span_at(text, position, anchor, pattern)
+            if span:
+                spans.append(span)
+        # A token starting later in this run of token characters would be glued to the run:
+        # skipping it keeps the work linear ("AccountKey=AccountKey=...").
+        position = text.find(anchor.anchor, max(position + 1, _token_end(text, position)))
     return spans
 
 
@@ -143,9 +190,9 @@ def _span_at(
     start, end = match.span(1) if match.re.groups and anchor.back is None else match.span()
     if anchor.anchor.endswith("="):
         start = max(start, position + len(anchor.anchor))  # "AccountKey=": the value alone
-    end = _WORD.match(text, start, _token_end(text, end)).end()
-    while start < end and text[start] not in TOKEN_CHARS:
+    while start < end and text[start] not in _TOKEN_START_CHARS:
         start += 1
+    end = _WORD.match(text, start, _token_end(text, end)).end()
     while end > start and text[end - 1] not in _TOKEN_END_CHARS:
         end -= 1
     if start == end or (start and text[start - 1] in TOKEN_CHARS):
@@ -228,8 +275,8 @@ def _private_key_spans(text: str) -> list[tuple[int, int, str]]:
 # --- values named by a keyword -----------------------------------------------------------------
 
 # An assignment of a long value somewhere, before looking for the keywords.
-_COLON_VALUE = re.compile(r":=?[ \t]*[\"']?[^\s\"'`<>,;&]{12}")
-_EQUALS_VALUE = re.compile(r"=>?[ \t]*[\"']?[^\s\"'`<>,;&]{12}")
+_COLON_VALUE = re.compile(r":=?[ \t]*[\"']?[^\s\"'`<>,;]{8}")
+_EQUALS_VALUE = re.compile(r"=>?[ \t]*[\"']?[^\s\"'`<>,;]{8}")
 # Searched in the folded text, so any case; "key" alone is too common in prose and counts only
 # after api, secret, private, access or an underscore or dash. detect-secrets' KeywordDetector
 # names the same words (its "pwd", "contraseña" as well).
@@ -239,7 +286,7 @@ _KEY_QUALIFIERS = ("api", "secret", "private", "access", "_", "api0", "secret0",
 _NAME_REST = r"(?:[a-z0-9_.-]{0,40}|[ _-]access[ _-]key)[\"']?"
 # After the keyword: the rest of an identifier (or " access key"), an assignment, the value.
 _ASSIGNED_VALUE = re.compile(
-    _NAME_REST + r"[ \t]*(?::=|=>|[:=])[ \t]*[\"']?([^\s\"'`<>,;&]{12,})",
+    _NAME_REST + r"[ \t]*(?::=|=>|[:=])[ \t]*[\"']?([^\s\"'`<>,;]{8,})",
     re.IGNORECASE | re.ASCII,
 )
 # In prose ("the API token is 9f8e..."): a single word in between at most, then a value that
@@ -270,17 +317,40 @@ def find_named_secrets(text: str, folded: str, assigned: bool) -> list[tuple[int
                 or text[position - 1 : position] == "-"
             ):
                 after = position + len(keyword)
-                value = assigned and _ASSIGNED_VALUE.match(text, after)
-                if not value:
-                    value = _NAMED_VALUE.match(text, after)
-                    if value and not looks_random(value.group(1)):
-                        value = None
-                if value:
-                    spans.append((value.start(1), value.end(1), "secret"))
+                assignment = assigned and _ASSIGNED_VALUE.match(text, after)
+                end = _assigned_end(assignment, keyword) if assignment else None
+                if end:
+                    spans.append((assignment.start(1), end, "secret"))
+                else:
+                    prose = _NAMED_VALUE.match(text, after)
+                    if prose and looks_random(prose.group(1)):
+                        spans.append((prose.start(1), prose.end(1), "secret"))
+                        end = prose.end(1)
+                if end:
                     # what the value covers names nothing: read once ("token=token=...")
-                    position = value.end(1) - len(keyword)
+                    position = end - len(keyword)
             position = folded.find(keyword, position + len(keyword))
     return spans
+
+
+_QUERY_PARAMETER = re.compile(r"&\w+=")
+
+
+def _assigned_end(value: re.Match[str], keyword: str) -> int | None:
+    """Where an assigned value ends (before "&name=" of a query string); None when it is too
+    short: 12 characters, or 8 for a password that is not a plain word."""
+    start, end = value.span(1)
+    following = _QUERY_PARAMETER.search(value.string, start, end)
+    end = following.start() if following else end
+    if end - start >= 12:
+        return end
+    if keyword in _PASSWORD_WORDS and end - start >= 8:
+        if not value.string[start:end].rstrip(".!?").isalpha():
+            return end
+    return None
+
+
+_PASSWORD_WORDS = ("passw", "pwd", "contrase")
 
 
 def looks_random(value: str) -> bool:
@@ -293,7 +363,11 @@ def looks_random(value: str) -> bool:
     entropy = _entropy_of("HexHighEntropyString" if hexadecimal else "Base64HighEntropyString")
     # Random draws of n characters from an alphabet far larger than n repeat few of them: their
     # entropy approaches log2(n). Hex (16 symbols) saturates sooner.
-    limit = min(3.0 if hexadecimal else 4.5, 0.8 * math.log2(len(value)))
+    limit = (
+        min(3.0, 0.7 * math.log2(len(value)))
+        if hexadecimal
+        else min(4.5, 0.8 * math.log2(len(value)))
+    )
     return entropy(value) > limit
 
 
