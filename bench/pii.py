@@ -464,7 +464,7 @@ def redactor_at(revision: str) -> Callable[[str], tuple[str, dict[str, int]]]:
     ).stdout  # fmt: skip
     module = types.ModuleType("pii_at_baseline")
     sys.modules[module.__name__] = module
-    exec(compile(source, f"pii.py@{revision}", "exec"), module.__dict__)  # noqa: S102
+    exec(compile(source, f"pii.py@{revision}", "exec"), module.__dict__)
     params = {**load_parameters()["ingest"]["pii"], "keep": []}
     params["types"] = [kind for kind in params["types"] if kind in module.PII_TYPES]
     config = module.PiiConfig.model_validate(params)

@@ -344,9 +344,9 @@ def _assigned_end(value: re.Match[str], keyword: str) -> int | None:
     end = following.start() if following else end
     if end - start >= 12:
         return end
-    if keyword in _PASSWORD_WORDS and end - start >= 8:
-        if not value.string[start:end].rstrip(".!?").isalpha():
-            return end
+    plain_word = value.string[start:end].rstrip(".!?").isalpha()
+    if keyword in _PASSWORD_WORDS and end - start >= 8 and not plain_word:
+        return end
     return None
 
 
