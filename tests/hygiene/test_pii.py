@@ -141,6 +141,7 @@ FOUND = [
     ("SSN ", "123-45-6789", " on file", "national_id"),
     ("Social security number: ", "078 05 1120", ".", "national_id"),
     ("", "536-90-4399", "", "national_id"),
+    ("Shipped 2026-11-22. (", "686-45-1913", ")", "national_id"),
 ]
 
 ORDINARY = [
@@ -182,6 +183,7 @@ NEAR_MISSES = [
     "Invalid SSNs: 000-12-3456, 666-12-3456, 912-34-5678, 123-00-4567, 123-45-0000.",
     "Not SSNs either: 123-45-67890, 1234-56-789 and 2026-11-22.",
     "At 12345678:30 the counter read 12345678:AAHdqTcvCH1vGWJxfSe (too short).",
+    "Mozilla/5.0 (Windows NT 6.0; rv:1.9.2.20) Gecko/20110803 Firefox/3.6.20",
     "Password: forgotten? Passwords: required. ISBN 978-1-02-084589-5.",
 ]
 

@@ -316,11 +316,12 @@ def _find_numbers(
         elif digits >= 7 and not (digits == 8 and _DATE_ALONE.fullmatch(text, start, end)):
             # Written 3-2-4 (an SSN, or a number in its never-issued ranges) or as an ISBN-13:
             # not a phone number.
-            ssn_shaped = digits == 9 and _SSN.search(text, start, end)
+            ssn_shaped = digits >= 9 and _SSN.search(text, start, end)
+            if ssn_shaped and "national_id" in wanted:
+                spans += _ssn_spans(text, start, end)
             isbn = digits == 13 and text.startswith(("978-", "979-"), start + (text[start] == " "))
-            if ssn_shaped or isbn:
-                if ssn_shaped and "national_id" in wanted:
-                    spans += _ssn_spans(text, start, end)
+            if (ssn_shaped and digits == 9) or isbn:
+                pass
             elif "card_number" in wanted or "phone" in wanted:
                 spans += _card_and_phone_spans(text, start, end, config)
             # An IBAN's digits follow its country code or bank letters.
@@ -413,10 +414,10 @@ def _card_and_phone_spans(
 
 
 def _glued_to_code(text: str, start: int) -> bool:
-    """The number continues a word or a code such as "NW-4821345" or "id_20261122"."""
+    """The number continues a word or a code: "NW-4821345", "id_20261122", "rv:1.9.2.20"."""
     if _is_word_char(text, start - 1):
         return True
-    return start > 1 and text[start - 1] in "-/.#" and _is_word_char(text, start - 2)
+    return start > 1 and text[start - 1] in "-/.#:" and _is_word_char(text, start - 2)
 
 
 def _card_spans(candidate: str, offset: int) -> list[tuple[int, int, str]]:
