@@ -185,6 +185,7 @@ NEAR_MISSES = [
     "At 12345678:30 the counter read 12345678:AAHdqTcvCH1vGWJxfSe (too short).",
     "Mozilla/5.0 (Windows NT 6.0; rv:1.9.2.20) Gecko/20110803 Firefox/3.6.20",
     "Password: forgotten? Passwords: required. ISBN 978-1-02-084589-5.",
+    "Barcodes (EAN-13) 4789718945938 and 0577316143993 are neither cards nor phone numbers.",
 ]
 
 

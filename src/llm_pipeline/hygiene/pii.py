@@ -181,6 +181,13 @@ def luhn_valid(digits: str) -> bool:
     return (odd + even) % 10 == 0
 
 
+def ean13_valid(digits: str) -> bool:
+    """The EAN-13 (GTIN) check digit of a product barcode holds: thirteen digits in a row that
+    pass it are read as a barcode, not as a card or phone number."""
+    weighted = sum(int(digit) * (3 if i % 2 else 1) for i, digit in enumerate(digits[:12]))
+    return (10 - weighted % 10) % 10 == int(digits[12])
+
+
 def iban_valid(iban: str) -> bool:
     """The ISO 13616 mod-97 check holds for this IBAN (upper case, no spaces)."""
     rearranged = iban[4:] + iban[:4]
@@ -319,8 +326,17 @@ def _find_numbers(
             ssn_shaped = digits >= 9 and _SSN.search(text, start, end)
             if ssn_shaped and "national_id" in wanted:
                 spans += _ssn_spans(text, start, end)
-            isbn = digits == 13 and text.startswith(("978-", "979-"), start + (text[start] == " "))
-            if (ssn_shaped and digits == 9) or isbn:
+            first = start + (text[start] == " ")
+            barcode = (
+                digits == 13
+                and (
+                    text.startswith(("978-", "979-"), first)  # an ISBN-13
+                    or (
+                        text[first : first + 13].isdigit() and ean13_valid(text[first : first + 13])
+                    )
+                )
+            )
+            if (ssn_shaped and digits == 9) or barcode:
                 pass
             elif "card_number" in wanted or "phone" in wanted:
                 spans += _card_and_phone_spans(text, start, end, config)
