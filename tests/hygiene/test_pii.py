@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from itertools import pairwise
@@ -43,6 +44,22 @@ PEM = (
     "-----END RSA PRIVATE KEY-----"
 )
 
+STRIPE_BODY = "a1B2c3D4e5F6g7H8i9J0k1L2"
+SLACK_WEBHOOK = "https://hooks.slack.com/services/T0A1B2C3D/B4E5F6G7H/AbCdEfGhIjKlMnOpQrStUvWx"
+PGP_BLOCK = (
+    "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBF0aBcDEFgHiJkLmNoPqRsTuVwXyZ012345\n=AbCd\n"
+    "-----END PGP PRIVATE KEY BLOCK-----"
+)
+SSH2_BLOCK = (
+    "---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----\nP2/56wAAAi4AAAA3aWYtbW9kbn\n"
+    "---- END SSH2 ENCRYPTED PRIVATE KEY ----"
+)
+PUTTY_KEY = (
+    "PuTTY-User-Key-File-2: ssh-rsa\nEncryption: none\nComment: imported-openssh-key\n"
+    "Public-Lines: 1\nAAAAB3NzaC1yc2EAAAADAQABAAABAQC\nPrivate-Lines: 1\n"
+    "AAABAEy1nL4dXk9pRr3sT\nPrivate-MAC: 9f3b2a1c0d4e5f60718293a4b5c6d7e8f9012345"
+)
+
 # (before, item, after, type): the item alone is replaced.
 FOUND = [
     ("Write to ", "jane.doe+shop@example.co.uk", " today.", "email"),
@@ -73,13 +90,58 @@ FOUND = [
     ("OPENAI_KEY ", "sk-proj-abcdefghijklmnopqrstuvwxyz123456", "", "secret"),
     ("slack ", "xoxb-123456789012-1234567890123-AbCdEfGhIjKl", "", "secret"),
     ("maps ", "AIzaSyA1234567890abcdefghijklmnopqrstuv", "", "secret"),
-    ("Authorization: Bearer ", JWT, "", "secret"),
+    ("Authorization: Bearer ", JWT, "", "jwt"),
     ('{"api_key": "', "abcd1234efgh5678ijkl", '"}', "secret"),
     ("DB_PASSWORD=", "S3cr3t!Passw0rd", "", "secret"),
     ("my password: ", "hunter2hunter2!", "", "secret"),
     ("'password' => '", "correct-horse-battery", "'", "secret"),
-    ("Key below\n", PEM, "\nbye", "secret"),
-    ("cut off: ", "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "", "secret"),
+    ("Key below\n", PEM, "\nbye", "private_key"),
+    (
+        "cut off: ",
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
+        "",
+        "private_key",
+    ),
+    # Shapes of detect-secrets' plug-ins (issue 17: the first three were missed before)
+    ("stripe ", "sk_live_" + STRIPE_BODY, " in the log", "secret"),
+    ("restricted ", "rk_live_" + STRIPE_BODY, "", "secret"),
+    ("GITLAB_TOKEN ", "glpat-" + "Xy7_k2Lm9Pq4Rs8Tv1Wz", " expires", "secret"),
+    ("Alerts go to ", SLACK_WEBHOOK, ".", "secret"),
+    ("azure AccountKey=", base64.b64encode(bytes(range(64))).decode(), ";", "secret"),
+    ("sendgrid ", "SG." + "a" * 10 + "B" * 12 + "." + "c1D2e" * 8 + "f3G", "", "secret"),
+    ("telegram ", "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw4", " bot", "secret"),
+    ("twilio ", "SK" + "0f1e2d3c" * 4, "", "secret"),
+    ("mailchimp ", "0123456789abcdef0123456789abcdef-us12", "", "secret"),
+    ("square ", "sq0csp-" + "AbCdEfGhIj" * 4 + "123", "", "secret"),
+    ("pypi ", "pypi-AgEIcHlwaS5vcmc" + "Ab1-" * 20, "", "secret"),
+    ("npm ", "npm_" + "a1B2c3D4e5F6" * 3, "", "secret"),
+    # Credentials inside URLs and connection strings
+    ("DATABASE_URL=postgres://", "app_user:Zx81qwPLm", "@db.internal:5432/shop", "credentials"),
+    ("mongodb+srv://", "root:hunter2", "@cluster0.example.net/?retryWrites", "credentials"),
+    ("Server=db;User Id=sa;Password=", "N0t-So-S3cret!", ";", "secret"),
+    ("DB_PASSWORD=", "Ab3$xy9!", "", "secret"),
+    ("url?user=me&password=", "k9&Lm2pQ", "&next=home", "secret"),
+    ("(", "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw4", ")", "secret"),
+    # Private key blocks of other formats
+    ("", PGP_BLOCK, "", "private_key"),
+    ("", SSH2_BLOCK, "", "private_key"),
+    (
+        "",
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQI\n"
+        "-----END ENCRYPTED PRIVATE KEY-----",
+        "",
+        "private_key",
+    ),
+    ("", PUTTY_KEY, "\n", "private_key"),
+    # High-entropy values after key, token, secret or password, in prose
+    ("the API token is ", "9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c", ", please rotate", "secret"),
+    ("my new password ", "Tr0ub4dor3xK9zQ2wp", " works", "secret"),
+    ("Secret key: ", "q8Z3vN1xR5tY7uW2", "", "secret"),
+    # US Social Security numbers
+    ("SSN ", "123-45-6789", " on file", "national_id"),
+    ("Social security number: ", "078 05 1120", ".", "national_id"),
+    ("", "536-90-4399", "", "national_id"),
+    ("Shipped 2026-11-22. (", "686-45-1913", ")", "national_id"),
 ]
 
 ORDINARY = [
@@ -104,6 +166,29 @@ ORDINARY = [
 ]
 
 
+# A near miss of each new shape: not redacted at all.
+NEAR_MISSES = [
+    "A Stripe test page mentions sk_live_ABC123 (too short to be a key).",
+    "glpat_hellOworld380_testin uses an underscore; glpat-short123 is too short.",
+    "Slack help lives at https://hooks.slack.com/help and https://hooks.slack.com/services/.",
+    "Docs at http://localhost:8080/docs@v2 and https://example.com:443/a:b@ are not logins.",
+    "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIB\n-----END PUBLIC KEY-----",
+    "-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIEAgAAuTANBgkq\n-----END CERTIFICATE-----",
+    "The line BEGIN RSA PRIVATE KEY in the docs names a header, without its dashes.",
+    "eyJub3QganNvbiBhdCBhbGw.eyJhbHNvIG5vdCBqc29u.c2ln is base64 of text, not JSON.",
+    "The token is valid for 30 days; a password reset2024 link was sent.",
+    "Your API key rotation is scheduled for 2026-11-30 at 10:30 UTC.",
+    "The api key is abcdefghijklmnopqrstuvwxyz, all letters: no digits, no token.",
+    "Secret sauce: version 1.22.333.4444 of the recipe, SKU AP-1234567 and ACME-2026.",
+    "Invalid SSNs: 000-12-3456, 666-12-3456, 912-34-5678, 123-00-4567, 123-45-0000.",
+    "Not SSNs either: 123-45-67890, 1234-56-789 and 2026-11-22.",
+    "At 12345678:30 the counter read 12345678:AAHdqTcvCH1vGWJxfSe (too short).",
+    "Mozilla/5.0 (Windows NT 6.0; rv:1.9.2.20) Gecko/20110803 Firefox/3.6.20",
+    "Password: forgotten? Passwords: required. ISBN 978-1-02-084589-5.",
+    "Barcodes (EAN-13) 4789718945938 and 0577316143993 are neither cards nor phone numbers.",
+]
+
+
 def case_text(before: str, item: str, after: str) -> str:
     return before + item + after
 
@@ -121,6 +206,29 @@ def test_each_type_is_replaced_by_its_placeholder(
 @pytest.mark.parametrize("text", ORDINARY)
 def test_ordinary_shop_text_is_left_alone(text: str) -> None:
     assert redact(text, PII) == (text, {})
+
+
+@pytest.mark.parametrize("text", NEAR_MISSES)
+def test_near_misses_of_each_shape_are_left_alone(text: str) -> None:
+    assert find_pii(text, PII) == []
+
+
+@pytest.mark.parametrize(
+    ("ssn", "valid"),
+    [
+        ("123-45-6789", True),
+        ("000-12-3456", False),
+        ("666-12-3456", False),
+        ("900-12-3456", False),
+        ("999-12-3456", False),
+        ("123-00-4567", False),
+        ("123-45-0000", False),
+        ("899-99-9999", True),
+    ],
+)
+def test_ssn_never_issued_ranges(ssn: str, valid: bool) -> None:
+    assert pii.ssn_valid(*ssn.split("-")) is valid
+    assert (find_pii(f"SSN {ssn}.", PII) == [(4, 15, "national_id")]) is valid
 
 
 def test_ordinary_shop_text_never_reaches_the_slow_phone_matcher(
@@ -174,8 +282,12 @@ def test_number_punctuation_without_digits_is_never_a_number(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        # a JWT that is also the value of a token assignment
-        (f"token={JWT}", "token=<SECRET>"),
+        # a JWT that is also the value of a token assignment: the more specific type
+        (f"token={JWT}", "token=<JWT>"),
+        # a password in a URL: the user:password, not an email "password@host"
+        ("postgres://u:pw@db.example.com", "postgres://<CREDENTIALS>@db.example.com"),
+        # an SSN is not also a phone number
+        ("call 212-55-0134", "call <NATIONAL_ID>"),
         # "secret" and "key" both name this assignment
         ("secret_key = abcdefgh12345678", "secret_key = <SECRET>"),
         # digits of a phone number inside an email address
@@ -259,6 +371,16 @@ def test_config_refuses_unknown_types_regions_and_fields(fields: dict) -> None:
         "1." * 50_000,
         "password= " * 20_000,
         "415-555-0134 " * 5_000,
+        "glpat-" * 30_000,
+        "eyJ" * 60_000,
+        "://a:b" * 30_000 + "@",
+        "MTNTODOT" * 25_000,
+        "12345678:" * 20_000,
+        "the token is " * 15_000,
+        "---- BEGIN RSA PRIVATE KEY ----\n" * 3_000,
+        "AccountKey=" * 20_000,
+        "//a/:_authToken=" * 20_000,
+        "token=" * 30_000,
     ],
 )
 def test_adversarial_texts_take_linear_time(text: str) -> None:

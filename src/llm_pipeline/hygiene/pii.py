@@ -3,7 +3,8 @@
 Speed comes from anchors that C code finds at memory speed, where one regex tried at every
 character would crawl: "@", literal token prefixes, keywords, and runs of eight digits or number
 punctuation in a folded copy of the text. A text without anchors comes back untouched; otherwise
-only the spots an anchor marks meet precise regexes, checksums and, last, phonenumbers.
+only the spots an anchor marks meet precise regexes, checksums and, last, phonenumbers. Secrets
+(``hygiene.secrets``) are found the same way, with detect-secrets' plug-ins behind the anchors.
 """
 
 from __future__ import annotations
@@ -11,12 +12,25 @@ from __future__ import annotations
 import ipaddress
 import re
 from functools import cache, lru_cache
-from typing import Literal, get_args
+from typing import Literal, NamedTuple, get_args
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, field_validator
 
-PiiType = Literal["email", "phone", "ip_address", "card_number", "iban", "secret"]
+from llm_pipeline.hygiene import secrets
+
+PiiType = Literal[
+    "email",
+    "phone",
+    "ip_address",
+    "card_number",
+    "iban",
+    "national_id",
+    "secret",
+    "private_key",
+    "jwt",
+    "credentials",
+]
 PII_TYPES: tuple[PiiType, ...] = get_args(PiiType)
 PLACEHOLDERS: dict[str, str] = {
     "email": "<EMAIL>",
@@ -24,7 +38,11 @@ PLACEHOLDERS: dict[str, str] = {
     "ip_address": "<IP_ADDRESS>",
     "card_number": "<CARD_NUMBER>",
     "iban": "<IBAN>",
+    "national_id": "<NATIONAL_ID>",
     "secret": "<SECRET>",
+    "private_key": "<PRIVATE_KEY>",
+    "jwt": "<JWT>",
+    "credentials": "<CREDENTIALS>",
 }
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
@@ -37,6 +55,10 @@ LEFTOVER_PATTERN: str = (
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
     r"|\bAKIA[0-9A-Z]{16}\b"
     r"|\bgh[opsur]_[A-Za-z0-9]{36}\b"
+    r"|\b[rs]k_live_[0-9a-zA-Z]{24}"
+    r"|\bglpat-[A-Za-z0-9_-]{20}"
+    r"|hooks\.slack\.com/services/T"
+    r"|://[^\s:/?#@<>]+:[^\s:/?#@<>]+@"
     r"|\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\."
     rf"|(?<![\w.])(?:{_OCTET}\.){{3}}{_OCTET}(?!\w|\.\d)"
 )
@@ -102,32 +124,54 @@ def apply_redactions(text: str, spans: list[tuple[int, int, str]]) -> tuple[str,
 
 def find_pii(text: str, config: PiiConfig) -> list[tuple[int, int, str]]:
     """Non-overlapping ``(start, end, type)`` spans of personal data and secrets, sorted."""
-    wanted = config.types
+    plan = _plan(config.types)
     spans: list[tuple[int, int, str]] = []
-    if "@" in text and "email" in wanted:
+    if "@" in text and plan.email:
         spans += _find_emails(text)
-    folded = None
-    if "secret" in wanted:
-        spans += _find_tokens(text)
-        if ("=" in text or ":" in text) and _has_assigned_value(text):
-            ascii_text, folded = _folded(text)
-            spans += _find_assigned_secrets(text, folded)
-    if ":" in text and "ip_address" in wanted and ("::" in text or text.count(":") >= 7):
+    ascii_text = text.encode("ascii", "replace")
+    runs, first_run = b"", -1
+    if plan.tokens:
+        runs = secrets.token_runs(ascii_text)
+        first_run = runs.find(secrets.SHORTEST_TOKEN)
+    if plan.secrets:
+        spans += secrets.find_secrets(text, runs, first_run, config.types)
+    if ":" in text and plan.ip_address and ("::" in text or text.count(":") >= 7):
         spans += _find_ipv6(text)  # an IPv6 address has "::" or eight groups
-    # Every number type needs ASCII digits: ten memchr calls spare most texts the folding.
-    if not _NUMBER_TYPES.isdisjoint(wanted) and any(digit in text for digit in _DIGITS):
-        if folded is None:
-            ascii_text, folded = _folded(text)
-        if _RUN in folded:
+    # Every number type needs ASCII digits.
+    digits = plan.numbers and bool(ascii_text.translate(None, _NOT_DIGITS))
+    assigned = plan.named and ("=" in text or ":" in text) and secrets.has_assigned_value(text)
+    # A value named in prose must look random: long, with digits.
+    named = assigned or (plan.named and digits and first_run != -1)
+    if digits or named:
+        folded = ascii_text.translate(_FOLD).decode("ascii")
+        if named:
+            spans += secrets.find_named_secrets(text, folded, assigned)
+        if digits and _RUN in folded:
             spans += _find_numbers(text, ascii_text, folded, config)
     return _without_overlaps(spans) if len(spans) > 1 else spans
 
 
-def _folded(text: str) -> tuple[bytes, str]:
-    """ASCII bytes of ``text`` and its folded copy; one byte or character for one, so positions
-    carry over between the three."""
-    ascii_text = text.encode("ascii", "replace")
-    return ascii_text, ascii_text.translate(_FOLD).decode("ascii")
+class _Plan(NamedTuple):
+    """Which searches a configuration's types call for, worked out once."""
+
+    email: bool
+    tokens: bool
+    secrets: bool
+    ip_address: bool
+    numbers: bool
+    named: bool
+
+
+@cache
+def _plan(types: tuple[str, ...]) -> _Plan:
+    return _Plan(
+        email="email" in types,
+        tokens="secret" in types or "jwt" in types,
+        secrets=not secrets.SECRET_TYPES.isdisjoint(types),
+        ip_address="ip_address" in types,
+        numbers=not _NUMBER_TYPES.isdisjoint(types),
+        named="secret" in types,
+    )
 
 
 def luhn_valid(digits: str) -> bool:
@@ -137,16 +181,31 @@ def luhn_valid(digits: str) -> bool:
     return (odd + even) % 10 == 0
 
 
+def ean13_valid(digits: str) -> bool:
+    """The EAN-13 (GTIN) check digit of a product barcode holds: thirteen digits in a row that
+    pass it are read as a barcode, not as a card or phone number."""
+    weighted = sum(int(digit) * (3 if i % 2 else 1) for i, digit in enumerate(digits[:12]))
+    return (10 - weighted % 10) % 10 == int(digits[12])
+
+
 def iban_valid(iban: str) -> bool:
     """The ISO 13616 mod-97 check holds for this IBAN (upper case, no spaces)."""
     rearranged = iban[4:] + iban[:4]
     return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
 
 
-_NUMBER_TYPES = frozenset(("ip_address", "card_number", "phone", "iban"))
+# Types found in runs of digits (a Telegram bot token starts with one).
+_NUMBER_TYPES = frozenset(("ip_address", "card_number", "phone", "iban", "national_id", "secret"))
 _RUN = "00000000"
-_DIGITS = "0123456789"
-_PRIORITY = {"secret": 0, "email": 1, "iban": 2, "card_number": 3, "ip_address": 4, "phone": 5}
+_NOT_DIGITS = bytes(byte for byte in range(256) if not 48 <= byte <= 57)
+_PRIORITY = {
+    kind: rank
+    for rank, kind in enumerate(
+        ("private_key", "jwt", "credentials", "secret", "email", "national_id", "iban",
+         "card_number", "ip_address", "phone")
+    )
+}  # fmt: skip
+# Applied to the text's ASCII bytes (one byte for one character, so positions carry over).
 # Digits and the punctuation inside numbers become 0, letters lower case: a phone number, card,
 # IP address or IBAN body is then a run of 0s, which str.find skips to at memory speed. Eight
 # (" 1.1.1.1", " 0301234") leaves out most ranges and prices (" 96-101", "$14.95. ").
@@ -191,84 +250,6 @@ def _find_emails(text: str) -> list[tuple[int, int, str]]:
             if local_length:
                 spans.append((at - local_length, domain.end(), "email"))
         at = text.find("@", at + 1)
-    return spans
-
-
-# --- secrets -----------------------------------------------------------------------------------
-
-_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-# (a string that must occur, found fast: often one rare character; the token's first
-# characters; the token)
-_TOKENS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
-    (
-        "G",
-        "-----BEGIN",
-        re.compile(
-            r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----"
-            # The body never crosses "-----", so each block is read once; a block cut before its
-            # END line still loses its base64 body.
-            r"(?:(?:[^-]|-(?!----))*+-----END[A-Z0-9 ]*PRIVATE KEY-----"
-            r"|(?:\s*[A-Za-z0-9+/=]{16,})*)"
-        ),
-    ),
-    ("K", "AKIA", re.compile(r"AKIA[0-9A-Z]{16}(?![0-9A-Za-z])")),
-    ("_", "gh", re.compile(r"gh[opsur]_[A-Za-z0-9]{36}")),
-    ("_", "github_pat_", re.compile(r"github_pat_[A-Za-z0-9_]{22,}")),
-    ("-", "sk-", re.compile(r"sk-[A-Za-z0-9_-]{20,}")),
-    ("x", "xox", re.compile(r"xox[abposr]-[A-Za-z0-9-]{10,}")),
-    ("z", "AIza", re.compile(r"AIza[0-9A-Za-z_-]{35}")),
-    ("J", "eyJ", re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*")),
-)
-# An assignment of a long value somewhere, before looking for the keywords.
-_COLON_VALUE = re.compile(r":=?[ \t]*[\"']?[^\s\"'`<>,;&]{12}")
-_EQUALS_VALUE = re.compile(r"=>?[ \t]*[\"']?[^\s\"'`<>,;&]{12}")
-# Searched in the folded text, so any case; "key" alone is too common in prose and counts only
-# after api, secret, private, access or an underscore or dash.
-_SECRET_KEYWORDS = ("key", "secret", "token", "passw")
-_KEY_QUALIFIERS = ("api", "secret", "private", "access", "_")
-# After the keyword: the rest of an identifier (or " access key"), an assignment, the value.
-_ASSIGNED_VALUE = re.compile(
-    r"(?:[a-z0-9_.-]{0,40}|[ _-]access[ _-]key)[\"']?[ \t]*(?::=|=>|[:=])[ \t]*[\"']?"
-    r"([^\s\"'`<>,;&]{12,})",
-    re.IGNORECASE | re.ASCII,
-)
-
-
-def _find_tokens(text: str) -> list[tuple[int, int, str]]:
-    spans = []
-    for gate, anchor, pattern in _TOKENS:
-        if gate not in text:
-            continue
-        position = text.find(anchor)
-        while position != -1:
-            match = pattern.match(text, position)
-            if match and (position == 0 or text[position - 1] not in _TOKEN_CHARS):
-                spans.append((position, match.end(), "secret"))
-            position = text.find(anchor, match.end() if match else position + 1)
-    return spans
-
-
-def _has_assigned_value(text: str) -> bool:
-    """Somewhere a long value follows "=" or ":"; else no keyword needs looking for."""
-    return bool(
-        ("=" in text and _EQUALS_VALUE.search(text)) or (":" in text and _COLON_VALUE.search(text))
-    )
-
-
-def _find_assigned_secrets(text: str, folded: str) -> list[tuple[int, int, str]]:
-    spans = []
-    for keyword in _SECRET_KEYWORDS:
-        position = folded.find(keyword)
-        while position != -1:
-            if (
-                keyword != "key"
-                or folded.endswith(_KEY_QUALIFIERS, 0, position)
-                or text[position - 1 : position] == "-"
-            ):
-                value = _ASSIGNED_VALUE.match(text, position + len(keyword))
-                if value:
-                    spans.append((value.start(1), value.end(1), "secret"))
-            position = folded.find(keyword, position + len(keyword))
     return spans
 
 
@@ -333,8 +314,31 @@ def _find_numbers(
         end = after.start() if after else len(folded)
         # Most runs are dates, ranges or prices: count their digits before any regex.
         digits = len(ascii_text[start:end].translate(None, _NUMBER_PUNCTUATION))
-        if digits >= 7 and not (digits == 8 and _DATE_ALONE.fullmatch(text, start, end)):
-            if "card_number" in wanted or "phone" in wanted:
+        # A Telegram bot token starts with a run of digits and a colon.
+        tokens = (
+            "secret" in wanted and folded.startswith(":", end) and _telegram_spans(text, start, end)
+        )
+        if tokens:
+            spans += tokens
+        elif digits >= 7 and not (digits == 8 and _DATE_ALONE.fullmatch(text, start, end)):
+            # Written 3-2-4 (an SSN, or a number in its never-issued ranges) or as an ISBN-13:
+            # not a phone number.
+            ssn_shaped = digits >= 9 and _SSN.search(text, start, end)
+            if ssn_shaped and "national_id" in wanted:
+                spans += _ssn_spans(text, start, end)
+            first = start + (text[start] == " ")
+            barcode = (
+                digits == 13
+                and (
+                    text.startswith(("978-", "979-"), first)  # an ISBN-13
+                    or (
+                        text[first : first + 13].isdigit() and ean13_valid(text[first : first + 13])
+                    )
+                )
+            )
+            if (ssn_shaped and digits == 9) or barcode:
+                pass
+            elif "card_number" in wanted or "phone" in wanted:
                 spans += _card_and_phone_spans(text, start, end, config)
             # An IBAN's digits follow its country code or bank letters.
             if "iban" in wanted and start and "A" <= text[start - 1] <= "Z":
@@ -345,11 +349,39 @@ def _find_numbers(
     return spans
 
 
+# A US Social Security number as written: 3-2-4 digits apart by dashes or spaces.
+_SSN = re.compile(r"(?<![\w-])([0-9]{3})([- ])([0-9]{2})\2([0-9]{4})(?![\w]|-[0-9])")
+
+
+def ssn_valid(area: str, group: str, serial: str) -> bool:
+    """The Social Security Administration never issues area 000, 666 or 900-999 (ITINs and
+    advertising numbers), group 00 or serial 0000."""
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+def _ssn_spans(text: str, start: int, end: int) -> list[tuple[int, int, str]]:
+    return [
+        (match.start(), match.end(), "national_id")
+        for match in _SSN.finditer(text, start, end)
+        if ssn_valid(match[1], match[3], match[4])
+    ]
+
+
+def _telegram_spans(text: str, start: int, end: int) -> list[tuple[int, int, str]]:
+    """A Telegram bot token: this run's last digits, the colon after it, 35 characters."""
+    spans = []
+    for pattern in secrets.patterns_of(secrets.TELEGRAM):
+        match = pattern.search(text, max(start, end - 10), end + 36)
+        if match and not _is_word_char(text, match.start() - 1):
+            spans.append((match.start(), match.end(), "secret"))
+    return spans
+
+
 def _ipv4_spans(text: str, start: int, end: int) -> list[tuple[int, int, str]]:
     spans = []
     for match in _IPV4.finditer(text, start, end):
-        if _is_word_char(text, match.start() - 1) or _is_word_char(text, match.end()):
-            continue  # glued to a word, as in "v1.2.3.4"
+        if _glued_to_code(text, match.start()) or _is_word_char(text, match.end()):
+            continue  # glued to a word, as in "v1.2.3.4" or "Chrome/10.0.1.2"
         try:
             ipaddress.IPv4Address(match.group())
         except ValueError:
@@ -398,10 +430,10 @@ def _card_and_phone_spans(
 
 
 def _glued_to_code(text: str, start: int) -> bool:
-    """The number continues a word or a code such as "NW-4821345" or "id_20261122"."""
+    """The number continues a word or a code: "NW-4821345", "id_20261122", "rv:1.9.2.20"."""
     if _is_word_char(text, start - 1):
         return True
-    return start > 1 and text[start - 1] in "-/.#" and _is_word_char(text, start - 2)
+    return start > 1 and text[start - 1] in "-/.#:" and _is_word_char(text, start - 2)
 
 
 def _card_spans(candidate: str, offset: int) -> list[tuple[int, int, str]]:
@@ -414,6 +446,8 @@ def _card_spans(candidate: str, offset: int) -> list[tuple[int, int, str]]:
             digits = "".join(used)
             if (
                 13 <= len(digits) <= 19
+                # 13 digits: only Visa's old numbers (EAN-13 barcodes are the same length)
+                and (len(digits) != 13 or digits[0] == "4")
                 and _CARD_GROUPING.fullmatch(" ".join(map(str, map(len, used))))
                 and digits.count(digits[0]) < len(digits)
                 and luhn_valid(digits)
