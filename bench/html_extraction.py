@@ -1,0 +1,239 @@
+"""Navigation left in, and main text kept, by ingest's HTML reader: old parser against extractor.
+
+Real sites, built or installed locally (no network): this project's MkDocs Material manual
+(built from docs/ into a temporary folder), and whichever of these Debian packages are installed
+(`apt-get install --no-install-recommends python3.11-doc python-django-filters-doc
+python-django-reversion-doc ikiwiki`): CPython's Sphinx docs (python-docs-theme), two Sphinx
+sites in the Read the Docs theme, and ikiwiki's own documentation wiki. More sites:
+``--site NAME=FOLDER``.
+
+Each page's frame and document are found from its own HTML, not by either reader:
+- navigation: the text of its nav, header, footer and aside elements, of elements whose ARIA
+  role is navigation, banner, contentinfo, complementary or search, and of Sphinx's and
+  ikiwiki's footer and page header (``.footer``, ``.pageheader``); lines that also occur in the
+  main content do not count as navigation (a page title repeated in the breadcrumbs);
+- main content: the ``[role=main]``, else ``<main>``, else ``div.body`` element, less any
+  navigation inside it (Material puts its sidebars in ``<main>``).
+
+Per reader: the share of output lines (with a letter or digit) that are navigation lines, the
+share of the main content's words that the output keeps (word recall, each word counted at most
+as often as in the main content), pages per second and MB/s (one core), and for the shipped
+reader how many pages fell back to the whole page. ``visible_text`` (the old reader) is the
+baseline; the trafilatura variants show why the shipped options were chosen.
+
+    .venv/bin/python bench/html_extraction.py [--pages-per-site 150] [--site NAME=FOLDER ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bs4 import BeautifulSoup
+
+from llm_pipeline.hygiene import html
+
+DEBIAN_SITES = {
+    "sphinx-cpython": "/usr/share/doc/python3.11/html",
+    "sphinx-rtd-django-filters": "/usr/share/doc/python-django-filters-doc/html",
+    "sphinx-rtd-django-reversion": "/usr/share/doc/python-django-reversion-doc/html",
+    "wiki-ikiwiki": "/usr/share/doc/ikiwiki/html",
+}
+NAVIGATION = (
+    "nav, header, footer, aside, [role=navigation], [role=banner], [role=contentinfo], "
+    "[role=complementary], [role=search], .footer, .pageheader"
+)
+MAIN = ("[role=main]", "main", "div.body")
+WORD = re.compile(r"\w+")
+SPACE = re.compile(r"\s+")
+
+
+def trafilatura_reader(**changes: object) -> Callable[[str], str]:
+    """The shipped extractor with ``changes`` to its options, falling back like the shipped one."""
+    import trafilatura
+
+    options = {**html._EXTRACTOR_OPTIONS, **changes}
+
+    def read(markup: str) -> str:
+        text = trafilatura.extract(markup, prune_xpath=html._HIDDEN_XPATH, **options)
+        return text if text and text.strip() else html.visible_text(markup)
+
+    return read
+
+
+READERS: dict[str, Callable[[str], str]] = {
+    "old: visible_text": html.visible_text,
+    "new: page_text (shipped)": lambda markup: html.page_text(markup).text,
+    "trafilatura default options": trafilatura_reader(favor_recall=False),
+    "trafilatura favor_precision": trafilatura_reader(favor_recall=False, favor_precision=True),
+    "trafilatura fast (no fallbacks)": trafilatura_reader(fast=True),
+}
+
+
+def normalised(line: str) -> str:
+    return SPACE.sub(" ", line).strip().rstrip("¶").strip()
+
+
+def text_lines(text: str) -> set[str]:
+    return {normalised(line) for line in text.split("\n")} - {""}
+
+
+def string_lines(element) -> set[str]:
+    """Every text node of ``element`` and every line in it: the pieces a reader may emit."""
+    found = set()
+    for string in element.find_all(string=True):
+        found.add(normalised(string))
+        found |= text_lines(string)
+    return found - {""}
+
+
+@dataclass
+class Page:
+    markup: str
+    navigation: set[str]
+    main_words: Counter
+
+
+def page_structure(markup: str) -> Page | None:
+    """Navigation lines and main-content words from the page's own structure; ``None`` for a
+    page without a main element."""
+    soup = BeautifulSoup(markup, "html.parser")
+    main = next((found for selector in MAIN if (found := soup.select_one(selector))), None)
+    if main is None:
+        return None
+    frames = soup.select(NAVIGATION)
+    navigation: set[str] = set()
+    for frame in frames:
+        navigation |= text_lines(html.visible_text(str(frame))) | string_lines(frame)
+    for frame in main.select(NAVIGATION):
+        if not frame.decomposed:
+            frame.decompose()
+    main_text = html.visible_text(str(main))
+    navigation -= text_lines(main_text) | string_lines(main)
+    return Page(markup, navigation, Counter(WORD.findall(main_text.lower())))
+
+
+@dataclass
+class Tally:
+    lines: int = 0
+    navigation_lines: int = 0
+    main_words: int = 0
+    kept_words: int = 0
+    seconds: float = 0.0
+    pages: int = 0
+    megabytes: float = 0.0
+    fallbacks: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, page: Page, text: str, seconds: float) -> None:
+        lines = [normalised(line) for line in text.split("\n")]
+        lines = [line for line in lines if WORD.search(line)]
+        navigation = [line for line in lines if line in page.navigation]
+        self.lines += len(lines)
+        self.navigation_lines += len(navigation)
+        self.examples += navigation[:2]
+        words = Counter(WORD.findall(text.lower()))
+        self.main_words += sum(page.main_words.values())
+        self.kept_words += sum(min(n, words[w]) for w, n in page.main_words.items())
+        self.seconds += seconds
+        self.pages += 1
+        self.megabytes += len(page.markup.encode()) / 1e6
+
+    def row(self, name: str) -> str:
+        return (
+            f"  {name:34} {self.navigation_lines / max(self.lines, 1):9.1%} "
+            f"{self.kept_words / max(self.main_words, 1):10.1%} "
+            f"{self.pages / self.seconds:8.1f} {self.megabytes / self.seconds:6.2f}"
+        )
+
+
+def site_pages(folder: Path, limit: int) -> list[Path]:
+    """Up to ``limit`` pages spread evenly over the site's sorted page list."""
+    pages = sorted(p for p in folder.rglob("*.html") if p.name not in ("search.html", "404.html"))
+    step = max(1, len(pages) // limit)
+    return pages[::step][:limit]
+
+
+def build_mkdocs_site(target: Path) -> Path:
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "-q",
+            "-f",
+            str(root / "mkdocs.yml"),
+            "-d",
+            target,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pages-per-site", type=int, default=150)
+    parser.add_argument("--site", action="append", default=[], help="NAME=FOLDER")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        sites = {"mkdocs-material-this-manual": build_mkdocs_site(Path(tmp) / "site")}
+        sites |= {name: Path(f) for name, f in DEBIAN_SITES.items() if Path(f).is_dir()}
+        sites |= {name: Path(f) for name, f in (s.split("=", 1) for s in args.site)}
+        missing = sorted(set(DEBIAN_SITES) - set(sites))
+        if missing:
+            print(f"not installed, left out: {', '.join(missing)}")
+        totals = {name: Tally() for name in READERS}
+        for site, folder in sites.items():
+            report_site(site, folder, args.pages_per_site, totals)
+    print("\nall sites")
+    print_header()
+    for name, tally in totals.items():
+        print(tally.row(name))
+    shipped = totals["new: page_text (shipped)"]
+    print(f"  shipped reader: {shipped.fallbacks} of {shipped.pages} pages read whole")
+
+
+def print_header() -> None:
+    print(f"  {'reader':34} {'nav lines':>9} {'main kept':>10} {'pages/s':>8} {'MB/s':>6}")
+
+
+def report_site(site: str, folder: Path, limit: int, totals: dict[str, Tally]) -> None:
+    tallies = {name: Tally() for name in READERS}
+    paths = site_pages(folder, limit)
+    pages = [page_structure(p.read_text(encoding="utf-8", errors="replace")) for p in paths]
+    pages = [page for page in pages if page is not None]
+    for page in pages:
+        for name, read in READERS.items():
+            start = time.process_time()
+            text = read(page.markup)
+            seconds = time.process_time() - start
+            for tally in (tallies[name], totals[name]):
+                tally.add(page, text, seconds)
+        if html.main_content(page.markup) is None:
+            for tally in (tallies["new: page_text (shipped)"], totals["new: page_text (shipped)"]):
+                tally.fallbacks += 1
+    print(f"\n{site}: {len(pages)} pages with a main element, of {len(paths)} read from {folder}")
+    print_header()
+    for name, tally in tallies.items():
+        print(tally.row(name))
+    old = tallies["old: visible_text"]
+    print(f"  e.g. navigation lines the old reader keeps: {sorted(set(old.examples))[:6]}")
+    new = tallies["new: page_text (shipped)"]
+    if new.examples:
+        print(f"  e.g. navigation lines the new reader keeps: {sorted(set(new.examples))[:6]}")
+
+
+if __name__ == "__main__":
+    main()
