@@ -5,7 +5,8 @@ Real sites, built or installed locally (no network): this project's MkDocs Mater
 (`apt-get install --no-install-recommends python3.11-doc python-django-filters-doc
 python-django-reversion-doc ikiwiki`): CPython's Sphinx docs (python-docs-theme), two Sphinx
 sites in the Read the Docs theme, and ikiwiki's own documentation wiki. More sites:
-``--site NAME=FOLDER``.
+``--site NAME=FOLDER`` (e.g. a site built here with ``sphinx-build`` in the default theme);
+``--only NAME`` measures only the sites named.
 
 Each page's frame and document are found from its own HTML, not by either reader:
 - navigation: the text of its nav, header, footer and aside elements, of elements whose ARIA
@@ -56,14 +57,16 @@ WORD = re.compile(r"\w+")
 SPACE = re.compile(r"\s+")
 
 
-def trafilatura_reader(**changes: object) -> Callable[[str], str]:
-    """The shipped extractor with ``changes`` to its options, falling back like the shipped one."""
+def trafilatura_reader(strip_ids: bool = True, **changes: object) -> Callable[[str], str]:
+    """The shipped extractor with ``changes`` to its options (and, unless ``strip_ids``, the
+    page's section and heading ids left in), falling back like the shipped one."""
     import trafilatura
 
     options = {**html._EXTRACTOR_OPTIONS, **changes}
 
     def read(markup: str) -> str:
-        text = trafilatura.extract(markup, prune_xpath=html._HIDDEN_XPATH, **options)
+        page = html.page_tree(markup) if strip_ids else markup
+        text = trafilatura.extract(page, prune_xpath=html._HIDDEN_XPATH, **options)
         return text if text and text.strip() else html.visible_text(markup)
 
     return read
@@ -72,9 +75,10 @@ def trafilatura_reader(**changes: object) -> Callable[[str], str]:
 READERS: dict[str, Callable[[str], str]] = {
     "old: visible_text": html.visible_text,
     "new: page_text (shipped)": lambda markup: html.page_text(markup).text,
-    "trafilatura default options": trafilatura_reader(favor_recall=False),
-    "trafilatura favor_precision": trafilatura_reader(favor_recall=False, favor_precision=True),
-    "trafilatura fast (no fallbacks)": trafilatura_reader(fast=True),
+    "new, section ids kept": trafilatura_reader(strip_ids=False),
+    "new, with fallback extractors": trafilatura_reader(fast=False),
+    "new, without favor_recall": trafilatura_reader(favor_recall=False),
+    "new, favor_precision instead": trafilatura_reader(favor_recall=False, favor_precision=True),
 }
 
 
@@ -147,10 +151,17 @@ class Tally:
         self.pages += 1
         self.megabytes += len(page.markup.encode()) / 1e6
 
+    @property
+    def navigation_share(self) -> float:
+        return self.navigation_lines / max(self.lines, 1)
+
+    @property
+    def recall(self) -> float:
+        return self.kept_words / max(self.main_words, 1)
+
     def row(self, name: str) -> str:
         return (
-            f"  {name:34} {self.navigation_lines / max(self.lines, 1):9.1%} "
-            f"{self.kept_words / max(self.main_words, 1):10.1%} "
+            f"  {name:34} {self.navigation_share:9.1%} {self.recall:10.1%} "
             f"{self.pages / self.seconds:8.1f} {self.megabytes / self.seconds:6.2f}"
         )
 
@@ -186,23 +197,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pages-per-site", type=int, default=150)
     parser.add_argument("--site", action="append", default=[], help="NAME=FOLDER")
+    parser.add_argument("--only", action="append", help="measure only the sites NAME")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        sites = {"mkdocs-material-this-manual": build_mkdocs_site(Path(tmp) / "site")}
+        sites = {"mkdocs-material-this-manual": Path(tmp) / "site"}
         sites |= {name: Path(f) for name, f in DEBIAN_SITES.items() if Path(f).is_dir()}
         sites |= {name: Path(f) for name, f in (s.split("=", 1) for s in args.site)}
         missing = sorted(set(DEBIAN_SITES) - set(sites))
         if missing:
             print(f"not installed, left out: {', '.join(missing)}")
+        sites = {name: f for name, f in sites.items() if name in (args.only or sites)}
         totals = {name: Tally() for name in READERS}
+        if "mkdocs-material-this-manual" in sites:
+            build_mkdocs_site(sites["mkdocs-material-this-manual"])
         for site, folder in sites.items():
             report_site(site, folder, args.pages_per_site, totals)
     print("\nall sites")
     print_header()
     for name, tally in totals.items():
         print(tally.row(name))
-    shipped = totals["new: page_text (shipped)"]
-    print(f"  shipped reader: {shipped.fallbacks} of {shipped.pages} pages read whole")
+    old, new = totals["old: visible_text"], totals["new: page_text (shipped)"]
+    print(f"  shipped reader: {new.fallbacks} of {new.pages} pages read whole")
+    print(
+        f"navigation lines {old.navigation_share:.1%} -> {new.navigation_share:.1%}, "
+        f"main text kept {old.recall:.1%} -> {new.recall:.1%}, "
+        f"pages/s new/old {(new.pages / new.seconds) / (old.pages / old.seconds):.2f}"
+    )
 
 
 def print_header() -> None:

@@ -82,6 +82,10 @@ def test_a_sphinx_page_keeps_headings_paragraphs_lists_code_and_tables():
     assert lines[0] == "tidetable — Read and query tide tables¶"
     for heading in ("Reading a table¶", "Depth windows¶"):
         assert heading in lines
+    # Sphinx makes a section's id from its heading; trafilatura drops an element whose id says
+    # "menu" or "nav", so this section is kept only because ids are removed first.
+    menu = lines.index("The navigation menu of a report¶")
+    assert lines[menu + 1].startswith("Every report opens with a menu of the stations")
     assert "- the harbour-master layout, which adds a column for the kind of extreme;" in lines
     code = lines.index('table = tidetable.read("falmouth-2024.csv")')
     assert lines[code + 1 : code + 3] == [

@@ -23,13 +23,19 @@ _HIDDEN_XPATH = [
     f"//*[contains({_STYLE}, 'display:none')]",
     f"//*[contains({_STYLE}, 'visibility:hidden')]",
 ]
+_HEADING_IDS = (
+    " | ".join(f"//{tag}[@id]" for tag in ("section", "h1", "h2", "h3", "h4", "h5", "h6"))
+    + " | //div[contains(concat(' ', @class, ' '), ' section ')][@id]"
+)
 _PAGE_TAG = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
-# Chosen on bench/html_extraction.py (docs/figures.md): favor_recall keeps short lists that the
-# default drops, at no cost in navigation; comments sections are not the document; the
-# de-duplication cache would make a page's text depend on the pages read before it.
+# Chosen on bench/html_extraction.py (docs/figures.md): fast (no readability/jusText fallback
+# extractors) kept more main text at the same navigation share, and is faster; favor_recall keeps
+# short lists that the default drops. Comments sections are not the document; the de-duplication
+# cache would make a page's text depend on the pages read before it.
 _EXTRACTOR_OPTIONS = {
     "output_format": "txt",
     "favor_recall": True,
+    "fast": True,
     "include_tables": True,
     "include_comments": False,
     "include_links": False,
@@ -59,13 +65,31 @@ def page_text(markup: str) -> PageText:
 
 def main_content(markup: str) -> str | None:
     """The document of a page without its navigation, sidebars, breadcrumbs and footer, one
-    block a line; ``None`` when trafilatura finds no main content (it refuses bare fragments)."""
+    block a line; ``None`` when trafilatura finds no main content."""
     import trafilatura
 
-    text = trafilatura.extract(markup, prune_xpath=_HIDDEN_XPATH, **_EXTRACTOR_OPTIONS)
+    tree = page_tree(markup)
+    if tree is None:
+        return None
+    text = trafilatura.extract(tree, prune_xpath=_HIDDEN_XPATH, **_EXTRACTOR_OPTIONS)
     if text is None or not text.strip():
         return None
     return "\n".join(line.rstrip() for line in text.split("\n"))
+
+
+def page_tree(markup: str) -> Any:
+    """The page as trafilatura parses it, without the ids of sections and headings.
+
+    trafilatura drops elements whose id says "menu" or "nav"; Sphinx and MkDocs make those ids
+    from the heading's words, so a section headed "File menu" would vanish with its text.
+    """
+    from trafilatura import load_html
+
+    tree = load_html(markup)
+    if tree is not None:
+        for element in tree.xpath(_HEADING_IDS):
+            del element.attrib["id"]
+    return tree
 
 
 # --- The whole page ----------------------------------------------------------------------------
