@@ -57,16 +57,19 @@ WORD = re.compile(r"\w+")
 SPACE = re.compile(r"\s+")
 
 
-def trafilatura_reader(strip_ids: bool = True, **changes: object) -> Callable[[str], str]:
-    """The shipped extractor with ``changes`` to its options (and, unless ``strip_ids``, the
+def trafilatura_reader(
+    strip_ids: bool = True, min_extracted_size: int = html._MIN_EXTRACTED_SIZE, **changes: object
+) -> Callable[[str], str]:
+    """The shipped extractor with ``changes`` to its options (unless ``strip_ids``, with the
     page's section and heading ids left in), falling back like the shipped one."""
     import trafilatura
 
     options = {**html._EXTRACTOR_OPTIONS, **changes}
+    config = html.extractor_config(min_extracted_size)
 
     def read(markup: str) -> str:
         page = html.page_tree(markup) if strip_ids else markup
-        text = trafilatura.extract(page, prune_xpath=html._HIDDEN_XPATH, **options)
+        text = trafilatura.extract(page, prune_xpath=html._HIDDEN_XPATH, config=config, **options)
         return text if text and text.strip() else html.visible_text(markup)
 
     return read
@@ -76,6 +79,7 @@ READERS: dict[str, Callable[[str], str]] = {
     "old: visible_text": html.visible_text,
     "new: page_text (shipped)": lambda markup: html.page_text(markup).text,
     "new, section ids kept": trafilatura_reader(strip_ids=False),
+    "new, trafilatura's minimum size 250": trafilatura_reader(min_extracted_size=250),
     "new, with fallback extractors": trafilatura_reader(fast=False),
     "new, without favor_recall": trafilatura_reader(favor_recall=False),
     "new, favor_precision instead": trafilatura_reader(favor_recall=False, favor_precision=True),

@@ -108,6 +108,24 @@ def test_a_mkdocs_material_page_keeps_its_article_from_the_first_heading_to_the_
     assert lines[-2:] == ["Order number: TH-2024-118", "Reason code: 04 (does not fit)"]
 
 
+def test_a_short_page_gives_its_one_paragraph_without_the_navigation_around_it():
+    markup = (PAGES / "sphinx_page.html").read_text(encoding="utf-8")
+    start = markup.index('<div class="body" role="main">') + len('<div class="body" role="main">')
+    end = markup.index('<div class="clearer">')
+    short = (
+        '<section id="tide-gauges"><h1>Tide gauges</h1>'
+        "<p>Gauges are now described in the station handbook.</p></section>"
+    )
+
+    reading = read("page.html", (markup[:start] + short + markup[end:]).encode())
+
+    # Under trafilatura's own 250-character minimum this page came out as every text node of
+    # the page, menus included.
+    assert reading.records[0].fields["text"] == (
+        "Tide gauges\nGauges are now described in the station handbook."
+    )
+
+
 def test_hidden_elements_in_the_main_content_are_left_out():
     markup = (PAGES / "sphinx_page.html").read_text(encoding="utf-8")
     hidden = (

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 # Elements a browser does not show; removed before the extractor sees the page. XPath 1.0 has
@@ -32,6 +33,7 @@ _PAGE_TAG = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
 # extractors) kept more main text at the same navigation share, and is faster; favor_recall keeps
 # short lists that the default drops. Comments sections are not the document; the de-duplication
 # cache would make a page's text depend on the pages read before it.
+_MIN_EXTRACTED_SIZE = 1
 _EXTRACTOR_OPTIONS = {
     "output_format": "txt",
     "favor_recall": True,
@@ -71,10 +73,26 @@ def main_content(markup: str) -> str | None:
     tree = page_tree(markup)
     if tree is None:
         return None
-    text = trafilatura.extract(tree, prune_xpath=_HIDDEN_XPATH, **_EXTRACTOR_OPTIONS)
+    text = trafilatura.extract(
+        tree, prune_xpath=_HIDDEN_XPATH, config=extractor_config(), **_EXTRACTOR_OPTIONS
+    )
     if text is None or not text.strip():
         return None
     return "\n".join(line.rstrip() for line in text.split("\n"))
+
+
+@cache
+def extractor_config(min_extracted_size: int = _MIN_EXTRACTED_SIZE) -> Any:
+    """trafilatura's settings with its minimum main-content size lowered.
+
+    Below 250 characters it replaces what it found with a dump of every text node, navigation
+    included: a short page's one paragraph came out between two copies of its menus.
+    """
+    from trafilatura.settings import use_config
+
+    config = use_config()
+    config.set("DEFAULT", "MIN_EXTRACTED_SIZE", str(min_extracted_size))
+    return config
 
 
 def page_tree(markup: str) -> Any:
