@@ -3,7 +3,7 @@
 A documentation or wiki page is mostly its document, framed by navigation: a sidebar table of
 contents, breadcrumbs, "next | previous" bars, a footer. trafilatura (a main-content extractor
 made for web text) keeps the document's headings, paragraphs, lists, tables and code, and drops
-the frame. A page where it finds no main content (a page of links), and a bare fragment, are
+the frame. A page where it finds no main content (one without text), and a bare fragment, are
 read whole by ``visible_text``, the parser that reads every visible block. bs4 and trafilatura are
 imported only when a page is read.
 """
