@@ -494,58 +494,11 @@ def test_a_pdf_encrypted_without_a_user_password_is_read():
     assert [r.fields["text"] for r in reading.records] == ["open to read"]
 
 
-# --- HTML ------------------------------------------------------------------------------------
-
-HTML = """<!DOCTYPE html>
-<html><head><title>Returns
-  policy</title><style>body { color: red; }</style>
-<script>var secret = "tracking()";</script></head>
-<body>
-<nav><a href="/">Home</a> | <a href="/faq">FAQ</a></nav>
-<!-- a comment nobody should read -->
-<div><p>Items can be   returned
-within <b>30 days</b>.</p>
-<div><p>Nested <em>paragraph</em> here.<br>After a break.</p>
-<ul><li>First</li><li>Second</li></ul></div></div>
-<p hidden>Hidden text</p><div style="display: none">Also hidden</div>
-<noscript>Enable JavaScript</noscript><template><p>Template</p></template>
-<pre>  code
-    indented</pre>
-<table><tr><th>Size</th><th>Price</th></tr><tr><td>S</td><td>10 &euro;</td></tr></table>
-<script>document.write("<p>injected</p>")</script>
-</body></html>
-"""
-
-
-@pytest.mark.parametrize("name", ["page.html", "page.HTM"])
-def test_html_keeps_visible_text_one_line_per_block(name):
-    reading = read(name, HTML.encode())
-
-    assert reading.records[0].fields["text"] == "\n".join(
-        [
-            "Returns policy",
-            "Home | FAQ",
-            "Items can be returned within 30 days.",
-            "Nested paragraph here.",
-            "After a break.",
-            "First",
-            "Second",
-            "  code\n    indented",
-            "Size Price",
-            "S 10 €",
-        ]
-    )
-    text = reading.records[0].fields["text"]
-    hidden = ("<", "tracking", "color", "comment", "Hidden", "JavaScript", "Template", "injected")
-    for invisible in hidden:
-        assert invisible not in text
-
-
 # --- Import cost -----------------------------------------------------------------------------
 
 
 def test_importing_the_readers_loads_no_heavy_library():
-    heavy = ("pypdf", "bs4", "pyarrow", "pandas", "charset_normalizer")
+    heavy = ("pypdf", "bs4", "trafilatura", "lxml", "pyarrow", "pandas", "charset_normalizer")
     script = (
         "import sys, llm_pipeline.hygiene.readers\n"
         f"print([m for m in {heavy!r} if m in sys.modules])"

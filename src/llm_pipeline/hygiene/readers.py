@@ -2,7 +2,8 @@
 
 Each file yields records and quarantine entries naming the line (page, row) and the rule, and
 ``rows_seen`` counts both, so ingest can prove per file that nothing read was dropped. pypdf,
-bs4, pyarrow and charset-normalizer are imported only by the reader that needs them.
+bs4, trafilatura, pyarrow and charset-normalizer are imported only by the reader that needs them.
+HTML pages are read by ``hygiene.html``.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ class FileReading:
     records: list[RawRecord] = field(default_factory=list)
     quarantined: list[Quarantined] = field(default_factory=list)
     encoding: str | None = None
+    # How an HTML page was read: "main_content" (the extractor's) or "whole_page" (no main
+    # content found); None for other formats.
+    html_text_from: str | None = None
 
 
 class ReaderConfig(BaseModel):
@@ -358,8 +362,16 @@ def _read_plain_text(source: str, data: bytes, config: ReaderConfig) -> FileRead
 
 
 def _read_html(source: str, data: bytes, config: ReaderConfig) -> FileReading:
+    """The page's main content as one document; the whole page's text when it has none."""
+    from llm_pipeline.hygiene import html
+
     text, encoding, problem = decode_text(source, data, config)
-    return _refused(problem) if problem else _document(source, visible_text(text), encoding)
+    if problem:
+        return _refused(problem)
+    page = html.page_text(text)
+    reading = _document(source, page.text, encoding)
+    reading.html_text_from = page.source
+    return reading
 
 
 def _oversized(text: str, limit: int) -> int | None:
@@ -536,60 +548,3 @@ _READERS: dict[str, Callable[[str, bytes, ReaderConfig], FileReading]] = {
     ".csv": _read_csv,
     ".parquet": _read_parquet,
 }
-
-
-# --- HTML ----------------------------------------------------------------------------------
-
-_INVISIBLE_TAGS = ["script", "style", "noscript", "template", "head", "title"]
-_BLOCK_TAGS = [
-    "address", "article", "aside", "blockquote", "body", "caption", "dd", "details", "dialog",
-    "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3",
-    "h4", "h5", "h6", "header", "hgroup", "hr", "html", "li", "main", "nav", "ol", "p",
-    "section", "summary", "table", "tbody", "tfoot", "thead", "tr", "ul",
-]  # fmt: skip
-_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
-_HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
-_SPACES = re.compile(" {2,}")
-_PRE_MARK = re.compile("\ue000([0-9]+)\ue000")
-
-
-def visible_text(markup: str) -> str:
-    """The text a browser shows: one line per block element, the title first if there is one.
-
-    Scripts, styles, comments and hidden elements are left out; ``<pre>`` keeps its layout.
-    """
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(markup, "html.parser")
-    title = " ".join(soup.title.get_text().split()) if soup.title else ""
-    _remove_invisible(soup)
-    preformatted = []
-    for pre in soup.find_all("pre"):
-        if pre.find_parent("pre") is None:
-            preformatted.append(pre.get_text().strip("\n"))
-            pre.replace_with(f"\n\ue000{len(preformatted) - 1}\ue000\n")
-    for string in soup.find_all(string=True):
-        collapsed = _HTML_SPACE.sub(" ", string)
-        if collapsed != string:
-            string.replace_with(collapsed)
-    for tag in soup.find_all("br"):
-        tag.replace_with("\n")
-    for tag in soup.find_all(["td", "th"]):
-        tag.insert_after(" ")
-    for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_before("\n")
-        tag.insert_after("\n")
-    lines = (_SPACES.sub(" ", line).strip() for line in soup.get_text().split("\n"))
-    text = "\n".join(line for line in [title, *lines] if line)
-    return _PRE_MARK.sub(lambda mark: preformatted[int(mark[1])], text)
-
-
-def _remove_invisible(soup: Any) -> None:
-    from bs4.element import PreformattedString
-
-    hidden = soup.find_all(_INVISIBLE_TAGS) + soup.find_all(attrs={"hidden": True})
-    for element in hidden + soup.find_all(style=_HIDDEN_STYLE):
-        if not element.decomposed:  # already gone with a hidden ancestor
-            element.decompose()
-    for string in soup.find_all(string=lambda s: isinstance(s, PreformattedString)):
-        string.extract()  # comments, doctype, CDATA, processing instructions

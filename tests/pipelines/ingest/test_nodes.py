@@ -311,7 +311,15 @@ def test_validation_leaks_are_removed_from_training_or_fail_the_run(params):
 
 def test_accounting_balances_only_when_every_row_is_placed():
     files_seen = pd.DataFrame(
-        [{"source": "a.jsonl", "kind": "documents", "rows_seen": 3, "encoding": "utf-8"}]
+        [
+            {
+                "source": "a.jsonl",
+                "kind": "documents",
+                "rows_seen": 3,
+                "encoding": "utf-8",
+                "html_text_from": None,
+            }
+        ]
     )
     out = pd.DataFrame({"source": ["a.jsonl", "a.jsonl"], "line": [1, 2]})
     quarantine = pd.DataFrame([nodes.quarantine_entry("a.jsonl", 3, "schema", "x", None)])

@@ -20,6 +20,7 @@ from llm_pipeline.pipelines.ingest.pipeline import SPLITS
 
 CONF = Path(__file__).resolve().parents[3] / "conf" / "base" / "parameters_ingest.yml"
 KINDS = ("documents", "conversations", "preferences", "validation")
+HTML_PAGES = Path(__file__).resolve().parents[2] / "hygiene" / "html_pages"
 
 
 def run_ingest(raw: Path, written: Path, **overrides: object) -> dict:
@@ -83,6 +84,27 @@ def test_ingest_accounts_for_every_row_and_removes_planted_problems(small_raw_da
     report = outputs["data_report"]
     assert report["every_row_accounted_for"] is True
     assert report["rows_in"] == report["rows_out"] + report["rows_quarantined"]
+
+
+def test_the_data_report_counts_html_pages_read_as_main_content_and_whole(small_raw_data, tmp_path):
+    raw = tmp_path / "01_raw"
+    shutil.copytree(small_raw_data, raw)
+    pages = raw / "documents" / "pages"
+    pages.mkdir()
+    shutil.copy(HTML_PAGES / "sphinx_page.html", pages / "tidetable.html")
+    shutil.copy(HTML_PAGES / "mkdocs_material_page.html", pages / "returns.html")
+    (pages / "hours.htm").write_text("<h2>Opening hours</h2><p>Mon-Fri 9:00-17:30, Sat 10-14</p>")
+
+    outputs = run_ingest(raw, tmp_path)
+
+    assert outputs["data_report"]["html_pages_read_as"] == {"main_content": 2, "whole_page": 1}
+    accounting = outputs["ingest_accounting"]
+    read_as = dict(zip(accounting["source"], accounting["html_text_from"], strict=True))
+    assert {name: read_as[str(pages / name)] for name in ("tidetable.html", "hours.htm")} == {
+        "tidetable.html": "main_content",
+        "hours.htm": "whole_page",
+    }
+    assert read_as[str(raw / "conversations" / "support_chats.jsonl")] is None
 
 
 def test_two_workers_give_the_same_outputs_and_quarantine_as_one(

@@ -36,7 +36,7 @@ COLUMNS = {
         "id", "source", "line", "category", "prompt", "reference", "context", "messages"
     ],
 }  # fmt: skip
-FILE_COLUMNS = ["source", "kind", "rows_seen", "encoding"]
+FILE_COLUMNS = ["source", "kind", "rows_seen", "encoding", "html_text_from"]
 _LOGGED_PER_NODE = 50
 
 
@@ -131,6 +131,7 @@ def _read_file(shared: tuple, source: str) -> tuple[list[dict], list[dict], dict
         "kind": kind,
         "rows_seen": reading.rows_seen,
         "encoding": reading.encoding,
+        "html_text_from": reading.html_text_from,
     }
     quarantine = [
         quarantine_entry(q.source, q.line, q.rule, q.detail, q.record) for q in reading.quarantined
@@ -768,7 +769,8 @@ def gather_quarantine(params: dict, *quarantines: pd.DataFrame) -> pd.DataFrame:
 
 
 def account_for_every_row(quarantine: pd.DataFrame, **tables: pd.DataFrame) -> pd.DataFrame:
-    """Per input file: rows in, rows out, rows quarantined, and whether they add up.
+    """Per input file: rows in, rows out, rows quarantined, and whether they add up; for an
+    HTML page also whether its main content or (none found) the whole page was read.
 
     ``tables`` named ``*_files`` say how many rows each file had; the others are the outputs.
     A row that is in two outputs (a held-out conversation is also a validation example)
@@ -782,7 +784,7 @@ def account_for_every_row(quarantine: pd.DataFrame, **tables: pd.DataFrame) -> p
     placed = pd.concat([frame[["source", "line"]] for frame in outputs], ignore_index=True)
     out = placed.drop_duplicates().groupby("source").size() if len(placed) else pd.Series(dtype=int)
     refused = quarantine.groupby("source").size() if len(quarantine) else pd.Series(dtype=int)
-    accounting = seen[["source", "kind", "rows_seen"]].copy()
+    accounting = seen[["source", "kind", "rows_seen", "html_text_from"]].copy()
     accounting["rows_out"] = accounting["source"].map(out).fillna(0).astype(int)
     accounting["rows_quarantined"] = accounting["source"].map(refused).fillna(0).astype(int)
     accounting["balanced"] = (

@@ -34,6 +34,13 @@ def length_histogram(outputs: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["kind", "length_from", "texts"])
 
 
+def html_pages_read_as(accounting: pd.DataFrame) -> dict[str, int]:
+    """How many HTML pages gave their main content, and how many (none found) their whole
+    visible text."""
+    counts = accounting["html_text_from"].value_counts()
+    return {way: int(counts.get(way, 0)) for way in ("main_content", "whole_page")}
+
+
 def summarise(
     outputs: dict[str, pd.DataFrame],
     quarantine: pd.DataFrame,
@@ -72,6 +79,7 @@ def summarise(
             for kind, found in pii_found.items()
         },
         "boilerplate_lines_removed": hygiene["cleaning"]["boilerplate_lines"],
+        "html_pages_read_as": html_pages_read_as(accounting),
         "validation_leaks": hygiene["leakage"],
     }
 
