@@ -63,6 +63,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         group = groups[item.nodeid]
         cost[group] = cost.get(group, 0.0) + measured.get(item.nodeid, UNMEASURED_SECONDS)
     items.sort(key=lambda item: -cost[groups[item.nodeid]])
+    if getattr(config.option, "loadgroup", False):  # on an xdist worker of --dist loadgroup
+        for item in items:
+            name_by_group(item, groups[item.nodeid])
+
+
+def name_by_group(item: pytest.Item, group: str) -> None:
+    """Give ``item`` the ``<nodeid>@<group>`` name by which xdist's loadgroup scheduler keeps a
+    group on one worker. xdist 3.8 writes that name into ``item._nodeid``, which pytest 9 no
+    longer reads (its node ids are ``NodeId`` objects in ``item._id``), so without this every
+    test is scheduled alone and a shared fixture is built again on each worker that needs it."""
+    from _pytest.nodeid import NodeId
+
+    if "@" not in item.nodeid.rpartition("::")[2]:
+        item._id = NodeId.parse(f"{item.nodeid}@{group}")
 
 
 def measured_durations() -> dict[str, float]:
@@ -79,7 +93,8 @@ class DurationRecorder:
         self.seconds: dict[str, float] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
+        nodeid = report.nodeid.rpartition("@")[0] if "@" in report.nodeid else report.nodeid
+        self.seconds[nodeid] = self.seconds.get(nodeid, 0.0) + report.duration
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         seconds = {**measured_durations(), **self.seconds}
