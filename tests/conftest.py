@@ -15,6 +15,12 @@ from support import build_tiny_model, copy_project, run_command, tool
 
 from llm_pipeline.tools.sample_data import generate
 
+# A test run inside a cluster job (a Slurm allocation, a Kubeflow or SkyPilot pod) must not
+# take that job's machines and GPUs as its launches' defaults (training/cluster.py): the tests
+# that read a scheduler set its variables themselves.
+for _variable in [name for name in os.environ if name.startswith(("SLURM_", "PET_", "SKYPILOT_"))]:
+    del os.environ[_variable]
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs two workers on two cores: one thread each (torch, BLAS), and so the
     # training jobs they launch, instead of two each fighting over the same cores.

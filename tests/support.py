@@ -8,6 +8,7 @@ import itertools
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -124,6 +125,13 @@ def run_command(args: list[str], cwd: Path, **extra_env: str) -> subprocess.Comp
     return subprocess.run(
         args, cwd=cwd, env=command_environment(**extra_env), capture_output=True, text=True
     )
+
+
+def free_port() -> int:
+    """A TCP port on localhost that nothing listens on now (for a rendezvous)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def copy_project(target: Path, raw_data: Path) -> Path:

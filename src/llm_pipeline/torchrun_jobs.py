@@ -3,7 +3,9 @@
 Nodes pass tables in and get a ``ModelFolder`` back; the catalog moves that folder into place.
 Checkpoints live under ``launch.checkpoint_root`` in a folder named by the stage and by a
 fingerprint of the job and its data, so re-running a killed stage resumes where it stopped and a
-changed config or data set starts afresh.
+changed config or data set starts afresh. On several machines every machine hands back the
+model (rank 0 saves it there for all of them: ``training/handover.py``), and each launch meets in
+a rendezvous of its own, named alike on every machine.
 
 The pretrain and finetune nodes are here too: their stages run them, and so do the tune stage's
 trials, which train exactly as ``kedro run --pipeline <stage>`` would.
@@ -11,11 +13,13 @@ trials, which train exactly as ``kedro run --pipeline <stage>`` would.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import logging
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +27,28 @@ import mlflow
 import pandas as pd
 
 from llm_pipeline.datasets.model_folder import Folder, ModelFolder
-from llm_pipeline.training.jobs import RUN_CONFIG_FILE, TRAINING_LOG_FILE, file_sha256
-from llm_pipeline.training.launch import LaunchConfig, TrackingRun, launch
+from llm_pipeline.training.handover import (
+    clear_handover,
+    everyone_took,
+    handover_dir,
+    mark_taken,
+    take_model,
+)
+from llm_pipeline.training.jobs import (
+    HANDOVER_MODEL,
+    HANDOVER_VARIABLE,
+    RUN_CONFIG_FILE,
+    TRAINING_LOG_FILE,
+    file_sha256,
+)
+from llm_pipeline.training.launch import (
+    LaunchConfig,
+    Placement,
+    TrackingRun,
+    launch,
+    placement,
+    rendezvous_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +76,20 @@ def run_training_job(
     live in a temporary folder; checkpoints in the job's folder under ``checkpoint_root``,
     removed after success unless ``keep_checkpoints`` (without a root, in the temporary folder).
     The model folder is a separate temporary folder that the catalog moves into place.
+
+    On several machines every machine hands back the same model: rank 0 saves it on the shared
+    ``checkpoint_root`` and each machine copies it (``training/handover.py``), so that every
+    machine runs the stage's next launch too.
     """
     config = LaunchConfig.model_validate(launch_params)
+    where = placement(config)
+    if where.nnodes > 1 and config.checkpoint_root is None:
+        raise ValueError(
+            f"Training on {where.nnodes} machines needs launch.checkpoint_root: storage that "
+            "every machine sees at the same path, where rank 0 saves the model for all of them."
+        )
     output_dir = Path(tempfile.mkdtemp(prefix="llm-pipeline-model-"))
+    handover = None
     try:
         with tempfile.TemporaryDirectory(prefix="llm-pipeline-job-") as workdir:
             work = Path(workdir)
@@ -62,11 +97,17 @@ def run_training_job(
                 field: write_json_lines(frame, work / f"{field}.jsonl", columns)
                 for field, (frame, columns) in tables.items()
             }
-            checkpoint_dir = job_checkpoint_dir(module, job, files, config) or work / "checkpoints"
+            checkpoint_dir, rdzv_id = _checkpoints_and_rendezvous(module, job, files, config, work)
+            job_output, environment = output_dir, {}
+            if where.nnodes > 1 and rdzv_id is not None:
+                handover = handover_dir(checkpoint_dir, rdzv_id)
+                clear_handover(handover)
+                job_output = handover / HANDOVER_MODEL
+                environment[HANDOVER_VARIABLE] = str(handover)
             full_job = {
                 **job,
                 **files,
-                "output_dir": output_dir,
+                "output_dir": job_output,
                 "checkpoint_dir": checkpoint_dir,
             }
             launch(
@@ -76,22 +117,53 @@ def run_training_job(
                 work,
                 log_dir=checkpoint_dir / "torchrun_logs",
                 tracking=current_tracking(),
+                rdzv_id=rdzv_id,
+                environment=environment,
             )
+            if handover is not None:
+                take_model(handover, output_dir, config.handover_timeout)
+                mark_taken(handover, where.node_rank)
     except BaseException:
         shutil.rmtree(output_dir, ignore_errors=True)
         raise
-    if config.checkpoint_root is not None and not config.keep_checkpoints:
+    last = handover is None or everyone_took(handover, where.nnodes)
+    if config.checkpoint_root is not None and not config.keep_checkpoints and last:
+        # On several machines only the last one to take its copy removes the shared folder
+        # (two may both see every marker: removing is then done twice, harmlessly).
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    if config.nnodes > 1 and not any(output_dir.iterdir()):
-        # Rank 0 saves, and c10d may give rank 0 to any machine: this one's folder is empty,
-        # and handing it on would publish an empty model version.
-        shutil.rmtree(output_dir, ignore_errors=True)
-        raise WorkerNodeFinished(
-            f"This machine (node_rank {config.node_rank} of {config.nnodes}) finished its share "
-            f"of {module}; rank 0 ran on another machine, whose run saves the model and runs "
-            "the next nodes. This run stops here on purpose, so that it publishes no model."
-        )
     return ModelFolder(output_dir)
+
+
+def _checkpoints_and_rendezvous(
+    module: str, job: dict[str, Any], files: dict[str, Path], config: LaunchConfig, work: Path
+) -> tuple[Path, str | None]:
+    """The job's checkpoint folder (in ``work`` without a checkpoint root) and, unless the
+    launch runs standalone, its rendezvous id."""
+    where = placement(config)
+    if config.checkpoint_root is None and where.standalone:
+        return work / "checkpoints", None
+    stage = module.rsplit(".", 1)[-1]
+    fingerprint = job_fingerprint(module, job, files, config)
+    folder = work / "checkpoints"
+    if config.checkpoint_root is not None:
+        folder = checkpoint_folder(config.checkpoint_root, stage, fingerprint)
+    if where.standalone:
+        return folder, None
+    return folder, next_rendezvous_id(config.rdzv_id, where, stage, fingerprint)
+
+
+# How many launches of each job (by fingerprint) this process made, per node rank: the n-th
+# launch of a job is the n-th on every machine, which gives each launch an id of its own.
+_LAUNCHES: collections.Counter[tuple[str, int]] = collections.Counter()
+_LAUNCHES_LOCK = threading.Lock()
+
+
+def next_rendezvous_id(prefix: str, where: Placement, stage: str, fingerprint: str) -> str:
+    """The rendezvous id of this process's next launch of the job ``fingerprint``."""
+    with _LAUNCHES_LOCK:
+        _LAUNCHES[fingerprint, where.node_rank] += 1
+        number = _LAUNCHES[fingerprint, where.node_rank]
+    return rendezvous_id(prefix, where.job_id, stage, fingerprint, number)
 
 
 def current_tracking() -> TrackingRun | None:
@@ -105,18 +177,19 @@ def current_tracking() -> TrackingRun | None:
     return TrackingRun(tracking_uri=mlflow.get_tracking_uri(), run_id=run.info.run_id)
 
 
-class WorkerNodeFinished(RuntimeError):
-    """A machine other than node 0 did its part of a multi-node training job."""
-
-
 def job_checkpoint_dir(
     module: str, job: dict[str, Any], files: dict[str, Path], config: LaunchConfig
 ) -> Path | None:
     """``<checkpoint_root>/<stage>/<fingerprint>``, or None without a checkpoint root."""
     if config.checkpoint_root is None:
         return None
-    stage = module.rsplit(".", 1)[-1]
-    folder = config.checkpoint_root / stage / job_fingerprint(module, job, files, config)
+    fingerprint = job_fingerprint(module, job, files, config)
+    return checkpoint_folder(config.checkpoint_root, module.rsplit(".", 1)[-1], fingerprint)
+
+
+def checkpoint_folder(root: Path, stage: str, fingerprint: str) -> Path:
+    """The checkpoint folder of the ``stage`` job ``fingerprint`` under ``root``."""
+    folder = root / stage / fingerprint
     if any(folder.glob("checkpoint-*")):
         logger.info("%s has checkpoints of an interrupted run of this job", folder)
     else:
@@ -129,11 +202,12 @@ def job_fingerprint(
 ) -> str:
     """A digest of what decides a job's result: its settings, the contents of the folders and
     files it names, its data and its number of processes."""
+    where = placement(config)
     described = {
         "module": module,
         "job": _described(job),
         "data": {field: _content_digest(path) for field, path in sorted(files.items())},
-        "processes": [config.nnodes, config.nproc_per_node],
+        "processes": [where.nnodes, where.nproc_per_node],
     }
     text = json.dumps(described, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

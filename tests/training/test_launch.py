@@ -5,11 +5,10 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import socket
 
 import pytest
 from pydantic import ValidationError
-from support import launch_config, parameters_of
+from support import free_port, launch_config, parameters_of
 
 from llm_pipeline.training.launch import (
     LaunchConfig,
@@ -130,12 +129,6 @@ def job_module(tmp_path, monkeypatch, name: str, source: str) -> str:
     return name
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_an_exception_on_one_rank_is_reported_from_torchs_error_files(tmp_path, monkeypatch):
     module = job_module(tmp_path, monkeypatch, "rank_one_raises", RANK_ONE_RAISES)
     with pytest.raises(TrainingLaunchError) as error:
@@ -212,48 +205,169 @@ def test_max_restarts_starts_a_failed_worker_again(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.glob("attempt*")) == ["attempt0", "attempt1"]
 
 
-# As the training entrypoints do: every rank takes part, only rank 0 writes the output folder.
+# As the training entrypoints do: every rank takes part, only rank 0 writes the output folder,
+# and main is decorated (which declares the folder complete for the other machines). A second
+# launch reads the model of the first (``model_dir``), as align's RL reads the reward model.
 RANK_ZERO_SAVES = (
     WORKER_OUTPUT_DIR
     + """
 import torch
 import torch.distributed as dist
-dist.init_process_group("gloo")
-total = torch.tensor([dist.get_rank() + 1.0])
-dist.all_reduce(total)
-if dist.get_rank() == 0:
-    (folder / "rank0.json").write_text(json.dumps({"world_size": 2, "total": total.item()}))
-dist.destroy_process_group()
+from llm_pipeline.training.jobs import record_errors
+
+@record_errors
+def main():
+    job = yaml.safe_load(parser.parse_args().config.read_text())
+    dist.init_process_group("gloo")
+    total = torch.tensor([dist.get_rank() + 1.0])
+    dist.all_reduce(total)
+    if dist.get_rank() == 0:
+        before = None
+        if job.get("model_dir"):
+            before = json.loads((Path(job["model_dir"]) / "result.json").read_text())
+        folder.mkdir(parents=True, exist_ok=True)
+        result = {"world_size": dist.get_world_size(), "total": total.item(), "before": before}
+        (folder / "result.json").write_text(json.dumps(result))
+        (folder / "weights.bin").write_bytes(bytes(range(256)) * 64 * job["launch"])
+    dist.destroy_process_group()
+    return 0
+
+main()
 """
 )
 
 
-@pytest.mark.slow
-def test_only_the_machine_of_rank_zero_hands_back_a_model_folder(tmp_path, monkeypatch):
-    from llm_pipeline.torchrun_jobs import WorkerNodeFinished, run_training_job
-
-    module = job_module(tmp_path, monkeypatch, "rank_zero_saves", RANK_ZERO_SAVES)
-    endpoint = f"127.0.0.1:{free_port()}"
-    launches = [
+def two_machines(tmp_path, endpoint: str, **overrides) -> list[dict]:
+    """The launch parameters of two machines sharing ``tmp_path / "shared"``."""
+    return [
         parameters_of(
             "launch",
-            checkpoint_root=None,
+            checkpoint_root=tmp_path / "shared",
             nnodes=2,
             node_rank=rank,
             rdzv_endpoint=endpoint,
-            rdzv_id="handback",
+            rdzv_timeout=120,
+            handover_timeout=60,
+            **overrides,
         )
         for rank in (0, 1)
     ]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        runs = [pool.submit(run_training_job, module, {}, {}, params) for params in launches]
-        outcomes = [run.exception(timeout=300) or run.result() for run in runs]
 
-    # c10d gives rank 0 to either machine: that one hands back what rank 0 wrote, the other
-    # stops without a folder.
-    folders = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
-    stopped = [outcome for outcome in outcomes if isinstance(outcome, WorkerNodeFinished)]
-    assert len(folders) == len(stopped) == 1
-    assert "rank 0 ran on another machine" in str(stopped[0])
-    found = json.loads((folders[0].path / "rank0.json").read_text())
-    assert found == {"world_size": 2, "total": 3.0}
+
+def files_of(folder) -> dict[str, bytes]:
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+
+
+@pytest.mark.slow
+def test_every_machine_hands_back_the_model_of_each_of_two_consecutive_launches(
+    tmp_path, monkeypatch
+):
+    """Like align on two machines: the reward model, then a second job that reads it. Before,
+    the machine without rank 0 stopped after the first launch and the second one hung."""
+    from llm_pipeline.torchrun_jobs import run_training_job
+
+    module = job_module(tmp_path, monkeypatch, "rank_zero_saves", RANK_ZERO_SAVES)
+    machines = two_machines(tmp_path, f"127.0.0.1:{free_port()}")
+
+    def stage(params: dict) -> list:
+        first = run_training_job(module, {"launch": 1}, {}, params)
+        second = run_training_job(module, {"launch": 2, "model_dir": first.path}, {}, params)
+        return [first, second]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        runs = [pool.submit(stage, params) for params in machines]
+        folders = [run.result(timeout=300) for run in runs]
+
+    for launch_number in (0, 1):
+        mine, theirs = (files_of(folders[rank][launch_number].path) for rank in (0, 1))
+        assert mine == theirs
+        assert len(mine["weights.bin"]) == 256 * 64 * (launch_number + 1)
+    first = json.loads((folders[0][0].path / "result.json").read_text())
+    second = json.loads((folders[1][1].path / "result.json").read_text())
+    assert first == {"world_size": 2, "total": 3.0, "before": None}
+    assert second == {"world_size": 2, "total": 3.0, "before": first}
+    # The last machine to take its copy removed the shared folders (keep_checkpoints: false).
+    assert not [path for path in (tmp_path / "shared").rglob("*") if path.is_file()]
+
+
+@pytest.mark.slow
+def test_with_keep_checkpoints_the_shared_copy_stays_with_every_machine_s_marker(
+    tmp_path, monkeypatch
+):
+    from llm_pipeline.torchrun_jobs import run_training_job
+
+    module = job_module(tmp_path, monkeypatch, "rank_zero_saves", RANK_ZERO_SAVES)
+    machines = two_machines(tmp_path, f"127.0.0.1:{free_port()}", keep_checkpoints=True)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        runs = [
+            pool.submit(run_training_job, module, {"launch": 1}, {}, params) for params in machines
+        ]
+        folders = [run.result(timeout=300) for run in runs]
+    [handover] = (tmp_path / "shared").glob("rank_zero_saves/*/handover/*")
+    assert handover.name.startswith("llm-pipeline-rank_zero_saves-")
+    assert {path.name for path in handover.iterdir()} >= {"model", "complete.json", "taken-0"}
+    assert (handover / "taken-1").exists()
+    assert files_of(handover / "model") == files_of(folders[0].path) == files_of(folders[1].path)
+
+
+def test_several_machines_need_a_shared_checkpoint_root(tmp_path):
+    from llm_pipeline.torchrun_jobs import run_training_job
+
+    params = parameters_of(
+        "launch", checkpoint_root=None, nnodes=2, node_rank=0, rdzv_endpoint="127.0.0.1:1"
+    )
+    with pytest.raises(ValueError, match=r"needs launch\.checkpoint_root"):
+        run_training_job("never_started", {}, {}, params)
+
+
+# The worker reports what the launch gave it beyond torchrun's own variables.
+REPORTS_ITS_ENVIRONMENT = (
+    WORKER_OUTPUT_DIR
+    + """
+names = ["NCCL_SOCKET_IFNAME", "NCCL_DEBUG", "LLM_PIPELINE_DDP_TIMEOUT"]
+folder.mkdir(parents=True, exist_ok=True)
+(folder / "environment.json").write_text(json.dumps({name: os.environ.get(name) for name in names}))
+"""
+)
+
+
+def test_workers_get_launch_env_and_the_ddp_timeout(tmp_path, monkeypatch):
+    module = job_module(tmp_path, monkeypatch, "reports_environment", REPORTS_ITS_ENVIRONMENT)
+    config = LaunchConfig.model_validate(
+        {
+            **parameters_of("launch", checkpoint_root=None, ddp_timeout=321),
+            "env": {"NCCL_SOCKET_IFNAME": "eth7", "NCCL_DEBUG": "WARN"},
+        }
+    )
+    launch(module, {"output_dir": str(tmp_path / "out")}, config, tmp_path / "job")
+    reported = json.loads((tmp_path / "out" / "environment.json").read_text())
+    assert reported == {
+        "NCCL_SOCKET_IFNAME": "eth7",
+        "NCCL_DEBUG": "WARN",
+        "LLM_PIPELINE_DDP_TIMEOUT": "321",
+    }
+
+
+def test_the_ddp_timeout_reaches_the_trainer_unless_its_section_sets_one(monkeypatch, tmp_path):
+    from llm_pipeline.training.jobs import DDP_TIMEOUT_VARIABLE, trainer_defaults
+    from llm_pipeline.training.pretrain import PretrainJob, training_arguments
+
+    monkeypatch.setenv(DDP_TIMEOUT_VARIABLE, "321")
+    assert trainer_defaults()["ddp_timeout"] == 321
+    job = PretrainJob.model_validate(
+        {
+            "train_file": tmp_path / "train.jsonl",
+            "tokenizer_dir": tmp_path,
+            "output_dir": tmp_path / "out",
+            "checkpoint_dir": tmp_path / "checkpoints",
+            "block_size": 8,
+            "training": {"max_steps": 1},
+        }
+    )
+    assert training_arguments(job, evaluates=False).ddp_timeout == 321
+    job.training["ddp_timeout"] = 7
+    assert training_arguments(job, evaluates=False).ddp_timeout == 7

@@ -5,12 +5,11 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import socket
 from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
-from support import launch_config, shop_sentences, tokenizer_config
+from support import free_port, launch_config, shop_sentences, tokenizer_config
 
 from llm_pipeline.training.launch import TrainingLaunchError, launch
 from llm_pipeline.training.tokenizer import train_tokenizer
@@ -79,12 +78,6 @@ def pretrain(root: Path, name: str, processes: int, batch: int, nodes: int = 1) 
         for future in launched:
             future.result(timeout=600)
     return root / name
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def history(folder: Path) -> list[dict]:

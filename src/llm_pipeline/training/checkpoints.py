@@ -22,7 +22,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from llm_pipeline.training.jobs import file_sha256
+from llm_pipeline.training.jobs import file_sha256, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -31,27 +31,9 @@ CHECKPOINT_PREFIX = "checkpoint-"
 _PR_SET_PDEATHSIG = 1
 
 
-def checkpoint_files(folder: Path) -> dict[str, dict[str, Any]]:
-    """Size and SHA-256 of every file below ``folder`` except the marker, by relative path."""
-    files = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name != MARKER_FILE:
-            files[path.relative_to(folder).as_posix()] = {
-                "bytes": path.stat().st_size,
-                "sha256": file_sha256(path),
-            }
-    return files
-
-
 def write_marker(folder: Path, step: int) -> None:
     """Declare ``folder`` complete: its files are flushed to disk, then the marker renamed in."""
-    files = checkpoint_files(folder)
-    for name in files:
-        _fsync(folder / name)
-    staging = folder / f".{MARKER_FILE}.tmp"
-    staging.write_text(json.dumps({"step": step, "files": files}, indent=1), encoding="utf-8")
-    _fsync(staging)
-    os.replace(staging, folder / MARKER_FILE)
+    write_manifest(folder, folder / MARKER_FILE, leave_out=MARKER_FILE, step=step)
 
 
 def checkpoint_problem(folder: Path) -> str | None:
@@ -189,14 +171,6 @@ def die_with_launcher() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() == 1:  # the agent died before the request took effect
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _rank() -> int:

@@ -20,10 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llm_pipeline.training.jobs import (
     checked_fields,
-    hardware_precision,
     read_job,
     record_errors,
     save_model_folder,
+    trainer_defaults,
 )
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def run(job: DPOJob) -> None:
     arguments = DPOConfig(
         output_dir=str(job.checkpoint_dir),
         report_to="none",
-        **{**hardware_precision(), **checked_fields(DPOConfig, job.dpo, "dpo")},
+        **{**trainer_defaults(), **checked_fields(DPOConfig, job.dpo, "dpo")},
     )
     tokenizer = AutoTokenizer.from_pretrained(str(job.model_dir))
     model = load_causal_lm(job.model_dir, trainable=True)

@@ -25,6 +25,13 @@ RUN_ID_VARIABLE = "LLM_PIPELINE_MLFLOW_RUN_ID"
 JobT = TypeVar("JobT", bound=BaseModel)
 # Where torchrun tells a worker to write its error (and the launcher tells torchrun).
 ERROR_FILE_VARIABLE = "TORCHELASTIC_ERROR_FILE"
+# Set by the launcher from ``launch.ddp_timeout``: the Trainer's ddp_timeout, in seconds.
+DDP_TIMEOUT_VARIABLE = "LLM_PIPELINE_DDP_TIMEOUT"
+# Set by the launcher on several machines: the shared folder where rank 0 saves the model
+# (``HANDOVER_MODEL``) and, once its ``main`` has returned, declares it complete.
+HANDOVER_VARIABLE = "LLM_PIPELINE_HANDOVER_DIR"
+HANDOVER_MODEL = "model"
+HANDOVER_COMPLETE = "complete.json"
 
 
 def record_errors(main: Callable[..., int]) -> Callable[..., int]:
@@ -39,9 +46,75 @@ def record_errors(main: Callable[..., int]) -> Callable[..., int]:
     def recorded(*args: Any, **kwargs: Any) -> int:
         from torch.distributed.elastic.multiprocessing.errors import record
 
-        return record(main, error_handler=_rank_error_handler())(*args, **kwargs)
+        return record(_declaring_completion(main), error_handler=_rank_error_handler())(
+            *args, **kwargs
+        )
 
     return recorded
+
+
+def _declaring_completion(main: Callable[..., int]) -> Callable[..., int]:
+    """``main``, after which rank 0 declares the handed-over model complete (on several
+    machines): only then has the entrypoint written everything (the reward model's
+    ``reward_metrics.json`` comes after its save)."""
+
+    @functools.wraps(main)
+    def declaring(*args: Any, **kwargs: Any) -> int:
+        result = main(*args, **kwargs)
+        handover = os.environ.get(HANDOVER_VARIABLE)
+        if handover and is_rank_zero() and not result:
+            declare_complete(Path(handover))
+        return result
+
+    return declaring
+
+
+def declare_complete(handover: Path) -> None:
+    """Record the size and SHA-256 of every file of ``handover``'s model folder in
+    ``complete.json``, flushed and renamed into place last: the other machines copy the
+    folder once this exists and check their copy against it."""
+    folder = handover / HANDOVER_MODEL
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"Rank 0 finished without saving the model into {folder}, where the other "
+            "machines of this launch wait for it."
+        )
+    write_manifest(folder, handover / HANDOVER_COMPLETE)
+
+
+def write_manifest(folder: Path, marker: Path, leave_out: str | None = None, **facts: Any) -> None:
+    """Flush every file of ``folder`` to disk, then write ``marker`` (their sizes and SHA-256
+    under ``files``, beside ``facts``) and rename it into place: a reader that finds the marker
+    finds every byte it describes."""
+    files = folder_manifest(folder, leave_out)
+    for name in files:
+        fsync_file(folder / name)
+    staging = marker.with_name(f".{marker.name}.tmp")
+    staging.write_text(json.dumps({**facts, "files": files}, indent=1), encoding="utf-8")
+    fsync_file(staging)
+    os.replace(staging, marker)
+
+
+def folder_manifest(folder: Path, leave_out: str | None = None) -> dict[str, dict[str, Any]]:
+    """Size and SHA-256 of every file below ``folder`` (but files named ``leave_out``), by
+    relative path."""
+    files = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != leave_out:
+            files[path.relative_to(folder).as_posix()] = {
+                "bytes": path.stat().st_size,
+                "sha256": file_sha256(path),
+            }
+    return files
+
+
+def fsync_file(path: Path) -> None:
+    """Flush ``path`` to disk: a marker written after it must never describe lost bytes."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _rank_error_handler() -> Any:
@@ -157,6 +230,13 @@ def inference_precision() -> Any:
     if not torch.cuda.is_available() and cpu_has_bf16_units():
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def trainer_defaults() -> dict[str, Any]:
+    """What every entrypoint's Trainer config starts from, before the job's own fields (which
+    win): the hardware's precision and the launch's ``ddp_timeout``."""
+    timeout = os.environ.get(DDP_TIMEOUT_VARIABLE)
+    return {**hardware_precision(), **({"ddp_timeout": int(timeout)} if timeout else {})}
 
 
 def hardware_precision() -> dict[str, bool]:

@@ -13,19 +13,27 @@ import collections
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llm_pipeline.cpus import usable_cpu_count
-from llm_pipeline.training.jobs import CPU_BF16_VARIABLE, ERROR_FILE_VARIABLE, RUN_ID_VARIABLE
+from llm_pipeline.training.cluster import ClusterJob, read_cluster
+from llm_pipeline.training.jobs import (
+    CPU_BF16_VARIABLE,
+    DDP_TIMEOUT_VARIABLE,
+    ERROR_FILE_VARIABLE,
+    RUN_ID_VARIABLE,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +56,11 @@ class TrackingRun:
 
 
 class LaunchConfig(BaseModel):
-    """How many processes on how many machines; ``rdzv_endpoint`` unset means this node alone.
+    """How many processes on how many machines, and how they meet.
 
+    ``nproc_per_node``, ``nnodes``, ``node_rank`` and ``rdzv_endpoint`` unset (null) take the
+    cluster scheduler's values (``training/cluster.py``), else one process on one machine.
+    ``rdzv_id`` is the prefix of each launch's rendezvous id (``rendezvous_id``).
     ``checkpoint_root`` is where a stage keeps its checkpoints so that a killed run resumes
     (unset: a temporary folder, no resume); ``keep_checkpoints`` keeps them after success.
     Rank 0 logs a progress line every ``progress_seconds`` (0: only at the end) and samples
@@ -59,11 +70,20 @@ class LaunchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Every value is in conf/base/parameters_launch.yml.
-    nproc_per_node: int | Literal["auto"]
-    nnodes: int = Field(ge=1)
-    node_rank: int = Field(ge=0)
+    nproc_per_node: int | Literal["auto"] | None
+    nnodes: int | None = Field(ge=1)
+    node_rank: int | None = Field(ge=0)
     rdzv_endpoint: str | None
-    rdzv_id: str
+    rdzv_id: str = Field(min_length=1)
+    # Seconds for every machine to join a launch's rendezvous (c10d's join_timeout).
+    rdzv_timeout: int = Field(gt=0)
+    # Seconds a collective (all-reduce, barrier) may wait: the Trainer's ddp_timeout.
+    ddp_timeout: int = Field(gt=0)
+    # Seconds a machine waits for the model that rank 0 saved to appear, complete, on the
+    # shared checkpoint_root after a launch on several machines.
+    handover_timeout: float = Field(gt=0)
+    # Extra environment variables of the workers (NCCL_SOCKET_IFNAME, NCCL_DEBUG, ...).
+    env: dict[str, str]
     max_restarts: int = Field(ge=0)
     checkpoint_root: Path | None
     keep_checkpoints: bool
@@ -71,6 +91,107 @@ class LaunchConfig(BaseModel):
     system_metrics_seconds: float = Field(ge=0)
     # bf16 autocast (fp32 master weights) on a CPU with bf16 matrix units; off: fp32 on CPUs.
     cpu_bf16: bool
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _environment_of_strings(cls, value: Any) -> Any:
+        """Names of environment variables to strings: YAML reads ``NCCL_IB_DISABLE: 1`` as a
+        number, which would reach the workers as whatever ``str`` made of it."""
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ValueError(f"must map variable names to strings, not {type(value).__name__}")
+        for name, setting in value.items():
+            if not isinstance(name, str) or not _VARIABLE_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+            if not isinstance(setting, str):
+                raise ValueError(
+                    f"{name} is {setting!r} ({type(setting).__name__}); environment values are "
+                    f'strings: quote it ({name}: "{setting}")'
+                )
+        return value
+
+
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a launch runs: the launch parameters with the cluster's values filled in.
+
+    ``standalone``: one machine alone, torchrun's own rendezvous on a free port.
+    """
+
+    nproc_per_node: int | Literal["auto"]
+    nnodes: int
+    node_rank: int
+    rdzv_endpoint: str | None
+    job_id: str | None
+    standalone: bool
+
+
+# Cluster readings already logged by this process: each is logged once, not per launch.
+_REPORTED: set[ClusterJob] = set()
+
+
+def placement(config: LaunchConfig, environ: Mapping[str, str] | None = None) -> Placement:
+    """``config`` over the scheduler's values (``training/cluster.py``) over one process on
+    one machine. A scheduler's endpoint is used on several machines (one machine runs
+    standalone, on a free port), except under Kubeflow, whose ``PET_*`` variables say how
+    torchrun is to meet even on one."""
+    cluster = read_cluster(os.environ if environ is None else environ)
+    if cluster is not None and cluster not in _REPORTED:
+        _REPORTED.add(cluster)
+        logger.info(
+            "Read the job from %s%s: nnodes=%s, node_rank=%s, rdzv_endpoint=%s, "
+            "nproc_per_node=%s (explicit launch parameters win)",
+            cluster.scheduler,
+            "" if cluster.job_id is None else f" (job {cluster.job_id})",
+            cluster.nnodes,
+            cluster.node_rank,
+            cluster.rdzv_endpoint,
+            cluster.nproc_per_node,
+        )
+
+    def chosen(name: str, otherwise: Any) -> Any:
+        explicit = getattr(config, name)
+        if explicit is not None:
+            return explicit
+        found = None if cluster is None else getattr(cluster, name)
+        return otherwise if found is None else found
+
+    nnodes, node_rank = chosen("nnodes", 1), chosen("node_rank", 0)
+    if node_rank >= nnodes:
+        raise ValueError(
+            f"launch.node_rank is {node_rank} on {nnodes} machine(s): it must be 0 to {nnodes - 1}."
+        )
+    endpoint = config.rdzv_endpoint
+    kubeflow = cluster is not None and cluster.scheduler == "kubeflow" and config.nnodes is None
+    if endpoint is None and cluster is not None and (nnodes > 1 or kubeflow):
+        endpoint = cluster.rdzv_endpoint
+    return Placement(
+        nproc_per_node=chosen("nproc_per_node", 1),
+        nnodes=nnodes,
+        node_rank=node_rank,
+        rdzv_endpoint=endpoint,
+        job_id=None if cluster is None else cluster.job_id,
+        standalone=endpoint is None and nnodes == 1,
+    )
+
+
+def rendezvous_id(
+    prefix: str, job_id: str | None, stage: str, fingerprint: str, number: int
+) -> str:
+    """The id of one launch's rendezvous, the same on every machine without their talking:
+    the ``launch.rdzv_id`` prefix, the scheduler's job, the stage, the job's fingerprint (its
+    settings and data) and how many launches of that job this process made before.
+
+    Under a fixed id, the second launch of a run (align's DPO after its reward model, a tuning
+    trial after another) could meet the first launch's closed rendezvous in a c10d store that
+    still answers, and two jobs sharing an endpoint would meet each other.
+    """
+    parts = [prefix, job_id, stage, fingerprint, str(number)]
+    return "-".join(re.sub(r"[^A-Za-z0-9_.-]+", "_", part) for part in parts if part)
 
 
 class TrainingLaunchError(RuntimeError):
@@ -113,21 +234,29 @@ class TrainingLaunchError(RuntimeError):
         )
 
 
-def torchrun_arguments(config: LaunchConfig) -> list[str]:
-    """The ``torch.distributed.run`` options for ``config``."""
-    nproc = _processes_per_node(config.nproc_per_node)
+def torchrun_arguments(
+    config: LaunchConfig, rdzv_id: str | None = None, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """The ``torch.distributed.run`` options for ``config`` in ``environ`` (default: this
+    process's environment), meeting in rendezvous ``rdzv_id`` (default: ``config.rdzv_id``)."""
+    where = placement(config, environ)
+    nproc = _processes_per_node(where.nproc_per_node)
     arguments = [f"--nproc-per-node={nproc}", f"--max-restarts={config.max_restarts}"]
-    if config.rdzv_endpoint is None and config.nnodes == 1:
+    if where.standalone:
         return ["--standalone", *arguments]
-    if config.rdzv_endpoint is None:
-        raise ValueError("Training on several nodes needs launch.rdzv_endpoint (host:port).")
+    if where.rdzv_endpoint is None:
+        raise ValueError(
+            "Training on several nodes needs launch.rdzv_endpoint (host:port), or a cluster "
+            "scheduler (Slurm, Kubeflow Trainer, SkyPilot) that names the first node."
+        )
     return [
         *arguments,
-        f"--nnodes={config.nnodes}",
-        f"--node-rank={config.node_rank}",
+        f"--nnodes={where.nnodes}",
+        f"--node-rank={where.node_rank}",
         "--rdzv-backend=c10d",
-        f"--rdzv-endpoint={config.rdzv_endpoint}",
-        f"--rdzv-id={config.rdzv_id}",
+        f"--rdzv-endpoint={where.rdzv_endpoint}",
+        f"--rdzv-id={rdzv_id or config.rdzv_id}",
+        f"--rdzv-conf=join_timeout={config.rdzv_timeout}",
     ]
 
 
@@ -138,12 +267,16 @@ def launch(
     workdir: Path,
     log_dir: Path | None = None,
     tracking: TrackingRun | None = None,
+    rdzv_id: str | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> None:
     """Write ``job`` into ``workdir``, then run ``module --config <job file>`` under torchrun.
 
     Each rank's output is streamed into this process's log and kept in a file under ``log_dir``
     (default: inside ``workdir``). Rank 0 logs its metrics into ``tracking``'s run (none: the
-    job logs nothing to MLflow, whatever run the calling process has open).
+    job logs nothing to MLflow, whatever run the calling process has open). On several machines
+    the launch meets the others in rendezvous ``rdzv_id`` (default: ``config.rdzv_id``).
+    ``environment`` adds variables for the workers.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     name = module.rsplit(".", 1)[-1]
@@ -154,7 +287,7 @@ def launch(
         sys.executable,
         "-m",
         "torch.distributed.run",
-        *torchrun_arguments(config),
+        *torchrun_arguments(config, rdzv_id),
         f"--log-dir={logs}",
         "--tee=3",
         "--module",
@@ -165,6 +298,7 @@ def launch(
     logger.info("Launching %s", " ".join(command[2:]))
     output: collections.deque[str] = collections.deque(maxlen=20 * _TAIL_LINES)
     env = _worker_environment(config, tracking)
+    env.update(environment or {})
     env[LAUNCHED_AT_VARIABLE] = repr(time.time())
     # torchrun gives each worker a file of its own and copies the first failure into this one.
     env[ERROR_FILE_VARIABLE] = str(logs / _ERROR_FILE)
@@ -258,13 +392,15 @@ def _worker_environment(config: LaunchConfig, tracking: TrackingRun | None) -> d
             PROGRESS_SECONDS_VARIABLE: str(config.progress_seconds),
             SYSTEM_METRICS_SECONDS_VARIABLE: str(config.system_metrics_seconds),
             CPU_BF16_VARIABLE: "1" if config.cpu_bf16 else "0",
+            DDP_TIMEOUT_VARIABLE: str(config.ddp_timeout),
         },
     )
+    env.update(config.env)
     # The workers' output is a pipe read line by line: a redrawn bar (saving shards, mapping a
     # data set) would become a log line per redraw. Rank 0 logs progress lines instead.
     for library in ("HF_HUB", "HF_DATASETS"):
         env.setdefault(f"{library}_DISABLE_PROGRESS_BARS", "1")
-    nproc = _processes_per_node(config.nproc_per_node)
+    nproc = _processes_per_node(placement(config).nproc_per_node)
     if nproc > 1 and "OMP_NUM_THREADS" not in env:
         # torchrun would set 1; on a CPU-only node the CPUs this job may use are better shared out.
         env["OMP_NUM_THREADS"] = str(max(1, usable_cpu_count() // nproc))

@@ -24,11 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llm_pipeline.training.jobs import (
     checked_fields,
-    hardware_precision,
     is_rank_zero,
     read_job,
     record_errors,
     save_model_folder,
+    trainer_defaults,
 )
 from llm_pipeline.training.tokenizer import DOCUMENT_SEPARATOR
 
@@ -166,7 +166,7 @@ def training_arguments(job: PretrainJob, evaluates: bool) -> Any:
     return TrainingArguments(
         output_dir=str(job.checkpoint_dir),
         report_to="none",
-        **{**hardware_precision(), **fields},
+        **{**trainer_defaults(), **fields},
     )
 
 

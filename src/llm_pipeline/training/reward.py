@@ -24,11 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from llm_pipeline.training.jobs import (
     batches_by_length,
     checked_fields,
-    hardware_precision,
     is_rank_zero,
     read_job,
     record_errors,
     save_model_folder,
+    trainer_defaults,
 )
 
 logger = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def run(job: RewardJob) -> None:
     arguments = RewardConfig(
         output_dir=str(job.checkpoint_dir),
         report_to="none",
-        **{**hardware_precision(), **checked_fields(RewardConfig, job.reward, "reward")},
+        **{**trainer_defaults(), **checked_fields(RewardConfig, job.reward, "reward")},
     )
     tokenizer = AutoTokenizer.from_pretrained(str(job.model_dir))
     train = read_preference_pairs(job.train_file)

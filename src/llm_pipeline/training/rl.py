@@ -24,10 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llm_pipeline.training.jobs import (
     checked_fields,
-    hardware_precision,
     read_job,
     record_errors,
     save_model_folder,
+    trainer_defaults,
 )
 from llm_pipeline.training.rewards import RuleRewards, rule_reward_functions
 
@@ -109,7 +109,7 @@ def rl_arguments(job: RLJob, config_class: type, reward_weights: list[float]) ->
             f"{section}.beta is {beta}: it must be above 0, since the KL penalty against the "
             "fine-tuned model is what keeps the policy from gaming the reward model."
         )
-    return {**hardware_precision(), **fields, "reward_weights": reward_weights}
+    return {**trainer_defaults(), **fields, "reward_weights": reward_weights}
 
 
 def refuse_soft_prompt(model_dir: Path) -> None:

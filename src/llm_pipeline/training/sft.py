@@ -25,10 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llm_pipeline.training.jobs import (
     checked_fields,
-    hardware_precision,
     read_job,
     record_errors,
     save_model_folder,
+    trainer_defaults,
 )
 
 logger = logging.getLogger(__name__)
@@ -77,10 +77,11 @@ def peft_config(job: SFTJob) -> Any:
 
 
 def sft_arguments(job: SFTJob) -> dict[str, Any]:
-    """The SFTConfig fields for ``job``: the hardware's precision, then ``job.sft``."""
+    """The SFTConfig fields for ``job``: the hardware's precision and the launch's ddp_timeout,
+    then ``job.sft``."""
     from trl import SFTConfig
 
-    fields = {**hardware_precision(), **checked_fields(SFTConfig, job.sft, "sft")}
+    fields = {**trainer_defaults(), **checked_fields(SFTConfig, job.sft, "sft")}
     if job.method == "prompt_tuning" and (fields.get("packing") or fields.get("padding_free")):
         # PEFT puts one soft prompt before a whole packed row and drops its position_ids:
         # only the first conversation would see the prompt, and boundaries would shift.

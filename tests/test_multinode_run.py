@@ -1,0 +1,60 @@
+"""End to end on two machines: `kedro run --pipeline align` in two copies of a finished tiny
+project, as node 0 and node 1 of one job on localhost, sharing only the checkpoint root."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from support import command_environment, free_port, tool
+
+pytestmark = pytest.mark.slow
+
+
+def latest_model(project: Path, name: str) -> Path:
+    versions = sorted((project / "data/06_models" / name).iterdir())
+    return versions[-1] / name
+
+
+def test_align_on_two_machines_ends_with_the_same_models_on_both(finished_tiny_run, tmp_path):
+    """align launches twice (the reward model, then DPO): both machines go through both."""
+    finished, _ = finished_tiny_run
+    shared = tmp_path / "shared_checkpoints"
+    endpoint = f"127.0.0.1:{free_port()}"
+    machines = []
+    for rank in (0, 1):
+        project = tmp_path / f"machine{rank}"
+        shutil.copytree(finished, project)
+        params = (
+            f"launch.nnodes=2,launch.node_rank={rank},launch.rdzv_endpoint={endpoint},"
+            f"launch.checkpoint_root={shared},launch.rdzv_timeout=300"
+        )
+        log = (tmp_path / f"machine{rank}.log").open("w")
+        command = [tool("kedro"), "run", "--env", "tiny", "--pipeline", "align", "--params", params]
+        process = subprocess.Popen(
+            command, cwd=project, env=command_environment(), stdout=log, stderr=subprocess.STDOUT
+        )
+        machines.append((project, process, log))
+    try:
+        for _, process, _ in machines:
+            process.wait(timeout=900)
+    finally:
+        for _, process, log in machines:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            log.close()
+    for rank, (_, process, _) in enumerate(machines):
+        output = (tmp_path / f"machine{rank}.log").read_text()
+        assert process.returncode == 0, output[-4000:]
+    (zero, _, _), (one, _, _) = machines
+    for name in ("reward_model", "aligned_model"):
+        before = len(list((finished / "data/06_models" / name).iterdir()))
+        for project in (zero, one):
+            assert len(list((project / "data/06_models" / name).iterdir())) == before + 1, name
+        weights = [latest_model(project, name) / "model.safetensors" for project in (zero, one)]
+        assert weights[0].read_bytes() == weights[1].read_bytes(), name
+    # Every machine took its copy: the last one removed the shared folders.
+    assert not [path for path in shared.rglob("*") if path.is_file()]
