@@ -117,6 +117,37 @@ def valid_phone(rng: random.Random, fake: Faker) -> str:
             continue
 
 
+def nino(rng: random.Random) -> str:
+    """A UK National Insurance number of an allocated prefix (Faker's en_GB ones all start ZZ,
+    which is never issued)."""
+    first, second = "ABCEGHJKLMNOPRSTWXYZ", "ABCEGHJKLMNPRSTWXYZ"
+    while (prefix := rng.choice(first) + rng.choice(second)) in (
+        "BG",
+        "GB",
+        "KN",
+        "NK",
+        "NT",
+        "TN",
+        "ZZ",
+    ):
+        pass
+    digits = [f"{rng.randrange(100):02d}" for _ in range(3)]
+    separator = rng.choice(("", " "))
+    return separator.join((prefix, *digits, rng.choice("ABCD")))
+
+
+def nir(rng: random.Random) -> str:
+    """A French NIR with its key, in one run or grouped as INSEE prints it."""
+    body = (
+        f"{rng.choice('12')}{rng.randrange(100):02d}{rng.randint(1, 12):02d}"
+        f"{rng.randint(1, 95):02d}{rng.randint(1, 999):03d}{rng.randint(1, 999):03d}"
+    )
+    key = f"{97 - int(body) % 97:02d}"
+    if rng.random() < 0.5:
+        return body + key
+    return " ".join((body[0], body[1:3], body[3:5], body[5:7], body[7:10], body[10:13], key))
+
+
 def jwt(rng: random.Random, fake: Faker) -> str:
     def part(data: dict | bytes) -> str:
         raw = data if isinstance(data, bytes) else json.dumps(data).encode()
@@ -196,7 +227,9 @@ SHAPES: dict[str, tuple[str, Shape]] = {
     "ipv6": ("ip_address", in_prose(lambda rng, fake: fake.ipv6())),
     "card_number": ("card_number", in_prose(lambda rng, fake: fake.credit_card_number())),
     "iban": ("iban", in_prose(lambda rng, fake: fake.iban())),
-    "ssn": ("national_id", in_prose(lambda rng, fake: fake["en_US"].ssn())),
+    "national_id/us ssn": ("national_id", in_prose(lambda rng, fake: fake["en_US"].ssn())),
+    "national_id/uk nino": ("national_id", in_prose(lambda rng, fake: nino(rng))),
+    "national_id/fr nir": ("national_id", in_prose(lambda rng, fake: nir(rng))),
     "secret/stripe (d)": (
         "secret",
         in_prose(
@@ -364,7 +397,10 @@ def ordinary_text(rng: random.Random, fake: Faker) -> str:
                 f"ISBN {fake.isbn13()}, EAN {fake.ean13()}, see {fake.url()}{fake.uri_path()}."
             )
         elif kind == 5:
-            pieces.append(f"Reference {fake['en_US'].invalid_ssn()} is not a valid number.")
+            pieces.append(
+                f"Reference {fake['en_US'].invalid_ssn()} is not a valid number, nor is "
+                f"{fake['en_GB'].ssn()} (the dummy NI number)."
+            )
         elif kind == 6:
             pieces.append(
                 rng.choice(
@@ -456,6 +492,20 @@ def score(texts: list[str], labels: list[list[tuple[int, int, str, str]]]) -> No
         print(f"  missed {shape}: {'; '.join(examples)}")
 
 
+def bare_numbers(rng: random.Random, count: int) -> None:
+    """How often a bare run of random digits (a tracking or claim number with nothing around it
+    to tell what it is) is redacted, and as what: such a number can be a phone number (many
+    regions dial 10 to 13 digits), a 12-19 digit card or a 15-digit NIR; no rule tells."""
+    for length in (12, 15):
+        kinds: Counter[str] = Counter()
+        for _ in range(count):
+            number = "".join(rng.choice("0123456789") for _ in range(length))
+            for _, _, kind in pii.redaction_spans(f"Tracking number {number}, thanks.", CONFIG):
+                kinds[kind] += 1
+        found = ", ".join(f"{k} {n / count:.3f}" for k, n in kinds.most_common()) or "none"
+        print(f"bare random {length}-digit numbers ({count}): redacted as {found}")
+
+
 def redactor_at(revision: str) -> Callable[[str], tuple[str, dict[str, int]]]:
     """``redact`` of hygiene/pii.py as it was at ``revision``, with that version's types."""
     source = subprocess.run(
@@ -502,6 +552,7 @@ def main() -> None:
         f"labelled set: {len(texts)} texts, {sum(map(len, texts)) / 1e6:.1f} MB, seed {args.seed}"
     )
     score(texts, labels)
+    bare_numbers(rng, 1000)
     baseline = redactor_at(args.baseline)
     sample = sample_data_texts(range(args.seed, args.seed + 4))
     planted, _ = with_planted_pii(cycled(sample), args.megabytes, rng)

@@ -141,8 +141,9 @@ def open_first_visit(driver, site_url: str, query: str) -> None:
 
 
 def drawn_labels(driver, expected: list[str], timeout: float = 60.0) -> list[str]:
-    """The labels drawn once every expected one is there (or the last seen, at the timeout):
-    the app lays the graph out some seconds after the page loads."""
+    """The labels drawn once they are exactly the expected ones (or the last seen, at the
+    timeout): the app lays the graph out some seconds after the page loads, and may draw
+    another pipeline (a superset) for a moment before it turns to the one asked for."""
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -150,7 +151,7 @@ def drawn_labels(driver, expected: list[str], timeout: float = 60.0) -> list[str
 
     def all_drawn(_) -> bool:
         seen[:] = driver.execute_script(LABELS_SCRIPT)
-        return set(expected) <= set(seen)
+        return set(expected) == set(seen)
 
     with contextlib.suppress(TimeoutException):
         WebDriverWait(driver, timeout, poll_frequency=0.5).until(all_drawn)

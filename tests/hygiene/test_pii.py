@@ -142,6 +142,17 @@ FOUND = [
     ("Social security number: ", "078 05 1120", ".", "national_id"),
     ("", "536-90-4399", "", "national_id"),
     ("Shipped 2026-11-22. (", "686-45-1913", ")", "national_id"),
+    # UK National Insurance numbers, spaced or not; French NIRs in one run or grouped
+    ("NI ", "AB 12 34 56 C", "", "national_id"),
+    ("NINO: ", "JG103759A", ".", "national_id"),
+    ("NIR ", "2 84 07 75 123 456 07", " on file", "national_id"),
+    ("Shipped 2026-11-22. (", "284077512345607", ")", "national_id"),
+    # Phone numbers with their extension; Maestro's 12-digit cards
+    ("Call ", "(213) 201-3344x191", " today", "phone"),
+    ("Call ", "213-201-3344 ext. 12", ".", "phone"),
+    ("Phone: ", "020 7946 0958 extension 204", ",", "phone"),
+    ("Maestro ", "5018 0080 6363", " expires", "card_number"),
+    ("Maestro ", "676363170660", ".", "card_number"),
 ]
 
 ORDINARY = [
@@ -186,6 +197,10 @@ NEAR_MISSES = [
     "Mozilla/5.0 (Windows NT 6.0; rv:1.9.2.20) Gecko/20110803 Firefox/3.6.20",
     "Password: forgotten? Passwords: required. ISBN 978-1-02-084589-5.",
     "Barcodes (EAN-13) 4789718945938 and 0577316143993 are neither cards nor phone numbers.",
+    "Not NINOs: QQ 12 34 56 C, AB123456E, ZZ123456A, GB123456A, AO123456B.",
+    "Not NIRs: 284077512345608 (its key is wrong), 584077512345698 (no such sex digit).",
+    "Resolution 1920x1080 and 3840x2160; part 4002 3344 1221x12 is a code.",
+    "A 12-digit number that is no Maestro card: 601800806363.",
 ]
 
 
@@ -229,6 +244,19 @@ def test_near_misses_of_each_shape_are_left_alone(text: str) -> None:
 def test_ssn_never_issued_ranges(ssn: str, valid: bool) -> None:
     assert pii.ssn_valid(*ssn.split("-")) is valid
     assert (find_pii(f"SSN {ssn}.", PII) == [(4, 15, "national_id")]) is valid
+
+
+@pytest.mark.parametrize(
+    ("nir", "valid"),
+    [
+        ("284077512345607", True),
+        ("284077512345608", False),  # the key
+        ("284137512345606", False),  # month 13
+        ("284070012345692", False),  # department 00
+    ],
+)
+def test_nir_key_month_and_department(nir: str, valid: bool) -> None:
+    assert pii.nir_valid(nir) is valid
 
 
 def test_ordinary_shop_text_never_reaches_the_slow_phone_matcher(

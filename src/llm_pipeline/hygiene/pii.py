@@ -148,6 +148,8 @@ def find_pii(text: str, config: PiiConfig) -> list[tuple[int, int, str]]:
             spans += secrets.find_named_secrets(text, folded, assigned)
         if digits and _RUN in folded:
             spans += _find_numbers(text, ascii_text, folded, config)
+        if digits and plan.national_id and _NINO_RUN in folded:
+            spans += _find_ninos(text, folded)
     return _without_overlaps(spans) if len(spans) > 1 else spans
 
 
@@ -160,6 +162,7 @@ class _Plan(NamedTuple):
     ip_address: bool
     numbers: bool
     named: bool
+    national_id: bool
 
 
 @cache
@@ -171,6 +174,7 @@ def _plan(types: tuple[str, ...]) -> _Plan:
         ip_address="ip_address" in types,
         numbers=not _NUMBER_TYPES.isdisjoint(types),
         named="secret" in types,
+        national_id="national_id" in types,
     )
 
 
@@ -300,7 +304,8 @@ _CARD_SEGMENT = re.compile(r"\d+(?:[ -]\d+)*")
 _GROUP = re.compile(r"[^ ]+")
 # The lengths of a card number's groups: one group, fours (the last may be shorter), or Amex
 # and Diners (4 6 5, 4 6 4).
-_CARD_GROUPING = re.compile(r"1[3-9]|(?:4 ){2,4}[1-4]|4 6 [45]")
+_CARD_GROUPING = re.compile(r"1[2-9]|(?:4 ){2,4}[1-4]|4 6 [45]")
+_MAESTRO = frozenset(("50", *map(str, range(56, 70))))
 
 
 def _find_numbers(
@@ -336,7 +341,11 @@ def _find_numbers(
                     )
                 )
             )
-            if (ssn_shaped and digits == 9) or barcode:
+            # A NIR's 15 digits, alone or beside other numbers ("at 2026-01-02. (2 74 ...)").
+            nirs = digits >= 15 and "national_id" in wanted and _nir_spans(text, start, end)
+            if nirs:
+                spans += nirs
+            if (nirs and digits == 15) or (ssn_shaped and digits == 9) or barcode:
                 pass
             elif "card_number" in wanted or "phone" in wanted:
                 spans += _card_and_phone_spans(text, start, end, config)
@@ -365,6 +374,56 @@ def _ssn_spans(text: str, start: int, end: int) -> list[tuple[int, int, str]]:
         for match in _SSN.finditer(text, start, end)
         if ssn_valid(match[1], match[3], match[4])
     ]
+
+
+# A French social security number (NIR): sex, year, month, department, commune, order, then a
+# key of two digits; written in one run or grouped 1 2 2 2 3 3 2.
+_NIR = re.compile(
+    r"(?<![\w-])([1278])( ?)([0-9]{2})\2([0-9]{2})\2([0-9]{2})\2([0-9]{3})\2([0-9]{3})\2"
+    r"([0-9]{2})(?![\w]|-[0-9])"
+)
+
+
+def nir_valid(digits: str) -> bool:
+    """The key of a French NIR (15 digits) holds: 97 less the first 13 digits modulo 97, with a
+    month of birth 01-12 (or 20 and over, as INSEE writes an unknown one) and a department."""
+    month, department = int(digits[3:5]), digits[5:7]
+    return (
+        (1 <= month <= 12 or month >= 20)
+        and department != "00"
+        and int(digits[13:]) == 97 - int(digits[:13]) % 97
+    )
+
+
+def _nir_spans(text: str, start: int, end: int) -> list[tuple[int, int, str]]:
+    return [
+        (match.start(), match.end(), "national_id")
+        for match in _NIR.finditer(text, start, end)
+        if nir_valid("".join(match.groups()[i] for i in (0, 2, 3, 4, 5, 6, 7)))
+    ]
+
+
+# A UK National Insurance number: two letters (never D, F, I, Q, U, V; the second never O; never
+# BG, GB, KN, NK, NT, TN or ZZ), six digits, a suffix A-D; spaced in pairs or not.
+_NINO = re.compile(
+    r"(?<![A-Za-z0-9])(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
+    r"( ?)[0-9]{2}\1[0-9]{2}\1[0-9]{2}\1[A-D](?![A-Za-z0-9])"
+)
+# Its six digits fold to a run of six (eight or more when spaced).
+_NINO_RUN = "000000"
+
+
+def _find_ninos(text: str, folded: str) -> list[tuple[int, int, str]]:
+    spans: list[tuple[int, int, str]] = []
+    start = folded.find(_NINO_RUN)
+    while start != -1:
+        # Its letters right before the run (a space after them is in the run).
+        if start >= 2 and text[start - 1].isupper():
+            match = _NINO.match(text, start - 2)
+            if match:
+                spans.append((match.start(), match.end(), "national_id"))
+        start = folded.find(_NINO_RUN, start + 6)
+    return spans
 
 
 def _telegram_spans(text: str, start: int, end: int) -> list[tuple[int, int, str]]:
@@ -414,19 +473,27 @@ def _card_and_phone_spans(
     spans: list[tuple[int, int, str]] = []
     for match in _NUMBER.finditer(text, start, end):
         begin, stop = match.span()
-        if _glued_to_code(text, begin) or _is_word_char(text, stop):
+        # A phone number may go on with its extension: "555-201-3344x191", "... ext. 12".
+        extension = "phone" in config.types and _EXTENSION.match(text, stop)
+        if _glued_to_code(text, begin) or (_is_word_char(text, stop) and not extension):
             continue
         candidate = match.group()
         if _IPV4.fullmatch(candidate):
             continue
-        if "card_number" in config.types:
+        if "card_number" in config.types and not extension:
             cards = _card_spans(candidate, begin)
             if cards:
                 spans += cards
                 continue
         if "phone" in config.types:
-            spans += _phone_spans(text, begin, stop, config.phone_regions)
+            phones = _phone_spans(text, begin, stop, config.phone_regions)
+            if extension and phones and phones[-1][1] >= stop - 1:
+                phones[-1] = (phones[-1][0], extension.end(), "phone")
+            spans += phones
     return spans
+
+
+_EXTENSION = re.compile(r" ?(?:x|ext\.?|extn\.?|extension) ?[0-9]{1,6}(?![\w])", re.IGNORECASE)
 
 
 def _glued_to_code(text: str, start: int) -> bool:
@@ -437,7 +504,7 @@ def _glued_to_code(text: str, start: int) -> bool:
 
 
 def _card_spans(candidate: str, offset: int) -> list[tuple[int, int, str]]:
-    """Luhn-valid numbers grouped as cards are printed: 13-19 digits in one, groups of four,
+    """Luhn-valid numbers grouped as cards are printed: 12-19 digits in one, groups of four,
     or 4-6-5 and 4-6-4; a short group written right after (a CVV) is left out."""
     spans = []
     for segment in _CARD_SEGMENT.finditer(candidate):
@@ -445,9 +512,11 @@ def _card_spans(candidate: str, offset: int) -> list[tuple[int, int, str]]:
         for used in (groups, groups[:-1]):
             digits = "".join(used)
             if (
-                13 <= len(digits) <= 19
-                # 13 digits: only Visa's old numbers (EAN-13 barcodes are the same length)
+                12 <= len(digits) <= 19
+                # 13 digits: only Visa's old numbers (EAN-13 barcodes are the same length);
+                # 12: only Maestro's (IIN 50, 56-69)
                 and (len(digits) != 13 or digits[0] == "4")
+                and (len(digits) != 12 or digits[:2] in _MAESTRO)
                 and _CARD_GROUPING.fullmatch(" ".join(map(str, map(len, used))))
                 and digits.count(digits[0]) < len(digits)
                 and luhn_valid(digits)
