@@ -162,6 +162,45 @@ def test_a_rank_that_leaves_no_error_file_still_fails_the_launch_with_torchruns_
     assert "exitcode  : 3" in str(error.value)  # torchrun's summary, in the combined output
 
 
+# Rank 1 is killed as the out-of-memory killer does it; rank 0 waits (as in an NCCL collective,
+# which does not notice a dead peer) until torchrun stops it.
+RANK_ONE_KILLED = """
+import os, signal, sys, time
+import torch.distributed as dist
+from llm_pipeline.training.jobs import record_errors
+
+def wait_for_rank_one():
+    time.sleep(120)
+
+@record_errors
+def main():
+    dist.init_process_group("gloo")
+    print(f"rank {dist.get_rank()} starts", file=sys.stderr, flush=True)
+    if dist.get_rank() == 1:
+        print("rank 1 allocates too much", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    wait_for_rank_one()
+
+main()
+"""
+
+
+def test_a_rank_killed_by_a_signal_is_named_from_the_workers_markers(tmp_path, monkeypatch):
+    module = job_module(tmp_path, monkeypatch, "rank_one_killed", RANK_ONE_KILLED)
+    with pytest.raises(TrainingLaunchError) as error:
+        launch(module, {}, launch_config(nproc_per_node=2), tmp_path / "job")
+    failure = error.value
+    assert (failure.rank, failure.local_rank, failure.traceback) == (1, 1, None)
+    assert failure.log_file.parts[-2:] == ("1", "stderr.log")
+    assert "rank 1 allocates too much" in failure.tail
+    message = str(failure)
+    assert message.startswith("rank_one_killed failed under torchrun on rank 1 with exit code")
+    assert "killed by a signal" in message and "out-of-memory" in message
+    # Rank 0 was stopped by torchrun: its stacks show where it waited.
+    rank_zero = failure.log_file.parents[1] / "0"
+    assert "in wait_for_rank_one" in (rank_zero / "sigterm_stacks.txt").read_text()
+
+
 @pytest.mark.slow
 def test_the_same_job_runs_as_two_nodes_meeting_at_a_c10d_endpoint(tmp_path, monkeypatch):
     module = job_module(tmp_path, monkeypatch, "all_reduce_job", ALL_REDUCE)

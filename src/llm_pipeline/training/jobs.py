@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
 import functools
 import hashlib
 import inspect
 import json
 import os
 import shutil
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,11 +49,48 @@ def record_errors(main: Callable[..., int]) -> Callable[..., int]:
     def recorded(*args: Any, **kwargs: Any) -> int:
         from torch.distributed.elastic.multiprocessing.errors import record
 
-        return record(_declaring_completion(main), error_handler=_rank_error_handler())(
-            *args, **kwargs
-        )
+        with _worker_markers():
+            return record(_declaring_completion(main), error_handler=_rank_error_handler())(
+                *args, **kwargs
+            )
 
     return recorded
+
+
+# Beside torch's error file, in the worker's own log folder: what a worker that left no error
+# file did, for the launcher. ``WORKER_STARTED`` holds its ranks and pid; ``WORKER_ENDED`` is
+# written when ``main`` returns or raises; ``WORKER_SIGTERM`` receives the stacks of every
+# thread when torchrun stops the worker (SIGTERM, after another worker failed). A worker with
+# the first file only was killed by another signal (SIGKILL: the kernel's out-of-memory killer)
+# or left through os._exit.
+WORKER_STARTED = "worker_started.json"
+WORKER_ENDED = "worker_ended.json"
+WORKER_SIGTERM = "sigterm_stacks.txt"
+
+
+@contextlib.contextmanager
+def _worker_markers() -> Iterator[None]:
+    error_file = os.environ.get(ERROR_FILE_VARIABLE)
+    if not error_file:
+        yield
+        return
+    folder = Path(error_file).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    facts = {
+        "rank": int(os.environ.get("RANK", "0")),
+        "local_rank": int(os.environ.get("LOCAL_RANK", "0")),
+        "pid": os.getpid(),
+    }
+    (folder / WORKER_STARTED).write_text(json.dumps(facts), encoding="utf-8")
+    # faulthandler writes from its C signal handler, at once: a worker blocked in a collective
+    # (waiting for the one that died) runs no Python handler before torchrun's SIGKILL follows.
+    with (folder / WORKER_SIGTERM).open("w", encoding="utf-8") as stacks:
+        faulthandler.register(signal.SIGTERM, file=stacks, all_threads=True, chain=True)
+        try:
+            yield
+        finally:
+            faulthandler.unregister(signal.SIGTERM)
+            (folder / WORKER_ENDED).write_text(json.dumps(facts), encoding="utf-8")
 
 
 def _declaring_completion(main: Callable[..., int]) -> Callable[..., int]:

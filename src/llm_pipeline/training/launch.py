@@ -33,6 +33,9 @@ from llm_pipeline.training.jobs import (
     DDP_TIMEOUT_VARIABLE,
     ERROR_FILE_VARIABLE,
     RUN_ID_VARIABLE,
+    WORKER_ENDED,
+    WORKER_SIGTERM,
+    WORKER_STARTED,
 )
 
 logger = logging.getLogger(__name__)
@@ -201,7 +204,8 @@ class TrainingLaunchError(RuntimeError):
     ``rank`` (else ``local_rank``, on this machine), ``exit_code`` and ``traceback`` are that
     worker's, and ``tail`` is the end of its own log; otherwise (killed by a signal, or it left
     through ``sys.exit``) ``exit_code`` is torchrun's and ``tail`` the end of the combined output,
-    which holds torchrun's own summary.
+    which holds torchrun's own summary, except for a worker killed by a signal (the out-of-memory
+    killer's SIGKILL): its ``rank``, ``local_rank`` and own log are named, and ``cause`` says so.
     """
 
     def __init__(
@@ -213,8 +217,10 @@ class TrainingLaunchError(RuntimeError):
         log_file: Path | None = None,
         traceback: str | None = None,
         local_rank: int | None = None,
+        cause: str | None = None,
     ):
         self.module = module
+        self.cause = cause
         self.exit_code = exit_code
         self.tail = tail
         self.rank = rank
@@ -229,6 +235,8 @@ class TrainingLaunchError(RuntimeError):
             who = ""
         where = "" if log_file is None else f" (full log: {log_file})"
         details = traceback.rstrip("\n") if traceback else "\n".join(tail)
+        if cause:
+            details = f"{cause}\n{details}"
         super().__init__(
             f"{module} failed under torchrun{who} with exit code {exit_code}{where}:\n{details}"
         )
@@ -321,8 +329,29 @@ def launch(
 
 
 def _launch_error(module: str, exit_code: int, output: list[str], logs: Path) -> Exception:
-    """The error for a failed job: the first failure a worker recorded, as torchrun copied it
-    (with the worker's exit code) into the launch's error file, and that worker's own log."""
+    """The error for a failed job: a worker killed by a signal, else the first failure a worker
+    recorded, as torchrun copied it (with the worker's exit code) into the launch's error file,
+    and that worker's own log."""
+    # A worker killed by a signal is a cause, never a consequence (torchrun stops the others
+    # with SIGTERM, which they mark): it goes first, before a peer's "connection closed".
+    killed = _killed_worker(_latest_attempt(logs))
+    if killed is not None:
+        facts, folder = killed
+        log_file, tail = _rank_log_tail(folder)
+        return TrainingLaunchError(
+            module,
+            exit_code,
+            tail,
+            rank=facts.get("rank"),
+            log_file=log_file,
+            local_rank=facts.get("local_rank"),
+            cause=(
+                f"The worker (pid {facts.get('pid')}) ended without an error and without "
+                "finishing: killed by a signal, most often SIGKILL from the kernel's "
+                "out-of-memory killer (see `dmesg` or the scheduler's job record), or it left "
+                "through os._exit. Its last lines:"
+            ),
+        )
     first = _read_error(logs / _ERROR_FILE)
     if first is None:
         return TrainingLaunchError(module, exit_code, output[-_TAIL_LINES:])
@@ -342,6 +371,24 @@ def _launch_error(module: str, exit_code: int, output: list[str], logs: Path) ->
         traceback=first["extraInfo"].get("py_callstack") or first["message"],
         local_rank=local_rank,
     )
+
+
+def _killed_worker(attempt: Path) -> tuple[dict[str, Any], Path] | None:
+    """The first worker (by local rank) of ``attempt`` that started and neither ended nor was
+    stopped by torchrun's SIGTERM: the markers ``jobs.record_errors`` writes."""
+    for started in sorted(
+        attempt.glob(f"*/{WORKER_STARTED}"), key=lambda path: int(path.parent.name)
+    ):
+        folder = started.parent
+        stopped = folder / WORKER_SIGTERM
+        if (folder / WORKER_ENDED).exists() or (stopped.exists() and stopped.stat().st_size):
+            continue
+        try:
+            facts = json.loads(started.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        return (facts, folder) if isinstance(facts, dict) else None
+    return None
 
 
 def _read_error(path: Path) -> dict[str, Any] | None:
