@@ -40,7 +40,7 @@ def launch_config(**overrides: Any) -> Any:
     from llm_pipeline.training.launch import LaunchConfig
 
     return LaunchConfig.model_validate(
-        parameters_of("launch", **{"checkpoint_root": None, **overrides})
+        parameters_of("launch", **{"checkpoint_root": None, "staging_root": None, **overrides})
     )
 
 

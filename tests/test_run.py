@@ -233,6 +233,9 @@ def test_models_are_versioned_folders_with_their_config(finished_run):
         assert (versions[0] / name / "tokenizer.json").exists()
     aligned = next((project / "data/06_models/aligned_model").iterdir()) / "aligned_model"
     assert "dpo" in (aligned / "llm_pipeline_config.yaml").read_text()
+    # Each job wrote its model into the models folder (launch.staging_root), and the catalog
+    # renamed it into place: nothing is left behind.
+    assert not list((project / "data/06_models").glob(".training-output-*"))
 
 
 def test_a_broken_contract_stops_the_run_before_training(small_raw_data, tmp_path):

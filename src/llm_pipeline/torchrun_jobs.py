@@ -39,7 +39,6 @@ from llm_pipeline.training.jobs import (
     HANDOVER_VARIABLE,
     RUN_CONFIG_FILE,
     TRAINING_LOG_FILE,
-    file_sha256,
 )
 from llm_pipeline.training.launch import (
     LaunchConfig,
@@ -49,6 +48,7 @@ from llm_pipeline.training.launch import (
     placement,
     rendezvous_id,
 )
+from llm_pipeline.training.manifests import DigestMode, file_facts, file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,9 @@ def run_training_job(
     ``tables`` maps a job field (``train_file``) to a table and the columns to write. The data
     live in a temporary folder; checkpoints in the job's folder under ``checkpoint_root``,
     removed after success unless ``keep_checkpoints`` (without a root, in the temporary folder).
-    The model folder is a separate temporary folder that the catalog moves into place.
+    The model is written into a new folder under ``staging_root`` (the models folder by
+    default), so that the catalog moves it into place by a rename, not by copying the weights
+    from /tmp (a temporary folder when ``staging_root`` is null).
 
     On several machines every machine hands back the same model: rank 0 saves it on the shared
     ``checkpoint_root`` and each machine copies it (``training/handover.py``), so that every
@@ -88,7 +90,7 @@ def run_training_job(
             f"Training on {where.nnodes} machines needs launch.checkpoint_root: storage that "
             "every machine sees at the same path, where rank 0 saves the model for all of them."
         )
-    output_dir = Path(tempfile.mkdtemp(prefix="llm-pipeline-model-"))
+    output_dir = _new_output_dir(config)
     handover = None
     try:
         with tempfile.TemporaryDirectory(prefix="llm-pipeline-job-") as workdir:
@@ -97,7 +99,9 @@ def run_training_job(
                 field: write_json_lines(frame, work / f"{field}.jsonl", columns)
                 for field, (frame, columns) in tables.items()
             }
-            checkpoint_dir, rdzv_id = _checkpoints_and_rendezvous(module, job, files, config, work)
+            checkpoint_dir, rdzv_id = _checkpoints_and_rendezvous(
+                module, job, files, config, where, work
+            )
             job_output, environment = output_dir, {}
             if where.nnodes > 1 and rdzv_id is not None:
                 handover = handover_dir(checkpoint_dir, rdzv_id)
@@ -134,16 +138,28 @@ def run_training_job(
     return ModelFolder(output_dir)
 
 
+def _new_output_dir(config: LaunchConfig) -> Path:
+    """A new folder for the job's model under ``staging_root``, else a temporary folder."""
+    if config.staging_root is None:
+        return Path(tempfile.mkdtemp(prefix="llm-pipeline-model-"))
+    config.staging_root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".training-output-", dir=config.staging_root))
+
+
 def _checkpoints_and_rendezvous(
-    module: str, job: dict[str, Any], files: dict[str, Path], config: LaunchConfig, work: Path
+    module: str,
+    job: dict[str, Any],
+    files: dict[str, Path],
+    config: LaunchConfig,
+    where: Placement,
+    work: Path,
 ) -> tuple[Path, str | None]:
     """The job's checkpoint folder (in ``work`` without a checkpoint root) and, unless the
     launch runs standalone, its rendezvous id."""
-    where = placement(config)
     if config.checkpoint_root is None and where.standalone:
         return work / "checkpoints", None
     stage = module.rsplit(".", 1)[-1]
-    fingerprint = job_fingerprint(module, job, files, config)
+    fingerprint = job_fingerprint(module, job, files, config, where)
     folder = work / "checkpoints"
     if config.checkpoint_root is not None:
         folder = checkpoint_folder(config.checkpoint_root, stage, fingerprint)
@@ -183,7 +199,7 @@ def job_checkpoint_dir(
     """``<checkpoint_root>/<stage>/<fingerprint>``, or None without a checkpoint root."""
     if config.checkpoint_root is None:
         return None
-    fingerprint = job_fingerprint(module, job, files, config)
+    fingerprint = job_fingerprint(module, job, files, config, placement(config))
     return checkpoint_folder(config.checkpoint_root, module.rsplit(".", 1)[-1], fingerprint)
 
 
@@ -198,41 +214,54 @@ def checkpoint_folder(root: Path, stage: str, fingerprint: str) -> Path:
 
 
 def job_fingerprint(
-    module: str, job: dict[str, Any], files: dict[str, Path], config: LaunchConfig
+    module: str,
+    job: dict[str, Any],
+    files: dict[str, Path],
+    config: LaunchConfig,
+    where: Placement | None = None,
 ) -> str:
     """A digest of what decides a job's result: its settings, the contents of the folders and
-    files it names, its data and its number of processes."""
-    where = placement(config)
+    files it names, its data and its number of processes.
+
+    A safetensors file is described by ``launch.digest``'s digest (sampled: its size, header
+    and blocks of every tensor, seconds for a 70B model), every other file by its SHA-256.
+    """
+    where = where or placement(config)
     described = {
         "module": module,
-        "job": _described(job),
-        "data": {field: _content_digest(path) for field, path in sorted(files.items())},
+        "job": _described(job, config.digest),
+        "data": {
+            field: _content_digest(path, config.digest) for field, path in sorted(files.items())
+        },
         "processes": [where.nnodes, where.nproc_per_node],
     }
     text = json.dumps(described, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _described(value: Any) -> Any:
+def _described(value: Any, mode: DigestMode) -> Any:
     """``value`` with every existing file or folder it names replaced by a digest of its content."""
     if isinstance(value, dict):
-        return {key: _described(item) for key, item in value.items()}
+        return {key: _described(item, mode) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_described(item) for item in value]
+        return [_described(item, mode) for item in value]
     names_path = isinstance(value, Path) or (isinstance(value, str) and "/" in value)
     if names_path and Path(value).expanduser().exists():
-        return _content_digest(Path(value).expanduser())
+        return _content_digest(Path(value).expanduser(), mode)
     return value
 
 
-def _content_digest(path: Path) -> str:
+def _content_digest(path: Path, mode: DigestMode) -> str:
     digest = hashlib.sha256()
     files = sorted(path.rglob("*")) if path.is_dir() else [path]
     for file in files:
         if not file.is_file() or file.name in _UNFINGERPRINTED:
             continue
         digest.update(file.relative_to(path).as_posix().encode() if path.is_dir() else b"")
-        digest.update(file_sha256(file).encode())
+        if file.suffix == ".safetensors":
+            digest.update(json.dumps(file_facts(file, mode), sort_keys=True).encode())
+        else:
+            digest.update(file_sha256(file).encode())
     return digest.hexdigest()
 
 

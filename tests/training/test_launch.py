@@ -282,6 +282,8 @@ def two_machines(tmp_path, endpoint: str, **overrides) -> list[dict]:
         parameters_of(
             "launch",
             checkpoint_root=tmp_path / "shared",
+            # Each machine's own models folder: the model is moved from there by a rename.
+            staging_root=tmp_path / f"node{rank}" / "models",
             nnodes=2,
             node_rank=rank,
             rdzv_endpoint=endpoint,
@@ -322,6 +324,9 @@ def test_every_machine_hands_back_the_model_of_each_of_two_consecutive_launches(
         folders = [run.result(timeout=300) for run in runs]
 
     for launch_number in (0, 1):
+        # Each machine's model is in its own models folder, for the catalog to rename into place.
+        for rank in (0, 1):
+            assert folders[rank][launch_number].path.parent == tmp_path / f"node{rank}" / "models"
         mine, theirs = (files_of(folders[rank][launch_number].path) for rank in (0, 1))
         assert mine == theirs
         assert len(mine["weights.bin"]) == 256 * 64 * (launch_number + 1)
@@ -357,7 +362,12 @@ def test_several_machines_need_a_shared_checkpoint_root(tmp_path):
     from llm_pipeline.torchrun_jobs import run_training_job
 
     params = parameters_of(
-        "launch", checkpoint_root=None, nnodes=2, node_rank=0, rdzv_endpoint="127.0.0.1:1"
+        "launch",
+        checkpoint_root=None,
+        staging_root=None,
+        nnodes=2,
+        node_rank=0,
+        rdzv_endpoint="127.0.0.1:1",
     )
     with pytest.raises(ValueError, match=r"needs launch\.checkpoint_root"):
         run_training_job("never_started", {}, {}, params)
@@ -378,7 +388,7 @@ def test_workers_get_launch_env_and_the_ddp_timeout(tmp_path, monkeypatch):
     module = job_module(tmp_path, monkeypatch, "reports_environment", REPORTS_ITS_ENVIRONMENT)
     config = LaunchConfig.model_validate(
         {
-            **parameters_of("launch", checkpoint_root=None, ddp_timeout=321),
+            **parameters_of("launch", checkpoint_root=None, staging_root=None, ddp_timeout=321),
             "env": {"NCCL_SOCKET_IFNAME": "eth7", "NCCL_DEBUG": "WARN"},
         }
     )

@@ -88,7 +88,11 @@ def run_node(inputs: dict, checkpoint_root: Path) -> ModelFolder:
     from llm_pipeline.pipelines.pretrain.nodes import pretrain_base_model
 
     documents = inputs["documents"]
-    launch = parameters_of("launch", checkpoint_root=str(checkpoint_root))
+    launch = parameters_of(
+        "launch",
+        checkpoint_root=str(checkpoint_root),
+        staging_root=str(checkpoint_root.parent / "models"),
+    )
     return pretrain_base_model(
         documents, documents.iloc[:0], inputs["tokenizer"], None, inputs["params"], launch
     )
@@ -98,7 +102,13 @@ def kill_node_at_step(inputs: dict, checkpoint_root: Path, kill_step: int) -> li
     """Start the node in a process group of its own and SIGKILL the group at ``kill_step``."""
     root = inputs["root"]
     (root / "launch.json").write_text(
-        json.dumps(parameters_of("launch", checkpoint_root=str(checkpoint_root)))
+        json.dumps(
+            parameters_of(
+                "launch",
+                checkpoint_root=str(checkpoint_root),
+                staging_root=str(checkpoint_root.parent / "models"),
+            )
+        )
     )
     arguments = [root / "documents.jsonl", inputs["tokenizer"].path, root / "params.json"]
     command = [sys.executable, "-c", NODE_SCRIPT, *map(str, arguments), str(root / "launch.json")]

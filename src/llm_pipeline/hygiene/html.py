@@ -28,6 +28,12 @@ _HEADING_IDS = (
     " | ".join(f"//{tag}[@id]" for tag in ("section", "h1", "h2", "h3", "h4", "h5", "h6"))
     + " | //div[contains(concat(' ', @class, ' '), ' section ')][@id]"
 )
+# reStructuredText line blocks (poems, addresses, "name - meaning" lists) as docutils and Sphinx
+# write them: a div per line, which the extractor dropped or ran together ("font nameexists").
+_LINE_BLOCK_LINES = (
+    "//div[contains(concat(' ', @class, ' '), ' line-block ')]"
+    "/div[contains(concat(' ', @class, ' '), ' line ')]"
+)
 _PAGE_TAG = re.compile(r"<(?:html|body)[\s>]", re.IGNORECASE)
 # Chosen on bench/html_extraction.py (docs/figures.md): fast (no readability/jusText fallback
 # extractors) kept more main text at the same navigation share, and is faster; favor_recall keeps
@@ -96,7 +102,8 @@ def extractor_config(min_extracted_size: int = _MIN_EXTRACTED_SIZE) -> Any:
 
 
 def page_tree(markup: str) -> Any:
-    """The page as trafilatura parses it, without the ids of sections and headings.
+    """The page as trafilatura parses it, without the ids of sections and headings, and with
+    each line of a line block as a paragraph.
 
     trafilatura drops elements whose id says "menu" or "nav"; Sphinx and MkDocs make those ids
     from the heading's words, so a section headed "File menu" would vanish with its text.
@@ -107,6 +114,8 @@ def page_tree(markup: str) -> Any:
     if tree is not None:
         for element in tree.xpath(_HEADING_IDS):
             del element.attrib["id"]
+        for line in tree.xpath(_LINE_BLOCK_LINES):
+            line.tag = "p"
     return tree
 
 

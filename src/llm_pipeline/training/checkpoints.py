@@ -2,9 +2,11 @@
 
 The Trainer writes ``checkpoint-<step>`` file by file, so a process killed mid-save leaves a
 folder that looks like a checkpoint and is not. After each save, ``CompleteCheckpoints`` records
-every file's size and SHA-256 in a marker written last and atomically; on start,
-``resumable_checkpoint`` takes the newest folder whose files match its marker and reports (then
-removes) every newer one that does not. Nothing here imports Kedro.
+every file's size and digest (``training/manifests.py``: sampled for large files, every byte
+with ``launch.digest: full``, then hashed by all ranks in parallel, a share each) in a marker
+written last and atomically; on start, ``resumable_checkpoint`` takes the newest folder whose
+files match its marker and reports (then removes) every newer one that does not. Nothing here
+imports Kedro.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from llm_pipeline.training.jobs import file_sha256, write_manifest
+from llm_pipeline.training.manifests import (
+    digest_mode,
+    folder_files,
+    folder_manifest,
+    manifest_problem,
+    write_manifest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +39,25 @@ CHECKPOINT_PREFIX = "checkpoint-"
 _PR_SET_PDEATHSIG = 1
 
 
-def write_marker(folder: Path, step: int) -> None:
+def write_marker(folder: Path, step: int, files: dict[str, dict[str, Any]] | None = None) -> None:
     """Declare ``folder`` complete: its files are flushed to disk, then the marker renamed in."""
-    write_manifest(folder, folder / MARKER_FILE, leave_out=MARKER_FILE, step=step)
+    write_manifest(folder, folder / MARKER_FILE, leave_out=MARKER_FILE, files=files, step=step)
+
+
+def shared_manifest(folder: Path) -> dict[str, dict[str, Any]]:
+    """``folder``'s manifest; with full digests under torchrun, every rank hashes a share of the
+    files (the largest first, dealt round the ranks) and all get the whole manifest."""
+    if digest_mode() != "full" or not _distributed():
+        return folder_manifest(folder, MARKER_FILE)
+    import torch.distributed as dist
+
+    names = sorted(
+        folder_files(folder, MARKER_FILE), key=lambda name: -(folder / name).stat().st_size
+    )
+    share = names[dist.get_rank() :: dist.get_world_size()]
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, folder_manifest(folder, mode="full", names=share))
+    return {name: facts for part in parts for name, facts in sorted(part.items())}
 
 
 def checkpoint_problem(folder: Path) -> str | None:
@@ -47,22 +71,7 @@ def checkpoint_problem(folder: Path) -> str | None:
         return f"unreadable completion marker ({error})"
     if recorded.get("step") != checkpoint_step(folder):
         return f"its marker is for step {recorded.get('step')}"
-    expected = recorded.get("files") or {}
-    present = {
-        path.relative_to(folder).as_posix()
-        for path in folder.rglob("*")
-        if path.is_file() and path.name != MARKER_FILE
-    }
-    missing, unexpected = sorted(set(expected) - present), sorted(present - set(expected))
-    if missing or unexpected:
-        return f"files missing {missing}, unexpected {unexpected}"
-    for name, facts in expected.items():
-        size = (folder / name).stat().st_size
-        if size != facts["bytes"]:
-            return f"{name} has {size} bytes, {facts['bytes']} were written (truncated)"
-        if file_sha256(folder / name) != facts["sha256"]:
-            return f"{name} does not match its recorded SHA-256 (corrupt)"
-    return None
+    return manifest_problem(folder, recorded.get("files") or {}, MARKER_FILE)
 
 
 def checkpoint_step(folder: Path) -> int | None:
@@ -121,9 +130,10 @@ class CompleteCheckpoints(TrainerCallback):
         from transformers.trainer_utils import rotate_checkpoints
 
         _barrier()  # every rank has written its RNG state into the folder
+        folder = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
+        files = shared_manifest(folder) if digest_mode() == "full" else None
         if args.should_save:
-            folder = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
-            write_marker(folder, state.global_step)
+            write_marker(folder, state.global_step, files)
             rotate_checkpoints(args.output_dir, self._keep, state.best_model_checkpoint)
         _barrier()
 

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from llm_pipeline.training.jobs import file_sha256
+from llm_pipeline.training.manifests import file_sha256
 
 logger = logging.getLogger(__name__)
 

@@ -2,8 +2,9 @@
 
 Rank 0 saves into ``<checkpoint dir>/handover/<rendezvous id>/model`` on the shared
 ``checkpoint_root`` and, once its entrypoint has returned, writes ``complete.json`` (every
-file's size and SHA-256; ``jobs.declare_complete``). After the launch every machine waits for
-that marker, copies the folder into its own output folder, checks the copy against the marker,
+file's size and digest, ``training/manifests.py``; ``jobs.declare_complete``). After the launch
+every machine waits for that marker, copies the folder into its own output folder, checks the
+copy against the marker,
 and leaves ``taken-<node_rank>``; the machine that sees every node's marker may remove the
 shared copy. So every machine goes on to the next node of its stage with the same model.
 """
@@ -15,7 +16,8 @@ import shutil
 import time
 from pathlib import Path
 
-from llm_pipeline.training.jobs import HANDOVER_COMPLETE, HANDOVER_MODEL, folder_manifest
+from llm_pipeline.training.jobs import HANDOVER_COMPLETE, HANDOVER_MODEL
+from llm_pipeline.training.manifests import manifest_problem
 
 _TAKEN_PREFIX = "taken-"
 _POLL_SECONDS = 0.5
@@ -77,15 +79,7 @@ def _copy_if_complete(handover: Path, destination: Path) -> str | None:
         shutil.copytree(handover / HANDOVER_MODEL, destination, dirs_exist_ok=True)
     except (OSError, shutil.Error) as error:
         return f"copying it failed ({error})"
-    copied = folder_manifest(destination)
-    missing = sorted(set(expected) - set(copied))
-    unexpected = sorted(set(copied) - set(expected))
-    differing = sorted(
-        name for name in set(expected) & set(copied) if copied[name] != expected[name]
-    )
-    if missing or unexpected or differing:
-        return f"files missing {missing}, unexpected {unexpected}, differing {differing}"
-    return None
+    return manifest_problem(destination, expected, leave_out=HANDOVER_COMPLETE)
 
 
 def mark_taken(handover: Path, node_rank: int) -> None:

@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import faulthandler
 import functools
-import hashlib
 import inspect
 import json
 import os
@@ -18,6 +17,8 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel
+
+from llm_pipeline.training.manifests import write_manifest
 
 RUN_CONFIG_FILE = "llm_pipeline_config.yaml"
 TRAINING_LOG_FILE = "training_log.json"
@@ -122,41 +123,6 @@ def declare_complete(handover: Path) -> None:
     write_manifest(folder, handover / HANDOVER_COMPLETE)
 
 
-def write_manifest(folder: Path, marker: Path, leave_out: str | None = None, **facts: Any) -> None:
-    """Flush every file of ``folder`` to disk, then write ``marker`` (their sizes and SHA-256
-    under ``files``, beside ``facts``) and rename it into place: a reader that finds the marker
-    finds every byte it describes."""
-    files = folder_manifest(folder, leave_out)
-    for name in files:
-        fsync_file(folder / name)
-    staging = marker.with_name(f".{marker.name}.tmp")
-    staging.write_text(json.dumps({**facts, "files": files}, indent=1), encoding="utf-8")
-    fsync_file(staging)
-    os.replace(staging, marker)
-
-
-def folder_manifest(folder: Path, leave_out: str | None = None) -> dict[str, dict[str, Any]]:
-    """Size and SHA-256 of every file below ``folder`` (but files named ``leave_out``), by
-    relative path."""
-    files = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name != leave_out:
-            files[path.relative_to(folder).as_posix()] = {
-                "bytes": path.stat().st_size,
-                "sha256": file_sha256(path),
-            }
-    return files
-
-
-def fsync_file(path: Path) -> None:
-    """Flush ``path`` to disk: a marker written after it must never describe lost bytes."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def _rank_error_handler() -> Any:
     from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
 
@@ -197,12 +163,6 @@ def checked_fields(config_class: type, fields: dict[str, Any], section: str) -> 
             f"{config_class.__module__}.{config_class.__name__}."
         )
     return fields
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes, as hex: checkpoint markers, GGUF cache keys, job fingerprints."""
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def is_rank_zero() -> bool:

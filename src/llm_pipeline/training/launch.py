@@ -37,6 +37,7 @@ from llm_pipeline.training.jobs import (
     WORKER_SIGTERM,
     WORKER_STARTED,
 )
+from llm_pipeline.training.manifests import DIGEST_VARIABLE, DigestMode
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,12 @@ class LaunchConfig(BaseModel):
     max_restarts: int = Field(ge=0)
     checkpoint_root: Path | None
     keep_checkpoints: bool
+    # Where a job writes its model before the catalog moves it into place: on the models
+    # folder's file system the move is a rename (null: a temporary folder, then a copy).
+    staging_root: Path | None
+    # How checkpoints, handed-over models and fingerprints describe large files: sampled (a
+    # few MB read per file, training/manifests.py) or full (every byte).
+    digest: DigestMode
     progress_seconds: float = Field(ge=0)
     system_metrics_seconds: float = Field(ge=0)
     # bf16 autocast (fp32 master weights) on a CPU with bf16 matrix units; off: fp32 on CPUs.
@@ -440,6 +447,7 @@ def _worker_environment(config: LaunchConfig, tracking: TrackingRun | None) -> d
             SYSTEM_METRICS_SECONDS_VARIABLE: str(config.system_metrics_seconds),
             CPU_BF16_VARIABLE: "1" if config.cpu_bf16 else "0",
             DDP_TIMEOUT_VARIABLE: str(config.ddp_timeout),
+            DIGEST_VARIABLE: config.digest,
         },
     )
     env.update(config.env)

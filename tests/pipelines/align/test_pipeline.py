@@ -152,7 +152,9 @@ def test_a_new_preference_set_is_aligned_and_the_evidence_reported(
             "params:align": MemoryDataset({**ALIGN, "method": method}),
             "reward_model": KeptDataset(),
             "aligned_model": KeptDataset(),
-            "params:launch": MemoryDataset(parameters_of("launch", checkpoint_root=None)),
+            "params:launch": MemoryDataset(
+                parameters_of("launch", checkpoint_root=None, staging_root=None)
+            ),
             "params:evaluate": MemoryDataset(small_evaluate_params(max_new_tokens=6, canary=None)),
         }
     )
