@@ -20,6 +20,22 @@ from llm_pipeline.datasets import (
 NAME = "shop-assistant"
 
 
+def counted_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The folders whose weights are loaded from now on (each load of a 70B model costs
+    hundreds of GB of the Kedro process's memory)."""
+    from transformers import PreTrainedModel
+
+    loads: list[str] = []
+    original = PreTrainedModel.from_pretrained.__func__
+
+    def counting(cls, folder, *args, **kwargs):
+        loads.append(str(folder))
+        return original(cls, folder, *args, **kwargs)
+
+    monkeypatch.setattr(PreTrainedModel, "from_pretrained", classmethod(counting))
+    return loads
+
+
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     with isolated_mlflow(tmp_path, monkeypatch) as uri:
@@ -240,6 +256,7 @@ def grounded(tmp_path_factory, tiny_model_dir):
     index = root / "passage_index"
     PassageIndex.build(PASSAGES, None, RetrievalConfig.model_validate(RETRIEVAL)).save(index)
     with pytest.MonkeyPatch.context() as mp, isolated_mlflow(root, mp):
+        loads = counted_loads(mp)
         with mlflow.start_run():
             MlflowRegistryDataset(NAME).save(
                 RegistryCandidate(
@@ -249,6 +266,10 @@ def grounded(tmp_path_factory, tiny_model_dir):
                     index=index,
                 )
             )
+        # The folder's files are logged as they are. The two loads are MLflow's own checks of
+        # a chat model (an example request answered before saving, and again from the saved
+        # copy); before, the register stage also loaded the model and wrote it out again.
+        assert loads[0] == str(tiny_model_dir) and len(loads) == 2
         yield root
 
 
@@ -290,4 +311,4 @@ def test_registering_with_a_folder_that_is_no_index_fails_before_logging(tmp_pat
 
     candidate = RegistryCandidate(model=ModelFolder(tmp_path), aliases=(), index=tmp_path)
     with mlflow.start_run(), pytest.raises(DatasetError, match="holds no passage index"):
-        MlflowRegistryDataset(NAME)._log_grounded({}, candidate.index, tmp_path)
+        MlflowRegistryDataset(NAME)._log_grounded(tmp_path, candidate.index)

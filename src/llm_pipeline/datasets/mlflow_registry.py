@@ -83,31 +83,25 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
         }
 
     def save(self, data: RegistryCandidate) -> None:
+        """Log the model, then register it. A grounded model (the default) is logged from its
+        folder as it is on disk: its files are copied into the artifacts and its weights are
+        never loaded into this process, which matters at 8B-70B."""
         import mlflow
-        from transformers import AutoTokenizer
 
-        from llm_pipeline.training.models import (
-            is_adapter_folder,
-            load_causal_lm,
-            merge_soft_prompt,
-        )
+        from llm_pipeline.training.models import is_adapter_folder, merge_soft_prompt
 
         if mlflow.active_run() is None:
             raise DatasetError("Registering a model needs an active MLflow run (kedro-mlflow).")
         with tempfile.TemporaryDirectory(prefix="llm-pipeline-register-") as scratch:
-            path = str(data.model.path)
+            path = Path(data.model.path)
             if is_adapter_folder(path):
                 # A soft prompt becomes special tokens of a plain model: the registered model
                 # then needs neither PEFT nor the base model's folder.
-                path = str(merge_soft_prompt(path, Path(scratch) / "merged"))
-            components = {
-                "model": load_causal_lm(path),
-                "tokenizer": AutoTokenizer.from_pretrained(path),
-            }
+                path = merge_soft_prompt(path, Path(scratch) / "merged")
             if data.index is None:
-                info = self._log(components, data.card)
+                info = self._log(path, data.card)
             else:
-                info = self._log_grounded(components, Path(data.index), Path(scratch))
+                info = self._log_grounded(path, Path(data.index))
             if data.card is not None:
                 readme = Path(scratch) / "README.md"
                 readme.write_text(data.card, encoding="utf-8")
@@ -153,10 +147,21 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
                 logger.warning("Setting %s failed (%s); trying again", alias, error)
                 time.sleep(0.5 * (attempt + 1))
 
-    def _log(self, components: dict[str, Any], card: str | None) -> Any:
+    def _log(self, folder: Path, card: str | None) -> Any:
+        """The transformers flavour, from the loaded model and tokenizer. MLflow's logging from
+        a local checkpoint (a path, nothing loaded) fails under transformers 5: its
+        ``build_flavor_config_from_local_checkpoint`` takes ``check_task(task)``'s pipeline
+        class for a class, which transformers 5 gives as a string (docs/stack-notes.md)."""
         import mlflow
         from huggingface_hub import ModelCard
+        from transformers import AutoTokenizer
 
+        from llm_pipeline.training.models import load_causal_lm
+
+        components = {
+            "model": load_causal_lm(folder),
+            "tokenizer": AutoTokenizer.from_pretrained(folder),
+        }
         return mlflow.transformers.log_model(
             transformers_model=components,
             name="model",
@@ -166,9 +171,9 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
             pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in _SERVING_PACKAGES],
         )
 
-    def _log_grounded(self, components: dict[str, Any], index: Path, scratch: Path) -> Any:
-        """Log the model with its passage index as ``serving/grounded_chat.py``'s chat model,
-        from code (nothing pickled), with this package's code beside it."""
+    def _log_grounded(self, folder: Path, index: Path) -> Any:
+        """Log the model folder with its passage index as ``serving/grounded_chat.py``'s chat
+        model, from code (nothing pickled), with this package's code beside it."""
         import mlflow
 
         import llm_pipeline
@@ -176,10 +181,7 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
 
         if not (index / "index.json").is_file():
             raise DatasetError(f"{index} holds no passage index (index.json) to register with.")
-        # Logged as artifacts/model: RegistryModelFolderDataset finds the weights there.
-        folder = scratch / "model"
-        components["model"].save_pretrained(folder)
-        components["tokenizer"].save_pretrained(folder)
+        # Logged as artifacts/<folder name>: RegistryModelFolderDataset finds it there.
         package = Path(llm_pipeline.__file__).parent
         return mlflow.pyfunc.log_model(
             name="model",
@@ -204,7 +206,8 @@ class RegistryModelFolderDataset(AbstractDataset[None, ModelFolder | None]):
 
     The transformers flavour keeps the weights under ``model/`` and the tokenizer under
     ``components/tokenizer/``; both are put in one folder, ``<path>/v<version>``, downloaded once.
-    A grounded model (registered with its index) keeps both under ``artifacts/model/``.
+    A grounded model (registered with its index) keeps its model folder as it was logged, under
+    ``artifacts/<folder name>/``.
     """
 
     def __init__(
@@ -237,9 +240,13 @@ class RegistryModelFolderDataset(AbstractDataset[None, ModelFolder | None]):
                     )
                 )
                 folder = Path(scratch) / "folder"
-                grounded = downloaded / "artifacts" / "model"
-                if (grounded / "config.json").is_file():
-                    shutil.copytree(grounded, folder)
+                # A grounded model's folder is the artifact named after the folder it was
+                # logged from (``artifacts/model`` in versions logged before).
+                grounded = [
+                    path.parent for path in sorted(downloaded.glob("artifacts/*/config.json"))
+                ]
+                if grounded:
+                    shutil.copytree(grounded[0], folder)
                 else:
                     shutil.copytree(downloaded / "model", folder)
                     tokenizer = downloaded / "components" / "tokenizer"
