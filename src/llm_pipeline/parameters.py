@@ -150,10 +150,22 @@ class RLParameters(_Schema):
     rloo: LibrarySection
 
 
+class ModelInitKwargs(_Schema):
+    """How a model to train is loaded (``training/models.py``, ``model_init_kwargs``); null:
+    the library's choice."""
+
+    dtype: Literal["float32", "bfloat16", "float16", "auto"]
+    attn_implementation: str | None
+    # transformers.BitsAndBytesConfig fields (QLoRA).
+    quantization_config: dict[str, Any] | None
+
+
 class AlignParameters(_Schema):
     method: Literal["dpo", "rlhf"]
     reward: LibrarySection
     rl: RLParameters
+    lora: LibrarySection | None
+    model_init_kwargs: ModelInitKwargs
     dpo: LibrarySection
 
 
@@ -262,6 +274,7 @@ LIBRARY_SECTIONS: dict[tuple[str, ...], tuple[str, str]] = {
     ("finetune", "prompt_tuning"): ("peft", "PromptTuningConfig"),
     ("align", "reward"): ("trl", "RewardConfig"),
     ("align", "dpo"): ("trl", "DPOConfig"),
+    ("align", "lora"): ("peft", "LoraConfig"),
     ("align", "rl", "grpo"): ("trl", "GRPOConfig"),
     ("align", "rl", "rloo"): ("trl", "RLOOConfig"),
 }

@@ -96,3 +96,63 @@ def test_the_same_dpo_job_run_twice_gives_the_same_weights(dpo_inputs):
     assert [name for name in first if not first[name].equal(second[name])] == []
     start = saved_weights(dpo_inputs["model_dir"])
     assert any(not first[name].equal(start[name]) for name in first), "DPO changed no weight"
+
+
+def test_dpo_with_lora_trains_adapters_against_the_model_without_them(dpo_inputs, caplog):
+    spec = dpo_job(dpo_inputs, "lora", learning_rate=5e-2)
+    spec["lora"] = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+    with caplog.at_level("INFO"):
+        launch("llm_pipeline.training.dpo", spec, launch_config(), dpo_inputs["root"] / "jobs")
+
+    assert "LoRA, the reference is the model without its adapters" in caplog.text
+    history = json.loads((spec["output_dir"] / "training_log.json").read_text())
+    margins = [entry["rewards/margins"] for entry in history if "rewards/margins" in entry]
+    # The adapters start at zero: the policy is its reference until it learns, then moves on.
+    assert margins[0] == pytest.approx(0.0, abs=1e-4) and margins[-1] > 0
+    # A plain model comes out: the adapters folded into the starting model's weights, which
+    # changed only where the adapters were.
+    assert not (spec["output_dir"] / "adapter_config.json").exists()
+    start, end = saved_weights(dpo_inputs["model_dir"]), saved_weights(spec["output_dir"])
+    assert start.keys() == end.keys()
+    changed = {name for name in start if not start[name].equal(end[name])}
+    assert changed and all(("q_proj" in name or "v_proj" in name) for name in changed)
+
+
+def test_how_the_model_is_loaded_reaches_from_pretrained(dpo_inputs, monkeypatch):
+    """QLoRA cannot load here (bitsandbytes needs a GPU): what reaches ``from_pretrained`` is
+    checked instead, the 4-bit config built from the parameters' fields."""
+    import torch
+    from transformers import BitsAndBytesConfig, PreTrainedModel
+
+    from llm_pipeline.training import dpo
+
+    seen: dict = {}
+
+    class Loaded(Exception):
+        pass
+
+    def record(cls, folder, *args, **kwargs):
+        seen.update(kwargs, folder=str(folder))
+        raise Loaded
+
+    monkeypatch.setattr(PreTrainedModel, "from_pretrained", classmethod(record))
+    spec = dpo_job(dpo_inputs, "qlora")
+    spec["lora"] = {"r": 4}
+    spec["model_init_kwargs"] = {
+        "attn_implementation": "sdpa",
+        "quantization_config": {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"},
+    }
+    with pytest.raises(Loaded):
+        dpo.run(dpo.DPOJob.model_validate(spec))
+    assert seen["folder"] == str(dpo_inputs["model_dir"])
+    assert seen["dtype"] == torch.float32 and seen["attn_implementation"] == "sdpa"
+    quantization = seen["quantization_config"]
+    assert isinstance(quantization, BitsAndBytesConfig)
+    assert quantization.load_in_4bit and quantization.bnb_4bit_quant_type == "nf4"
+
+
+def test_unknown_model_init_keys_are_named():
+    from llm_pipeline.training.models import model_init_kwargs
+
+    with pytest.raises(ValueError, match=r"align\.model_init_kwargs.*\['torch_dtype'\]"):
+        model_init_kwargs({"torch_dtype": "bfloat16"}, "align")

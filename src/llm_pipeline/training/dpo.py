@@ -3,8 +3,13 @@
     python -m llm_pipeline.training.dpo --config job.yaml
     torchrun --nproc-per-node 2 -m llm_pipeline.training.dpo --config job.yaml
 
-Keys under ``dpo:`` are ``trl.DPOConfig`` fields. The reference model is a second, frozen copy
-of the starting model (TRL cannot name an in-memory model as its own reference). A soft prompt
+Keys under ``dpo:`` are ``trl.DPOConfig`` fields. TRL loads the model from its folder with
+``model_init_kwargs`` (fp32 weights by default; ``dtype``, ``attn_implementation``, a
+``quantization_config`` for QLoRA). Without ``lora`` every weight trains and the reference is a
+second, frozen copy that TRL loads the same way. With ``lora`` (``peft.LoraConfig`` fields) only
+adapters train and the reference is the same model with its adapters disabled: no second copy
+in memory. The adapters are folded into the starting model, loaded anew, when done
+(``models.merge_adapter_folder``), so the output is a plain model either way. A soft prompt
 (``finetune.method: prompt_tuning``) trains further on its frozen base model, against a frozen
 copy of itself that TRL keeps as a second adapter, and is saved as a soft prompt again.
 """
@@ -40,6 +45,11 @@ class DPOJob(BaseModel):
     output_dir: Path
     checkpoint_dir: Path
     dpo: dict[str, Any] = Field(default_factory=dict)
+    # peft.LoraConfig fields (task_type is set for you); None: every weight trains.
+    lora: dict[str, Any] | None = None
+    # How the model is loaded (models.model_init_kwargs): dtype, attn_implementation,
+    # quantization_config.
+    model_init_kwargs: dict[str, Any] = Field(default_factory=dict)
     metric_prefix: str = "dpo"
 
 
@@ -71,6 +81,18 @@ def read_preference_pairs(path: Path) -> Any:
     return Dataset.from_list(rows)
 
 
+def lora_config(fields: dict[str, Any] | None, section: str) -> Any:
+    """``peft.LoraConfig`` for a causal LM from ``fields``, or None without them."""
+    if fields is None:
+        return None
+    from peft import LoraConfig
+
+    checked_fields(LoraConfig, fields, section)
+    if "task_type" in fields:
+        raise ValueError(f"Remove '{section}.task_type': it is set to CAUSAL_LM for you.")
+    return LoraConfig(task_type="CAUSAL_LM", **fields)
+
+
 def run(job: DPOJob) -> None:
     from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
@@ -81,25 +103,41 @@ def run(job: DPOJob) -> None:
         SameWeightsOnEveryRank,
         resumable_checkpoint,
     )
-    from llm_pipeline.training.models import is_adapter_folder, load_causal_lm
+    from llm_pipeline.training.models import (
+        is_adapter_folder,
+        load_causal_lm,
+        model_init_kwargs,
+    )
     from llm_pipeline.training.tracking import MlflowMetricsCallback
 
-    arguments = DPOConfig(
-        output_dir=str(job.checkpoint_dir),
-        report_to="none",
-        **{**trainer_defaults(), **checked_fields(DPOConfig, job.dpo, "dpo")},
-    )
+    soft_prompt = is_adapter_folder(job.model_dir)
+    if soft_prompt and (job.lora or job.model_init_kwargs):
+        raise ValueError(
+            "A soft prompt (finetune.method: prompt_tuning) trains further as a soft prompt: "
+            "remove align.lora and align.model_init_kwargs."
+        )
+    fields = {**trainer_defaults(), **checked_fields(DPOConfig, job.dpo, "dpo")}
+    if not soft_prompt:
+        fields["model_init_kwargs"] = model_init_kwargs(job.model_init_kwargs, "align")
+    arguments = DPOConfig(output_dir=str(job.checkpoint_dir), report_to="none", **fields)
     tokenizer = AutoTokenizer.from_pretrained(str(job.model_dir))
-    model = load_causal_lm(job.model_dir, trainable=True)
-    # A soft prompt (finetune.method: prompt_tuning) trains further as itself: TRL keeps a frozen
-    # copy of the adapter as the reference. A plain model gets a frozen copy of itself.
-    reference = None if is_adapter_folder(job.model_dir) else load_causal_lm(job.model_dir)
+    # A soft prompt trains further as itself: TRL keeps a frozen copy of the adapter as the
+    # reference. A plain model is loaded by TRL from its folder; its reference is the model
+    # with its LoRA adapters disabled, or without LoRA a frozen copy TRL loads alike.
+    model = load_causal_lm(job.model_dir, trainable=True) if soft_prompt else str(job.model_dir)
+    lora = lora_config(job.lora, "align.lora")
     train = read_preference_pairs(job.train_file)
     evaluation = read_preference_pairs(job.eval_file) if job.eval_file else None
-    logger.info("DPO from %s on %d preference pairs", job.model_dir, len(train))
+    logger.info(
+        "DPO from %s on %d preference pairs (%s)",
+        job.model_dir,
+        len(train),
+        "LoRA, the reference is the model without its adapters" if lora else "every weight",
+    )
     trainer = DPOTrainer(
         model=model,
-        ref_model=reference,
+        ref_model=None,
+        peft_config=lora,
         args=arguments,
         train_dataset=train,
         eval_dataset=evaluation,
@@ -114,7 +152,8 @@ def run(job: DPOJob) -> None:
     trainer.train(resume_from_checkpoint=resumable_checkpoint(job.checkpoint_dir))
     if "ref" in getattr(trainer.model, "peft_config", {}):
         trainer.model.delete_adapter("ref")  # TRL's frozen copy: the output is the trained prompt
-    save_model_folder(trainer, tokenizer, job, job.output_dir)
+    merge_into = job.model_dir.resolve() if lora is not None else None
+    save_model_folder(trainer, tokenizer, job, job.output_dir, merge_into=merge_into)
 
 
 @record_errors

@@ -169,7 +169,13 @@ def is_rank_zero() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def save_model_folder(trainer: Any, tokenizer: Any, job: BaseModel, output_dir: Path) -> None:
+def save_model_folder(
+    trainer: Any,
+    tokenizer: Any,
+    job: BaseModel,
+    output_dir: Path,
+    merge_into: Path | str | None = None,
+) -> None:
     """On rank 0, write model, tokenizer, resolved config and loss history; rename into place.
 
     Every rank must call this (saving may gather weights); only rank 0 writes.
@@ -181,6 +187,12 @@ def save_model_folder(trainer: Any, tokenizer: Any, job: BaseModel, output_dir: 
     if not trainer.is_world_process_zero():
         return
     tokenizer.save_pretrained(str(staging))
+    if merge_into is not None:
+        # The trainer saved a LoRA adapter (gathered from every rank under FSDP): fold it into
+        # the base model, loaded anew, so that the folder is a plain model.
+        from llm_pipeline.training.models import merge_adapter_folder
+
+        merge_adapter_folder(staging, merge_into)
     # The Trainer pickles its arguments here; the YAML below says the same without a pickle.
     (staging / "training_args.bin").unlink(missing_ok=True)
     resolved = job.model_dump(mode="json")

@@ -83,3 +83,47 @@ def merge_soft_prompt(folder: Path | str, output_dir: Path | str) -> Path:
     base.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     return output_dir
+
+
+# What may be said of how a model to train is loaded (``from_pretrained``'s keyword arguments).
+MODEL_INIT_KEYS = ("dtype", "attn_implementation", "quantization_config")
+
+
+def model_init_kwargs(fields: dict[str, Any], section: str) -> dict[str, Any]:
+    """``from_pretrained``'s arguments for a model to train, from a job's ``model_init_kwargs``
+    (a null value is left out): fp32 weights unless ``dtype`` says otherwise (bf16 then comes
+    from autocast, over fp32 master weights), ``attn_implementation`` (``flash_attention_2``,
+    ``sdpa``) and a ``quantization_config`` given as ``transformers.BitsAndBytesConfig``
+    fields (QLoRA: the frozen base in 4 bits under LoRA adapters; bitsandbytes and a GPU are
+    needed to load it)."""
+    unknown = sorted(set(fields) - set(MODEL_INIT_KEYS))
+    if unknown:
+        raise ValueError(
+            f"Unknown keys under '{section}.model_init_kwargs': {unknown}; "
+            f"known: {list(MODEL_INIT_KEYS)}."
+        )
+    kwargs = {
+        "dtype": "float32",
+        **{key: value for key, value in fields.items() if value is not None},
+    }
+    if isinstance(kwargs.get("quantization_config"), dict):
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(**kwargs["quantization_config"])
+    return kwargs
+
+
+def merge_adapter_folder(folder: Path, base: Path | str) -> None:
+    """Replace the LoRA adapter saved in ``folder`` by the plain model it makes of ``base``:
+    the base loaded anew in fp32 (whole, not sharded, not quantized) and the adapter folded
+    into its weights. So a model trained under FSDP or in 4 bits (QLoRA) still gives a plain
+    full-precision model to later stages and the registry."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base_model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    merged = PeftModel.from_pretrained(base_model, str(folder)).merge_and_unload()
+    for name in ("adapter_model.safetensors", "adapter_model.bin", "adapter_config.json"):
+        (Path(folder) / name).unlink(missing_ok=True)
+    merged.save_pretrained(str(folder))

@@ -71,6 +71,12 @@ class KeptDataset(MemoryDataset):
 
 
 ALIGN = {
+    "lora": None,
+    "model_init_kwargs": {
+        "dtype": "float32",
+        "attn_implementation": None,
+        "quantization_config": None,
+    },
     "reward": {
         "max_steps": 6,
         "per_device_train_batch_size": 8,

@@ -88,7 +88,12 @@ def align_model(
         preferences_train, preferences_validation, passage_index, retrieval_params
     )
     if method == "dpo":
-        job = {"model_dir": sft_model.path, "dpo": params["dpo"]}
+        job = {
+            "model_dir": sft_model.path,
+            "dpo": params["dpo"],
+            "lora": params["lora"],
+            "model_init_kwargs": params["model_init_kwargs"],
+        }
         return run_training_job("llm_pipeline.training.dpo", job, tables, launch_params)
     rl = params["rl"]
     if rl["algorithm"] not in ALGORITHMS:
