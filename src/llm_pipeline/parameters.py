@@ -125,12 +125,26 @@ class PretrainFile(_Schema):
     pretrain: PretrainParameters
 
 
+# --- how a model to train is loaded (parameters_finetune.yml and parameters_align.yml) -------
+
+
+class ModelInitKwargs(_Schema):
+    """How a model to train is loaded (``training/models.py``, ``model_init_kwargs``); null:
+    the library's choice."""
+
+    dtype: Literal["float32", "bfloat16", "float16", "auto"]
+    attn_implementation: str | None
+    # transformers.BitsAndBytesConfig fields (QLoRA).
+    quantization_config: dict[str, Any] | None
+
+
 # --- parameters_finetune.yml -----------------------------------------------------------------
 
 
 class FinetuneParameters(_Schema):
     method: Literal["full", "lora", "prompt_tuning"]
     lora: LibrarySection
+    model_init_kwargs: ModelInitKwargs
     prompt_tuning: LibrarySection
     sft: LibrarySection
 
@@ -148,16 +162,6 @@ class RLParameters(_Schema):
     rules: RuleRewards
     grpo: LibrarySection
     rloo: LibrarySection
-
-
-class ModelInitKwargs(_Schema):
-    """How a model to train is loaded (``training/models.py``, ``model_init_kwargs``); null:
-    the library's choice."""
-
-    dtype: Literal["float32", "bfloat16", "float16", "auto"]
-    attn_implementation: str | None
-    # transformers.BitsAndBytesConfig fields (QLoRA).
-    quantization_config: dict[str, Any] | None
 
 
 class AlignParameters(_Schema):

@@ -338,6 +338,7 @@ def finetune_model(
         "sft": params["sft"],
         "lora": params.get("lora") or {},
         "prompt_tuning": params.get("prompt_tuning") or {},
+        "model_init_kwargs": params.get("model_init_kwargs") or {},
     }
     return run_training_job("llm_pipeline.training.sft", job, tables, launch_params)
 

@@ -48,6 +48,9 @@ class SFTJob(BaseModel):
     sft: dict[str, Any] = Field(default_factory=dict)
     lora: dict[str, Any] = Field(default_factory=dict)
     prompt_tuning: dict[str, Any] = Field(default_factory=dict)
+    # How the model is loaded (models.model_init_kwargs): dtype, attn_implementation,
+    # quantization_config.
+    model_init_kwargs: dict[str, Any] = Field(default_factory=dict)
     metric_prefix: str = "sft"
 
 
@@ -143,6 +146,7 @@ def run(job: SFTJob) -> None:
         SameWeightsOnEveryRank,
         resumable_checkpoint,
     )
+    from llm_pipeline.training.models import model_init_kwargs
     from llm_pipeline.training.tracking import MlflowMetricsCallback
 
     arguments = SFTConfig(
@@ -152,7 +156,9 @@ def run(job: SFTJob) -> None:
     tokenizer = AutoTokenizer.from_pretrained(start)
     if arguments.assistant_only_loss:
         mark_assistant_turns(tokenizer)
-    model = AutoModelForCausalLM.from_pretrained(start)
+    model = AutoModelForCausalLM.from_pretrained(
+        start, **model_init_kwargs(job.model_init_kwargs, "finetune")
+    )
     if arguments.packing or arguments.padding_free:
         use_packed_sdpa(model)
     train = read_conversations(job.train_file)
@@ -175,10 +181,10 @@ def run(job: SFTJob) -> None:
     trainable, total = count_parameters(trainer.model)
     logger.info("Trainable parameters: %d of %d (%s)", trainable, total, job.method)
     trainer.train(resume_from_checkpoint=resumable_checkpoint(job.checkpoint_dir))
-    if job.method == "lora":
-        # Later stages and the registry get a plain model: the adapter folded into the weights.
-        trainer.model = trainer.model.merge_and_unload()
-    save_model_folder(trainer, tokenizer, job, job.output_dir)
+    # Later stages and the registry get a plain model: LoRA's adapters are folded into the
+    # starting model loaded anew in fp32 (right also when it trained sharded or in 4 bits).
+    merge_into = start if job.method == "lora" else None
+    save_model_folder(trainer, tokenizer, job, job.output_dir, merge_into=merge_into)
 
 
 @record_errors
