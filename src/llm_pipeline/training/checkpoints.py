@@ -140,7 +140,33 @@ class CompleteCheckpoints(TrainerCallback):
 
 class SameWeightsOnEveryRank(TrainerCallback):
     """At the end, every rank hashes its parameters; rank 0 records the hashes in the training
-    log, and any difference between ranks fails the run (data-parallel replicas must agree)."""
+    log, and any difference between ranks fails the run (data-parallel replicas must agree).
+    Under FSDP, where each rank holds its shard instead, rank 0 logs how many parameter tensors
+    are sharded when training starts."""
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if model is None or not args.fsdp or not state.is_world_process_zero:
+            return
+        from torch.distributed.tensor import DTensor
+
+        parameters = list(model.parameters())
+        sharded = sum(isinstance(parameter, DTensor) for parameter in parameters)
+        if sharded:
+            logger.info(
+                "FSDP: %d of %d parameter tensors sharded across %d ranks",
+                sharded,
+                len(parameters),
+                args.world_size,
+            )
+        else:
+            # accelerate turns FSDP on for GPUs (and other accelerators) only: on CPUs the
+            # Trainer quietly trains data-parallel, every rank holding the whole model.
+            logger.warning(
+                "FSDP was asked for (fsdp: %s) but no parameter is sharded: accelerate shards "
+                "on GPUs only, so the %d ranks train data-parallel, each holding the whole model",
+                args.fsdp,
+                args.world_size,
+            )
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         if model is None or args.fsdp or args.deepspeed:

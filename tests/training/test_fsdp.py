@@ -1,0 +1,125 @@
+"""FSDP2 on CPUs. The Trainer shards only on GPUs (accelerate turns FSDP on for accelerators
+alone): asked for FSDP on a CPU it trains data-parallel and the run says so. What FSDP2 itself
+does to this project's models is tested on a CPU mesh with gloo, as accelerate drives it on
+GPUs: two processes shard a LoRA model with ``fully_shard``, train a step, gather the full
+state dict, save the adapter and fold it into the starting model, and end with the weights of
+one process that trained on the whole batch."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from support import build_tiny_model, launch_config, saved_weights
+
+from llm_pipeline.training.launch import launch
+from llm_pipeline.training.models import merge_adapter_folder
+
+pytestmark = pytest.mark.slow
+
+LORA = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+
+
+def conversations(path: Path) -> Path:
+    rows = [
+        [
+            {"role": "user", "content": f"Where is my order {number}?"},
+            {"role": "assistant", "content": f"Order {number} ships on day {number % 5 + 1}."},
+        ]
+        for number in range(24)
+    ]
+    path.write_text("".join(json.dumps({"messages": row}) + "\n" for row in rows))
+    return path
+
+
+def test_fsdp_asked_for_on_cpus_trains_data_parallel_and_says_so(tmp_path, caplog):
+    base = build_tiny_model(tmp_path / "base")
+    job = {
+        "train_file": conversations(tmp_path / "conversations.jsonl"),
+        "model_dir": base,
+        "output_dir": tmp_path / "out",
+        "checkpoint_dir": tmp_path / "checkpoints",
+        "method": "lora",
+        "lora": LORA,
+        "sft": {
+            "max_steps": 2,
+            "per_device_train_batch_size": 4,
+            "max_length": 96,
+            "logging_steps": 1,
+            "save_strategy": "no",
+            "seed": 3,
+            "packing": False,
+            "fsdp": "full_shard",
+            "fsdp_config": {"version": 2},
+        },
+    }
+    with caplog.at_level(logging.INFO, logger="llm_pipeline.training.launch"):
+        launch("llm_pipeline.training.sft", job, launch_config(nproc_per_node=2), tmp_path / "j")
+    assert "accelerate shards on GPUs only, so the 2 ranks train data-parallel" in caplog.text
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def lora_model(base: Path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)  # the same adapters on every process
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    return get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **LORA))
+
+
+def global_batch() -> torch.Tensor:
+    return torch.randint(0, 200, (4, 16), generator=torch.Generator().manual_seed(1))
+
+
+def train_one_step(model, batch: torch.Tensor) -> None:
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    model(input_ids=batch, labels=batch).loss.backward()
+    optimizer.step()
+
+
+def _fsdp2_rank(rank: int, base: str, output: str, store: str) -> None:
+    import torch.distributed as dist
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import DTensor
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    mesh = init_device_mesh("cpu", (2,))
+    model = lora_model(Path(base))
+    for layer in model.base_model.model.model.layers:
+        fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    shards = [p for p in model.parameters() if isinstance(p, DTensor)]
+    assert len(shards) == len(list(model.parameters()))
+    assert sum(p.to_local().numel() for p in shards) < sum(p.numel() for p in shards)
+    train_one_step(model, global_batch()[rank::2])  # half the batch each
+    state = get_model_state_dict(
+        model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+    )
+    if rank == 0:
+        model.save_pretrained(output, state_dict=state)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def test_fsdp2_shards_trains_gathers_and_merges_like_one_process(tmp_path):
+    base = build_tiny_model(tmp_path / "base")
+    sharded, whole = tmp_path / "sharded", tmp_path / "whole"
+    mp.spawn(_fsdp2_rank, args=(str(base), str(sharded), str(tmp_path / "store")), nprocs=2)
+    model = lora_model(base)
+    train_one_step(model, global_batch())
+    model.save_pretrained(whole)
+
+    for folder in (sharded, whole):
+        merge_adapter_folder(folder, base)
+    merged, expected, start = (saved_weights(path) for path in (sharded, whole, base))
+    assert merged.keys() == expected.keys()
+    assert max((merged[name] - expected[name]).abs().max().item() for name in merged) < 1e-5
+    changed = [name for name in merged if not merged[name].equal(start[name])]
+    assert changed and all("q_proj" in name or "v_proj" in name for name in changed)
