@@ -226,3 +226,106 @@ def test_a_node_rank_beyond_the_machines_is_refused(monkeypatch):
     slurm(monkeypatch)
     with pytest.raises(ValueError, match="node_rank is 4 on 4 machine"):
         placement(launch_config(node_rank=4))
+
+
+def docs_example(language: str, marker: str) -> str:
+    """The code block of docs/team-and-cluster.md in ``language`` that contains ``marker``."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "team-and-cluster.md").read_text()
+    blocks = re.findall(rf"```{language}\n(.*?)```", text, re.S)
+    found = [block for block in blocks if marker in block]
+    assert len(found) == 1, f"one {language} block with {marker!r} in the docs"
+    return found[0]
+
+
+def params_of(command: str) -> dict:
+    """The launch parameters a documented `kedro run ... --params a=b,c=d` gives."""
+    import re
+
+    pairs = re.search(r"--params[ ,]+([^\s\]']+)", command)[1].split(",")
+    launch = {}
+    for pair in pairs:
+        key, value = pair.split("=", 1)
+        assert key.startswith("launch."), key
+        launch[key.removeprefix("launch.")] = value
+    return launch
+
+
+def documented_launch(command: str) -> LaunchConfig:
+    return launch_config(**params_of(command))
+
+
+def assert_torchrun_gets(config: LaunchConfig, nodes: int, rank: int, gpus: int, endpoint: str):
+    arguments = torchrun_arguments(config, rdzv_id="x")
+    for expected in (
+        f"--nnodes={nodes}",
+        f"--node-rank={rank}",
+        f"--nproc-per-node={gpus}",
+        f"--rdzv-endpoint={endpoint}",
+    ):
+        assert expected in arguments
+
+
+def test_the_documented_slurm_script_gives_its_nodes_and_gpus(monkeypatch):
+    """The docs' sbatch script, as srun starts it on the second of its nodes."""
+    import re
+
+    script = docs_example("bash", "#SBATCH")
+    nodes = int(re.search(r"--nodes=(\d+)", script)[1])
+    gpus = int(re.search(r"--gpus-per-node=(\d+)", script)[1])
+    scheduled(
+        monkeypatch,
+        SLURM_JOB_ID="31337",
+        SLURM_NNODES=str(nodes),
+        SLURM_NODEID="1",
+        SLURM_JOB_NODELIST=f"node[01-{nodes:02d}]",
+        SLURM_GPUS_ON_NODE=str(gpus),
+    )
+    config = documented_launch(script)
+    assert config.checkpoint_root is not None  # several machines need the shared root
+    assert_torchrun_gets(config, nodes, 1, gpus, "node01:29500")
+    assert placement(config).job_id == "31337"
+
+
+def test_the_documented_kubeflow_trainjob_gives_its_nodes_and_gpus(monkeypatch):
+    """The docs' TrainJob: Trainer v2's torch runtime sets PET_* from numNodes and the GPUs."""
+    import re
+
+    import yaml
+
+    job = yaml.safe_load(docs_example("yaml", "kind: TrainJob"))
+    trainer = job["spec"]["trainer"]
+    nodes, gpus = trainer["numNodes"], trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"]
+    scheduled(
+        monkeypatch,
+        PET_NNODES=str(nodes),
+        PET_NODE_RANK="1",
+        PET_NPROC_PER_NODE=str(gpus),
+        PET_MASTER_ADDR="llm-pipeline-align-node-0-0.llm-pipeline-align",
+        PET_MASTER_PORT="29400",
+    )
+    config = documented_launch(" ".join(trainer["command"]))
+    assert_torchrun_gets(
+        config, nodes, 1, gpus, "llm-pipeline-align-node-0-0.llm-pipeline-align:29400"
+    )
+    assert re.fullmatch(r"kedro run --pipeline align --params \S+", " ".join(trainer["command"]))
+
+
+def test_the_documented_skypilot_task_gives_its_nodes_and_gpus(monkeypatch):
+    import yaml
+
+    task = yaml.safe_load(docs_example("yaml", "num_nodes:"))
+    nodes = task["num_nodes"]
+    gpus = int(task["resources"]["accelerators"].split(":")[1])
+    scheduled(
+        monkeypatch,
+        SKYPILOT_NUM_NODES=str(nodes),
+        SKYPILOT_NODE_RANK="0",
+        SKYPILOT_NODE_IPS="10.0.0.5\n10.0.0.6\n",
+        SKYPILOT_NUM_GPUS_PER_NODE=str(gpus),
+        SKYPILOT_TASK_ID="sky-2026-12-05-llm",
+    )
+    config = documented_launch(task["run"])
+    assert_torchrun_gets(config, nodes, 0, gpus, "10.0.0.5:29500")

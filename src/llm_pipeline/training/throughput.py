@@ -18,18 +18,32 @@ from transformers import TrainerCallback
 
 logger = logging.getLogger(__name__)
 
-# Dense bf16/fp16 tensor-core peaks from the vendors' data sheets; matched against the name
-# torch.cuda reports, most specific first.
+# Dense (not sparse) bf16 tensor-core peaks per GPU from the vendors' data sheets, matched
+# against the name torch.cuda reports ("NVIDIA H100 80GB HBM3", "NVIDIA L40S"), the first that
+# is in it: a name inside another comes after it (H100 NVL and PCIe before H100, A100 before A10,
+# L40S and L40 before L4). The A10G is AWS's A10: NVIDIA publishes the A10's figure only.
+# docs/training.md has this table; tests/training/test_throughput.py keeps them equal.
 PEAK_FLOPS_BY_GPU_NAME = (
+    ("B200", 2250e12),
+    ("H200 NVL", 835e12),
+    ("H200", 989e12),
+    ("H100 NVL", 835e12),
     ("H100 PCIe", 756e12),
     ("H100", 989e12),
-    ("H200", 989e12),
     ("A100", 312e12),
+    ("A10G", 125e12),
+    ("A10", 125e12),
     ("L40S", 362e12),
+    ("L40", 181e12),
     ("L4", 121e12),
     ("V100", 125e12),
     ("T4", 65e12),
 )
+
+
+def peak_flops_for(name: str) -> float | None:
+    """The dense bf16 peak of the GPU that torch.cuda calls ``name``, if it is a known one."""
+    return next((peak for known, peak in PEAK_FLOPS_BY_GPU_NAME if known in name), None)
 
 
 def default_peak_flops() -> float | None:
@@ -38,8 +52,7 @@ def default_peak_flops() -> float | None:
 
     if not torch.cuda.is_available():
         return None
-    name = torch.cuda.get_device_name()
-    return next((peak for known, peak in PEAK_FLOPS_BY_GPU_NAME if known in name), None)
+    return peak_flops_for(torch.cuda.get_device_name())
 
 
 def model_flops_per_token(model: Any, sequence_length: int) -> float:
