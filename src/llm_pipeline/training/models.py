@@ -36,16 +36,17 @@ def adapter_base_model(folder: Path | str) -> str:
     return base
 
 
-def load_causal_lm(folder: Path | str, trainable: bool = False) -> Any:
+def load_causal_lm(folder: Path | str, trainable: bool = False, **load: Any) -> Any:
     """The causal language model in ``folder``; an adapter folder comes with its base model,
-    its adapter ``trainable`` or frozen."""
+    its adapter ``trainable`` or frozen. ``load`` goes to ``from_pretrained`` (the base's, for
+    an adapter): ``inference_placement()`` for a model that only answers."""
     from transformers import AutoModelForCausalLM
 
     if not is_adapter_folder(folder):
-        return AutoModelForCausalLM.from_pretrained(str(folder))
+        return AutoModelForCausalLM.from_pretrained(str(folder), **load)
     from peft import PeftModel
 
-    base = AutoModelForCausalLM.from_pretrained(adapter_base_model(folder))
+    base = AutoModelForCausalLM.from_pretrained(adapter_base_model(folder), **load)
     model = PeftModel.from_pretrained(base, str(folder))
     if trainable:
         # PEFT refuses ``is_trainable`` for a saved soft prompt; its embedding is the one part
@@ -127,3 +128,17 @@ def merge_adapter_folder(folder: Path, base: Path | str) -> None:
     for name in ("adapter_model.safetensors", "adapter_model.bin", "adapter_config.json"):
         (Path(folder) / name).unlink(missing_ok=True)
     merged.save_pretrained(str(folder))
+
+
+def inference_placement() -> dict[str, Any]:
+    """``from_pretrained``'s arguments for a model that only answers (evaluation, feedback): on
+    GPUs its layers spread over them (``device_map="auto"``) in bf16 (fp16 where there is no
+    bf16), half the memory of fp32 and the GPUs' own speed; on a CPU nothing (fp32, where
+    ``inference_precision`` adds bf16 autocast on CPUs with bf16 units). Inputs go to
+    ``model.device``."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"device_map": "auto", "dtype": dtype}

@@ -92,3 +92,27 @@ def test_the_evaluate_nodes_load_each_model_folder_once(
     evaluate_models(validation, tiny, other, tiny, other, tiny, no_index, params, RETRIEVAL_OFF)
     score_prompt_variants(validation, other, no_index, params, RETRIEVAL_OFF)
     assert models.loads == 2
+
+
+def test_on_gpus_models_that_only_answer_spread_over_them_in_bf16(monkeypatch):
+    import torch
+
+    from llm_pipeline.training.models import inference_placement
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert inference_placement() == {}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert inference_placement() == {"device_map": "auto", "dtype": torch.bfloat16}
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert inference_placement()["dtype"] == torch.float16
+
+
+def test_the_placement_reaches_the_loaded_model(tiny_model_dir, monkeypatch):
+    """What ``inference_placement`` says is how the store loads (bf16 here, on the CPU, as on a
+    GPU without ``device_map``); answers then come from inputs put on the model's device."""
+    import torch
+
+    monkeypatch.setattr(loaded_models, "inference_placement", lambda: {"dtype": torch.bfloat16})
+    model = LoadedModels().causal_lm(tiny_model_dir)
+    assert next(model.parameters()).dtype == torch.bfloat16

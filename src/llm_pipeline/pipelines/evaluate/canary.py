@@ -98,7 +98,7 @@ def canary_exposure(model: Any, tokenizer: Any, config: CanaryConfig) -> dict[st
     true_score = scores[0]
     # Ties count against the secret: a model that cannot tell them apart has not memorised it.
     rank = 1 + sum(score >= true_score for score in scores[1:])
-    ids = tokenizer(config.prefix, add_special_tokens=False, return_tensors="pt")
+    ids = tokenizer(config.prefix, add_special_tokens=False, return_tensors="pt").to(model.device)
     with torch.no_grad():
         output = model.generate(
             **ids,

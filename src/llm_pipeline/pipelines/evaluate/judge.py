@@ -367,8 +367,8 @@ def _local_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     model = MODELS.causal_lm(config.model)
-    digits = torch.tensor(single)
-    values = torch.arange(1, 6, dtype=torch.float32)
+    digits = torch.tensor(single, device=model.device)
+    values = torch.arange(1, 6, dtype=torch.float32, device=model.device)
 
     def score(requests: list[JudgeRequest]) -> tuple[list[float | None], list[str]]:
         found: list[float | None] = []
@@ -379,7 +379,9 @@ def _local_scorer(config: JudgeConfig) -> Scorer | dict[str, Any]:
                 )
                 for request in requests[start : start + config.batch_size]
             ]
-            batch = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
+            batch = tokenizer(
+                texts, add_special_tokens=False, padding=True, return_tensors="pt"
+            ).to(model.device)
             # Positions count from each prompt's first real token, so a score does not depend on
             # how much padding its batch neighbours add.
             positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)

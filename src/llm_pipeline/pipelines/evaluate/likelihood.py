@@ -27,6 +27,8 @@ def summed_nlls(
     from llm_pipeline.training.jobs import batches_by_length
 
     filler = 0 if pad is None else pad
+    # Where the model's first weights are (the inputs' device under device_map="auto").
+    device = next(model.parameters()).device
     keeps = accepts_logits_to_keep(model)
     nlls: list[float] = [0.0] * len(sequences)
     counts: list[int] = [0] * len(sequences)
@@ -38,6 +40,7 @@ def summed_nlls(
         attention = (
             torch.arange(width)[None, :] < torch.tensor([len(ids) for ids, _ in batch])[:, None]
         ).long()
+        input_ids, labels, attention = (t.to(device) for t in (input_ids, labels, attention))
         # The first token any row scores; its prediction is at the position before it.
         first = max(1, min((_first_labelled(lab) for _, lab in batch), default=1))
         with torch.no_grad():

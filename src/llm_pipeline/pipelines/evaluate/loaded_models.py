@@ -16,7 +16,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from llm_pipeline.training.models import adapter_base_model, is_adapter_folder
+from llm_pipeline.training.models import (
+    adapter_base_model,
+    inference_placement,
+    is_adapter_folder,
+)
 
 
 def _fingerprint(folder: Path) -> tuple:
@@ -59,7 +63,7 @@ class LoadedModels:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key][0]
-            model = load_causal_lm(path).eval()
+            model = load_causal_lm(path, **inference_placement()).eval()
             self.loads += 1
             size = _parameter_bytes(model)
             # Anything older of the same folder is stale: its files changed.

@@ -124,7 +124,7 @@ def generate_answers(model: Any, tokenizer: Any, prompts: list[str], params: dic
             add_special_tokens=False,
             return_tensors="pt",
             padding=True,
-        )
+        ).to(model.device)
         with torch.no_grad():
             output = model.generate(
                 **batch,
@@ -615,10 +615,13 @@ def reward_model_scores(
     """The reward model's score of each model's answers to the same prompts."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from llm_pipeline.training.models import inference_placement
     from llm_pipeline.training.reward import score_conversations
 
     tokenizer = AutoTokenizer.from_pretrained(str(reward_model.path))
-    model = AutoModelForSequenceClassification.from_pretrained(str(reward_model.path)).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(reward_model.path), **inference_placement()
+    ).eval()
     scores = {}
     for name, texts in answers.items():
         conversations = [

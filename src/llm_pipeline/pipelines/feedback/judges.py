@@ -85,10 +85,13 @@ def judge_with_reward_model(
     """The reward model's score of every answer after its chat-formatted prompt."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from llm_pipeline.training.models import inference_placement
     from llm_pipeline.training.reward import score_conversations
 
     reward_dir = Path(reward_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(str(reward_dir)).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(reward_dir), **inference_placement()
+    ).eval()
     if model.config.num_labels != 1:
         raise ValueError(
             f"{reward_dir} is a classifier with {model.config.num_labels} labels; a reward model "
@@ -132,7 +135,7 @@ def judge_with_principles(
     against ``principles`` (module docstring)."""
     from transformers import AutoTokenizer
 
-    from llm_pipeline.training.models import load_causal_lm
+    from llm_pipeline.training.models import inference_placement, load_causal_lm
 
     judge_dir = Path(judge_dir)
     if not principles:
@@ -142,7 +145,7 @@ def judge_with_principles(
             "reward_model."
         )
     tokenizer = AutoTokenizer.from_pretrained(str(judge_dir))
-    model = load_causal_lm(judge_dir).eval()
+    model = load_causal_lm(judge_dir, **inference_placement()).eval()
     choice_ids = choice_token_ids(tokenizer, judge_dir)
     pairs = [
         (row, i, j)
@@ -215,13 +218,14 @@ def choice_margins(
             return_tensors="pt",
             padding=True,
             padding_side="right",
-        )
+        ).to(model.device)
         width = batch["input_ids"].shape[1]
         with torch.inference_mode():
             # A prompt-tuned judge puts its soft prompt's positions first: keep the text's.
             logits = model(**batch).logits[:, -width:].float()
         last = batch["attention_mask"].sum(dim=1) - 1
-        log_probs = torch.log_softmax(logits[torch.arange(len(last)), last], dim=-1)
+        rows = torch.arange(len(last), device=last.device)
+        log_probs = torch.log_softmax(logits[rows, last], dim=-1)
         margins += (log_probs[:, choice_ids[0]] - log_probs[:, choice_ids[1]]).tolist()
     return margins
 

@@ -51,13 +51,13 @@ def sample_answers(
     import torch
     from transformers import AutoTokenizer
 
-    from llm_pipeline.training.models import load_causal_lm
+    from llm_pipeline.training.models import inference_placement, load_causal_lm
 
     if n < 1:
         raise ValueError(f"answers per prompt is {n}; it must be at least 1.")
     config = GenerationConfig.model_validate(generation_params)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    model = load_causal_lm(model_dir).eval()
+    model = load_causal_lm(model_dir, **inference_placement()).eval()
     texts = [
         tokenizer.apply_chat_template(chat_turns(p), tokenize=False, add_generation_prompt=True)
         for p in prompts
@@ -81,6 +81,7 @@ def _sample_batch(
     tokenizer = copy.copy(tokenizer)
     tokenizer.padding_side = "left"
     batch = tokenizer(texts, add_special_tokens=False, return_tensors="pt", padding=True)
+    batch = batch.to(model.device)
     with torch.inference_mode():
         output = model.generate(
             **batch,
