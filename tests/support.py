@@ -331,3 +331,13 @@ def failing_after(seconds: int) -> Iterator[None]:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def job_module(tmp_path: Path, monkeypatch: Any, name: str, source: str) -> str:
+    """A worker module written into ``tmp_path``, importable by the workers torchrun starts
+    (and, after ``monkeypatch.syspath_prepend``, by the test)."""
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    )
+    return name

@@ -12,9 +12,7 @@ import logging
 from pathlib import Path
 
 import pytest
-import torch
-import torch.multiprocessing as mp
-from support import build_tiny_model, launch_config, saved_weights
+from support import build_tiny_model, job_module, launch_config, saved_weights
 
 from llm_pipeline.training.launch import launch
 from llm_pipeline.training.models import merge_adapter_folder
@@ -63,7 +61,17 @@ def test_fsdp_asked_for_on_cpus_trains_data_parallel_and_says_so(tmp_path, caplo
     assert (tmp_path / "out" / "model.safetensors").is_file()
 
 
-def lora_model(base: Path):
+# The worker, and the helpers the test's one-process run shares with it.
+FSDP2_LORA = """
+import argparse
+from pathlib import Path
+
+import torch
+
+LORA = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+
+
+def lora_model(base):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
@@ -72,26 +80,31 @@ def lora_model(base: Path):
     return get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **LORA))
 
 
-def global_batch() -> torch.Tensor:
+def global_batch():
     return torch.randint(0, 200, (4, 16), generator=torch.Generator().manual_seed(1))
 
 
-def train_one_step(model, batch: torch.Tensor) -> None:
+def train_one_step(model, batch):
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
     model(input_ids=batch, labels=batch).loss.backward()
     optimizer.step()
 
 
-def _fsdp2_rank(rank: int, base: str, output: str, store: str) -> None:
+def main():
     import torch.distributed as dist
+    import yaml
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
     from torch.distributed.tensor import DTensor
 
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
-    mesh = init_device_mesh("cpu", (2,))
-    model = lora_model(Path(base))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", type=Path)
+    job = yaml.safe_load(parser.parse_args().config.read_text())
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    mesh = init_device_mesh("cpu", (dist.get_world_size(),))
+    model = lora_model(job["base"])
     for layer in model.base_model.model.model.layers:
         fully_shard(layer, mesh=mesh)
     fully_shard(model, mesh=mesh)
@@ -103,17 +116,28 @@ def _fsdp2_rank(rank: int, base: str, output: str, store: str) -> None:
         model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
     )
     if rank == 0:
-        model.save_pretrained(output, state_dict=state)
+        model.save_pretrained(job["output"], state_dict=state)
     dist.barrier()
     dist.destroy_process_group()
 
 
-def test_fsdp2_shards_trains_gathers_and_merges_like_one_process(tmp_path):
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_fsdp2_shards_trains_gathers_and_merges_like_one_process(tmp_path, monkeypatch):
+    import importlib
+
     base = build_tiny_model(tmp_path / "base")
     sharded, whole = tmp_path / "sharded", tmp_path / "whole"
-    mp.spawn(_fsdp2_rank, args=(str(base), str(sharded), str(tmp_path / "store")), nprocs=2)
-    model = lora_model(base)
-    train_one_step(model, global_batch())
+    module = job_module(tmp_path, monkeypatch, "fsdp2_lora", FSDP2_LORA)
+    job = {"base": str(base), "output": str(sharded)}
+    launch(module, job, launch_config(nproc_per_node=2), tmp_path / "job")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    worker = importlib.import_module(module)
+    model = worker.lora_model(base)
+    worker.train_one_step(model, worker.global_batch())
     model.save_pretrained(whole)
 
     for folder in (sharded, whole):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
 
 import pytest
 from pydantic import ValidationError
-from support import free_port, launch_config, parameters_of
+from support import free_port, job_module, launch_config, parameters_of
 
 from llm_pipeline.training.launch import (
     LaunchConfig,
@@ -118,15 +117,6 @@ dist.all_reduce(total)
 dist.destroy_process_group()
 """
 )
-
-
-def job_module(tmp_path, monkeypatch, name: str, source: str) -> str:
-    """A worker module written into ``tmp_path``, importable by the workers torchrun starts."""
-    (tmp_path / f"{name}.py").write_text(source)
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
-    )
-    return name
 
 
 def test_an_exception_on_one_rank_is_reported_from_torchs_error_files(tmp_path, monkeypatch):

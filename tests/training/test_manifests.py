@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from safetensors.torch import save_file
-from support import launch_config
+from support import job_module, launch_config
 
 from llm_pipeline.torchrun_jobs import job_fingerprint
 from llm_pipeline.training import manifests
-from llm_pipeline.training.checkpoints import MARKER_FILE, shared_manifest
+from llm_pipeline.training.checkpoints import MARKER_FILE
+from llm_pipeline.training.launch import launch
 from llm_pipeline.training.manifests import (
     facts_problem,
     file_facts,
@@ -111,32 +110,44 @@ def test_the_fingerprint_of_a_job_follows_its_model_s_tensors(tmp_path):
     assert job_fingerprint("llm_pipeline.training.dpo", job, {}, config) != first
 
 
-def _hash_a_share(rank: int, folder: str, store: str, results: str) -> None:
-    os.environ["LLM_PIPELINE_DIGEST"] = "full"
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
-    hashed: list[str] = []
-    real = manifests.file_facts
+# Each worker hashes its share of the folder that the job names, counting what it hashed.
+HASH_A_SHARE = """
+import argparse, json, sys
+from pathlib import Path
+import torch.distributed as dist
+import yaml
+from llm_pipeline.training import manifests
+from llm_pipeline.training.checkpoints import shared_manifest
 
-    def counting(path: Path, mode: str) -> dict:
-        hashed.append(path.name)
-        return real(path, mode)
+parser = argparse.ArgumentParser()
+parser.add_argument("--config", type=Path)
+job = yaml.safe_load(parser.parse_args().config.read_text())
+dist.init_process_group("gloo")
+hashed = []
+real = manifests.file_facts
 
-    manifests.file_facts = counting
-    manifest = shared_manifest(Path(folder))
-    Path(results, f"rank{rank}.json").write_text(
-        json.dumps({"manifest": manifest, "hashed": hashed})
-    )
-    dist.destroy_process_group()
+def counting(path, mode):
+    hashed.append(path.name)
+    return real(path, mode)
+
+manifests.file_facts = counting
+manifest = shared_manifest(Path(job["folder"]))
+result = {"manifest": manifest, "hashed": hashed}
+Path(job["results"], f"rank{dist.get_rank()}.json").write_text(json.dumps(result))
+dist.destroy_process_group()
+"""
 
 
-def test_full_digests_of_a_checkpoint_are_shared_out_between_the_ranks(tmp_path):
+def test_full_digests_of_a_checkpoint_are_shared_out_between_the_ranks(tmp_path, monkeypatch):
     folder = tmp_path / "checkpoint-4"
     folder.mkdir()
     for name in ("model.safetensors", "optimizer.pt", "rng_state_0.pth", "rng_state_1.pth"):
         (folder / name).write_bytes(os.urandom(1000 + len(name)))
     results = tmp_path / "results"
     results.mkdir()
-    mp.spawn(_hash_a_share, args=(str(folder), str(tmp_path / "store"), str(results)), nprocs=2)
+    module = job_module(tmp_path, monkeypatch, "hash_a_share", HASH_A_SHARE)
+    job = {"folder": str(folder), "results": str(results)}
+    launch(module, job, launch_config(nproc_per_node=2, digest="full"), tmp_path / "job")
     ranks = [json.loads((results / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     expected = folder_manifest(folder, MARKER_FILE, mode="full")
     assert ranks[0]["manifest"] == ranks[1]["manifest"] == expected

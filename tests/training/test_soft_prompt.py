@@ -44,6 +44,9 @@ def test_dpo_trains_only_the_soft_prompt_and_saves_a_soft_prompt(soft_prompt, tm
         checkpoint_dir=tmp_path / "checkpoints",
         dpo={"max_steps": 4, "per_device_train_batch_size": 8, "learning_rate": 0.1,
              "save_strategy": "no", "logging_steps": 1, "disable_tqdm": True},
+        # As the align stage passes them (conf/base): fp32, the library's attention.
+        model_init_kwargs={"dtype": "float32", "attn_implementation": None,
+                           "quantization_config": None},
     )  # fmt: skip
     base_weights = load_file(base / "model.safetensors")
     dpo.run(job)

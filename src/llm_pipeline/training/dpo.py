@@ -111,20 +111,25 @@ def run(job: DPOJob) -> None:
     from llm_pipeline.training.tracking import MlflowMetricsCallback
 
     soft_prompt = is_adapter_folder(job.model_dir)
-    if soft_prompt and (job.lora or job.model_init_kwargs):
+    init = model_init_kwargs(job.model_init_kwargs, "align")
+    if soft_prompt and (job.lora or "quantization_config" in init):
         raise ValueError(
-            "A soft prompt (finetune.method: prompt_tuning) trains further as a soft prompt: "
-            "remove align.lora and align.model_init_kwargs."
+            "A soft prompt (finetune.method: prompt_tuning) trains further as a soft prompt on "
+            "its full-precision base: set align.lora and align.model_init_kwargs."
+            "quantization_config to null."
         )
     fields = {**trainer_defaults(), **checked_fields(DPOConfig, job.dpo, "dpo")}
     if not soft_prompt:
-        fields["model_init_kwargs"] = model_init_kwargs(job.model_init_kwargs, "align")
+        fields["model_init_kwargs"] = init
     arguments = DPOConfig(output_dir=str(job.checkpoint_dir), report_to="none", **fields)
     tokenizer = AutoTokenizer.from_pretrained(str(job.model_dir))
     # A soft prompt trains further as itself: TRL keeps a frozen copy of the adapter as the
     # reference. A plain model is loaded by TRL from its folder; its reference is the model
     # with its LoRA adapters disabled, or without LoRA a frozen copy TRL loads alike.
-    model = load_causal_lm(job.model_dir, trainable=True) if soft_prompt else str(job.model_dir)
+    if soft_prompt:
+        model = load_causal_lm(job.model_dir, trainable=True, **init)
+    else:
+        model = str(job.model_dir)
     lora = lora_config(job.lora, "align.lora")
     train = read_preference_pairs(job.train_file)
     evaluation = read_preference_pairs(job.eval_file) if job.eval_file else None

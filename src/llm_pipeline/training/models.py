@@ -103,10 +103,14 @@ def model_init_kwargs(fields: dict[str, Any], section: str) -> dict[str, Any]:
             f"Unknown keys under '{section}.model_init_kwargs': {unknown}; "
             f"known: {list(MODEL_INIT_KEYS)}."
         )
+    import torch
+
     kwargs = {
         "dtype": "float32",
         **{key: value for key, value in fields.items() if value is not None},
     }
+    if kwargs["dtype"] != "auto":
+        kwargs["dtype"] = getattr(torch, kwargs["dtype"])
     if isinstance(kwargs.get("quantization_config"), dict):
         from transformers import BitsAndBytesConfig
 
