@@ -153,6 +153,7 @@ FOUND = [
     ("Phone: ", "020 7946 0958 extension 204", ",", "phone"),
     ("Maestro ", "5018 0080 6363", " expires", "card_number"),
     ("Maestro ", "676363170660", ".", "card_number"),
+    ("Card: ", "060408377830", ".", "card_number"),
 ]
 
 ORDINARY = [

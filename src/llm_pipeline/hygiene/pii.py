@@ -305,7 +305,9 @@ _GROUP = re.compile(r"[^ ]+")
 # The lengths of a card number's groups: one group, fours (the last may be shorter), or Amex
 # and Diners (4 6 5, 4 6 4).
 _CARD_GROUPING = re.compile(r"1[2-9]|(?:4 ){2,4}[1-4]|4 6 [45]")
-_MAESTRO = frozenset(("50", *map(str, range(56, 70))))
+# Maestro's prefixes, the only cards of 12 digits: IIN 50 and 56-69, and 0604 (UK Maestro's in
+# older lists, and Faker's).
+_MAESTRO = ("50", *map(str, range(56, 70)), "0604")
 
 
 def _find_numbers(
@@ -514,9 +516,9 @@ def _card_spans(candidate: str, offset: int) -> list[tuple[int, int, str]]:
             if (
                 12 <= len(digits) <= 19
                 # 13 digits: only Visa's old numbers (EAN-13 barcodes are the same length);
-                # 12: only Maestro's (IIN 50, 56-69)
+                # 12: only Maestro's
                 and (len(digits) != 13 or digits[0] == "4")
-                and (len(digits) != 12 or digits[:2] in _MAESTRO)
+                and (len(digits) != 12 or digits.startswith(_MAESTRO))
                 and _CARD_GROUPING.fullmatch(" ".join(map(str, map(len, used))))
                 and digits.count(digits[0]) < len(digits)
                 and luhn_valid(digits)
