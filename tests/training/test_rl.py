@@ -264,3 +264,19 @@ def test_an_interrupted_rl_run_resumes_from_its_last_complete_checkpoint(rl_inpu
     assert_resumes_after_losing_its_last_checkpoint(
         "llm_pipeline.training.rl", spec, rl_inputs["root"] / "jobs", caplog
     )
+
+
+@pytest.mark.slow
+def test_rl_with_lora_moves_only_the_adapted_weights_against_the_model_without_them(rl_inputs):
+    spec = rl_job(rl_inputs, "lora", learning_rate=5e-2)
+    spec["lora"] = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+    launch("llm_pipeline.training.rl", spec, launch_config(), rl_inputs["root"] / "jobs")
+
+    history = json.loads((spec["output_dir"] / "training_log.json").read_text())
+    kl = [entry["kl"] for entry in history if "kl" in entry]
+    # The reference is the policy without its adapters: equal at first, apart once they learn.
+    assert kl[0] == pytest.approx(0.0, abs=1e-6) and kl[-1] > 0
+    assert not (spec["output_dir"] / "adapter_config.json").exists()
+    before, after = saved_weights(rl_inputs["model_dir"]), saved_weights(spec["output_dir"])
+    changed = {name for name in before if not before[name].equal(after[name])}
+    assert changed and all("q_proj" in name or "v_proj" in name for name in changed)

@@ -7,7 +7,10 @@ The policy starts from the fine-tuned model and answers the preference prompts; 
 scored by the trained reward model plus the rule rewards that ``rules`` switches on
 (``training.rewards``), weighted by ``reward_model_weight`` and each rule's ``weight``. A KL
 penalty (``beta`` > 0) against a frozen copy of the fine-tuned model keeps the policy from
-drifting into text that only fools the reward model. ``algorithm`` picks the trainer; keys under
+drifting into text that only fools the reward model; with ``lora`` (``peft.LoraConfig`` fields)
+only adapters train, the reference is the policy with its adapters disabled (no second copy),
+and the adapters are folded into the fine-tuned model when done. ``model_init_kwargs`` is how
+the trainer loads the policy (as for DPO). ``algorithm`` picks the trainer; keys under
 ``grpo:`` are ``trl.GRPOConfig`` fields, under ``rloo:`` ``trl.RLOOConfig`` fields. TRL logs the
 mean reward (``reward``, and ``rewards/<function>/mean`` per function), the KL (``kl``) and the
 completion length (``completions/mean_length``) at every logging step.
@@ -50,6 +53,10 @@ class RLJob(BaseModel):
     rules: RuleRewards = Field(default_factory=RuleRewards)
     grpo: dict[str, Any] = Field(default_factory=dict)
     rloo: dict[str, Any] = Field(default_factory=dict)
+    # peft.LoraConfig fields (task_type is set for you); None: every weight trains.
+    lora: dict[str, Any] | None = None
+    # How the policy is loaded (models.model_init_kwargs).
+    model_init_kwargs: dict[str, Any] = Field(default_factory=dict)
     metric_prefix: str = "rl"
 
 
@@ -130,6 +137,8 @@ def run(job: RLJob) -> None:
         SameWeightsOnEveryRank,
         resumable_checkpoint,
     )
+    from llm_pipeline.training.dpo import lora_config
+    from llm_pipeline.training.models import model_init_kwargs
     from llm_pipeline.training.tracking import MlflowMetricsCallback
 
     refuse_soft_prompt(job.model_dir)
@@ -144,8 +153,10 @@ def run(job: RLJob) -> None:
     arguments = config_class(
         output_dir=str(job.checkpoint_dir),
         report_to="none",
+        model_init_kwargs=model_init_kwargs(job.model_init_kwargs, "align"),
         **rl_arguments(job, config_class, weights),
     )
+    lora = lora_config(job.lora, "align.lora")
     tokenizer = AutoTokenizer.from_pretrained(str(job.model_dir))
     prompts = read_prompts(job.train_file)
     logger.info(
@@ -157,8 +168,10 @@ def run(job: RLJob) -> None:
         weights,
     )
     trainer = trainer_class(
-        # A path: the trainer loads the policy and, from the same folder, its frozen reference.
+        # A path: the trainer loads the policy and, from the same folder, its frozen reference
+        # (none under LoRA: the policy with its adapters disabled).
         model=str(job.model_dir),
+        peft_config=lora,
         reward_funcs=functions,
         args=arguments,
         train_dataset=prompts,
@@ -172,7 +185,8 @@ def run(job: RLJob) -> None:
     )
     reward_model.to(trainer.accelerator.device)
     trainer.train(resume_from_checkpoint=resumable_checkpoint(job.checkpoint_dir))
-    save_model_folder(trainer, tokenizer, job, job.output_dir)
+    merge_into = job.model_dir.resolve() if lora is not None else None
+    save_model_folder(trainer, tokenizer, job, job.output_dir, merge_into=merge_into)
 
 
 @record_errors

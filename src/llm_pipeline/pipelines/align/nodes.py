@@ -108,6 +108,8 @@ def align_model(
         "reward_model_weight": rl["reward_model_weight"],
         "rules": rl["rules"],
         rl["algorithm"]: rl[rl["algorithm"]],
+        "lora": params["lora"],
+        "model_init_kwargs": params["model_init_kwargs"],
     }
     logger.info("Aligning with RLHF (%s) against %s", rl["algorithm"], reward_model.path)
     return run_training_job("llm_pipeline.training.rl", job, tables, launch_params)
