@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from llm_pipeline.training.jobs import (
+    causal_lm_peft_config,
     checked_fields,
     read_job,
     record_errors,
@@ -87,10 +88,7 @@ def lora_config(fields: dict[str, Any] | None, section: str) -> Any:
         return None
     from peft import LoraConfig
 
-    checked_fields(LoraConfig, fields, section)
-    if "task_type" in fields:
-        raise ValueError(f"Remove '{section}.task_type': it is set to CAUSAL_LM for you.")
-    return LoraConfig(task_type="CAUSAL_LM", **fields)
+    return causal_lm_peft_config(LoraConfig, fields, section)
 
 
 def run(job: DPOJob) -> None:

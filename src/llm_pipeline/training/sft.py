@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from llm_pipeline.training.jobs import (
+    causal_lm_peft_config,
     checked_fields,
     read_job,
     record_errors,
@@ -73,10 +74,7 @@ def peft_config(job: SFTJob) -> Any:
         "lora": (LoraConfig, job.lora),
         "prompt_tuning": (PromptTuningConfig, job.prompt_tuning),
     }[job.method]
-    checked_fields(config_class, fields, job.method)
-    if "task_type" in fields:
-        raise ValueError(f"Remove '{job.method}.task_type': fine-tuning sets it to CAUSAL_LM.")
-    return config_class(task_type="CAUSAL_LM", **fields)
+    return causal_lm_peft_config(config_class, fields, job.method)
 
 
 def sft_arguments(job: SFTJob) -> dict[str, Any]:
