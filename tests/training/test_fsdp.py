@@ -3,7 +3,8 @@ alone): asked for FSDP on a CPU it trains data-parallel and the run says so. Wha
 does to this project's models is tested on a CPU mesh with gloo, as accelerate drives it on
 GPUs: two processes shard a LoRA model with ``fully_shard``, train a step, gather the full
 state dict, save the adapter and fold it into the starting model, and end with the weights of
-one process that trained on the whole batch."""
+one process that trained on the whole batch; and RLHF's reward model, placed by the FSDP plugin,
+is sharded and scores as the whole model does."""
 
 from __future__ import annotations
 
@@ -61,12 +62,39 @@ def test_fsdp_asked_for_on_cpus_trains_data_parallel_and_says_so(tmp_path, caplo
     assert (tmp_path / "out" / "model.safetensors").is_file()
 
 
-# The worker, and the helpers the test's one-process run shares with it.
-FSDP2_LORA = """
+# What both workers start with: the job's config read, the gloo process group joined.
+GLOO_JOB = """
 import argparse
 from pathlib import Path
 
 import torch
+
+
+def gloo_job():
+    import torch.distributed as dist
+    import yaml
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", type=Path)
+    job = yaml.safe_load(parser.parse_args().config.read_text())
+    dist.init_process_group("gloo")
+    return job, dist.get_rank()
+"""
+# ... and end with: every rank done, the group left.
+GLOO_END = """
+
+if __name__ == "__main__":
+    import torch.distributed as dist
+
+    main()
+    dist.barrier()
+    dist.destroy_process_group()
+"""
+
+# The worker, and the helpers the test's one-process run shares with it.
+FSDP2_LORA = (
+    GLOO_JOB
+    + """
 
 LORA = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}
 
@@ -92,17 +120,12 @@ def train_one_step(model, batch):
 
 def main():
     import torch.distributed as dist
-    import yaml
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
     from torch.distributed.tensor import DTensor
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--config", type=Path)
-    job = yaml.safe_load(parser.parse_args().config.read_text())
-    dist.init_process_group("gloo")
-    rank = dist.get_rank()
+    job, rank = gloo_job()
     mesh = init_device_mesh("cpu", (dist.get_world_size(),))
     model = lora_model(job["base"])
     for layer in model.base_model.model.model.layers:
@@ -117,13 +140,9 @@ def main():
     )
     if rank == 0:
         model.save_pretrained(job["output"], state_dict=state)
-    dist.barrier()
-    dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    main()
 """
+    + GLOO_END
+)
 
 
 def test_fsdp2_shards_trains_gathers_and_merges_like_one_process(tmp_path, monkeypatch):
@@ -147,3 +166,73 @@ def test_fsdp2_shards_trains_gathers_and_merges_like_one_process(tmp_path, monke
     assert max((merged[name] - expected[name]).abs().max().item() for name in merged) < 1e-5
     changed = [name for name in merged if not merged[name].equal(start[name])]
     assert changed and all("q_proj" in name or "v_proj" in name for name in changed)
+
+
+# An RL run's reward model under FSDP: placed by the trainer's FSDP plugin, as TRL places a
+# reward model of its own, each rank holding a share and scoring its own completions.
+REWARD_FSDP2 = (
+    GLOO_JOB
+    + """
+import copy
+import json
+from types import SimpleNamespace
+
+
+def main():
+    from accelerate.utils import FullyShardedDataParallelPlugin
+    from torch.distributed.tensor import DTensor
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from llm_pipeline.training.reward import score_conversations
+    from llm_pipeline.training.rl import placed_like_trl
+
+    job, rank = gloo_job()
+    torch.manual_seed(0)  # the same scoring head on every rank
+    whole = AutoModelForSequenceClassification.from_pretrained(job["base"], num_labels=1).eval()
+    tokenizer = AutoTokenizer.from_pretrained(job["base"])
+    conversations = [
+        [
+            {"role": "user", "content": f"Where is order {rank}{n}?" + " Please." * n},
+            {"role": "assistant", "content": f"It ships on day {n}."},
+        ]
+        for n in range(5)
+    ]
+    expected = score_conversations(whole, tokenizer, conversations, batch_size=2)
+    trainer = SimpleNamespace(
+        is_deepspeed_enabled=False,
+        is_fsdp_enabled=True,
+        accelerator=SimpleNamespace(
+            state=SimpleNamespace(fsdp_plugin=FullyShardedDataParallelPlugin(fsdp_version=2)),
+            device=torch.device("cpu"),
+        ),
+    )
+    sharded = placed_like_trl(copy.deepcopy(whole), trainer)
+    parameters = list(sharded.parameters())
+    found = {
+        "sharded": all(isinstance(p, DTensor) for p in parameters),
+        "held": sum(p.to_local().numel() for p in parameters),
+        "total": sum(p.numel() for p in parameters),
+        "training": sharded.training,
+        "expected": expected,
+        "scores": score_conversations(sharded, tokenizer, conversations, batch_size=2),
+    }
+    Path(job["output"], f"rank{rank}.json").write_text(json.dumps(found))
+"""
+    + GLOO_END
+)
+
+
+def test_the_rl_reward_model_is_sharded_under_fsdp_and_scores_as_whole(tmp_path, monkeypatch):
+    base = build_tiny_model(tmp_path / "base")
+    output = tmp_path / "scores"
+    output.mkdir()
+    module = job_module(tmp_path, monkeypatch, "fsdp2_reward", REWARD_FSDP2)
+    job = {"base": str(base), "output": str(output)}
+    launch(module, job, launch_config(nproc_per_node=2), tmp_path / "job")
+    ranks = [json.loads((output / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    for found in ranks:
+        assert found["sharded"] and not found["training"]
+        assert found["held"] < 0.6 * found["total"]  # about half each, not the whole model
+        assert found["scores"] == pytest.approx(found["expected"], abs=1e-5)
+    assert ranks[0]["held"] + ranks[1]["held"] >= ranks[0]["total"]
+    assert ranks[0]["scores"] != ranks[1]["scores"]  # each rank scored its own completions

@@ -78,6 +78,23 @@ class RewardModelScore:
         return score_conversations(self.model, self.tokenizer, conversations)
 
 
+def placed_like_trl(model: Any, trainer: Any) -> Any:
+    """The reward model placed as TRL places a reward model of its own (GRPOTrainer): under
+    DeepSpeed ZeRO-3 sharded by DeepSpeed, under FSDP sharded over the ranks by the trainer's
+    FSDP plugin (each rank holds a share, gathered layer by layer for the forward), otherwise
+    whole on the trainer's device; in evaluation mode either way. Every rank scores the same
+    number of completions in the same batches, so the sharded forwards meet."""
+    if trainer.is_deepspeed_enabled:
+        from trl.models import prepare_deepspeed
+
+        return prepare_deepspeed(model, trainer.accelerator)
+    if trainer.is_fsdp_enabled:
+        from trl.models import prepare_fsdp
+
+        return prepare_fsdp(model, trainer.accelerator)
+    return model.to(trainer.accelerator.device).eval()
+
+
 def read_prompts(path: Path) -> Any:
     """The prompts of preference pairs as conversations (a user turn, after the pair's system
     turn when it has one), each once."""
@@ -183,7 +200,7 @@ def run(job: RLJob) -> None:
             SameWeightsOnEveryRank(),
         ],
     )
-    reward_model.to(trainer.accelerator.device)
+    judge.model = placed_like_trl(reward_model, trainer)
     trainer.train(resume_from_checkpoint=resumable_checkpoint(job.checkpoint_dir))
     merge_into = job.model_dir.resolve() if lora is not None else None
     save_model_folder(trainer, tokenizer, job, job.output_dir, merge_into=merge_into)
