@@ -112,19 +112,11 @@ def generate_answers(model: Any, tokenizer: Any, prompts: list[str], params: dic
 
     if not prompts:
         return []
-    # Generation continues from the last prompt token, so pad on the left.
     tokenizer = copy.copy(tokenizer)
     tokenizer.padding_side = "left"
-    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
     answers = [""] * len(prompts)
-    batches = batches_by_length(lengths, params["batch_size"])
-    for rows in tqdm(batches, desc="generate answers", unit=" batches", disable=None):
-        batch = tokenizer(
-            [prompts[index] for index in rows],
-            add_special_tokens=False,
-            return_tensors="pt",
-            padding=True,
-        ).to(model.device)
+    batches = prompt_batches(model, tokenizer, prompts, params["batch_size"])
+    for rows, batch in tqdm(batches, desc="generate answers", unit=" batches", disable=None):
         with torch.no_grad():
             output = model.generate(
                 **batch,
@@ -139,6 +131,25 @@ def generate_answers(model: Any, tokenizer: Any, prompts: list[str], params: dic
         ):
             answers[index] = text.strip()
     return answers
+
+
+def prompt_batches(model: Any, tokenizer: Any, prompts: list[str], batch_size: int) -> list:
+    """(rows, encoded batch on the model's device) for ``prompts`` in batches of similar length
+    (little padding), padded as ``tokenizer`` pads: on the left for generation, which continues
+    from each prompt's last token."""
+    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    return [
+        (
+            rows,
+            tokenizer(
+                [prompts[index] for index in rows],
+                add_special_tokens=False,
+                return_tensors="pt",
+                padding=True,
+            ).to(model.device),
+        )
+        for rows in batches_by_length(lengths, batch_size)
+    ]
 
 
 def answers_and_reference_nlls(
@@ -164,13 +175,7 @@ def answers_and_reference_nlls(
     )["input_ids"]
     reference_ids = [full[len(ids) :] for ids, full in zip(prompt_ids, continued, strict=True)]
     answers, nlls, counts = [""] * len(prompts), [0.0] * len(prompts), [0] * len(prompts)
-    for rows in batches_by_length([len(ids) for ids in prompt_ids], params["batch_size"]):
-        batch = tokenizer(
-            [prompts[index] for index in rows],
-            add_special_tokens=False,
-            return_tensors="pt",
-            padding=True,
-        ).to(model.device)
+    for rows, batch in prompt_batches(model, tokenizer, prompts, params["batch_size"]):
         cache = DynamicCache(config=model.config)
         mask = batch["attention_mask"]
         with torch.no_grad():
