@@ -52,15 +52,24 @@ def summed_nlls(
                 # A prompt-tuned model puts its soft prompt's positions first: keep the text's.
                 logits = model(input_ids=input_ids, attention_mask=attention).logits
                 logits = logits[:, logits.shape[1] - width + first - 1 : -1]
-        targets = labels[:, first:]
-        nll = torch.nn.functional.cross_entropy(
-            logits.transpose(1, 2).float(), targets, ignore_index=IGNORED, reduction="none"
-        )
-        for index, total, count in zip(
-            rows, nll.sum(dim=1).tolist(), (targets != IGNORED).sum(dim=1).tolist(), strict=True
+        for index, (total, count) in zip(
+            rows, labelled_nlls(logits, labels[:, first:]), strict=True
         ):
             nlls[index], counts[index] = total, count
     return nlls, counts
+
+
+def labelled_nlls(logits: Any, labels: Any) -> list[tuple[float, int]]:
+    """Per row, the summed negative log-likelihood of its labelled tokens (``labels[:, i]``
+    predicted by ``logits[:, i]``; ``IGNORED`` not scored) and their count."""
+    import torch
+
+    labels = labels.to(logits.device)
+    nll = torch.nn.functional.cross_entropy(
+        logits.transpose(1, 2).float(), labels, ignore_index=IGNORED, reduction="none"
+    )
+    totals, counts = nll.sum(dim=1).tolist(), (labels != IGNORED).sum(dim=1).tolist()
+    return list(zip(totals, counts, strict=True))
 
 
 def _first_labelled(labels: list[int]) -> int:

@@ -38,7 +38,7 @@ from llm_pipeline.datasets.model_folder import Folder, ModelFolder
 from llm_pipeline.evaluation import statistics
 from llm_pipeline.pipelines.evaluate.canary import CanaryConfig
 from llm_pipeline.pipelines.evaluate.judge import JudgeConfig
-from llm_pipeline.pipelines.evaluate.likelihood import IGNORED, summed_nlls
+from llm_pipeline.pipelines.evaluate.likelihood import IGNORED, labelled_nlls, summed_nlls
 from llm_pipeline.training.jobs import batches_by_length, inference_precision
 
 logger = logging.getLogger(__name__)
@@ -228,13 +228,7 @@ def _continuation_nlls(
     ).logits[:, :-1]
     cache.crop(-width)  # back to the prompt
     # Token 0 is predicted by the prompt's last position, token i by the tail's i - 1.
-    logits = torch.cat([last[:, None].to(logits.dtype), logits], dim=1)
-    labels = labels.to(logits.device)
-    nll = torch.nn.functional.cross_entropy(
-        logits.transpose(1, 2).float(), labels, ignore_index=IGNORED, reduction="none"
-    )
-    totals, found = nll.sum(dim=1).tolist(), (labels != IGNORED).sum(dim=1).tolist()
-    return list(zip(totals, found, strict=True))
+    return labelled_nlls(torch.cat([last[:, None].to(logits.dtype), logits], dim=1), labels)
 
 
 def _greedy(model: Any, cache: Any, mask: Any, last: Any, max_new: int, tokenizer: Any) -> Any:
