@@ -341,3 +341,29 @@ def job_module(tmp_path: Path, monkeypatch: Any, name: str, source: str) -> str:
         "PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
     )
     return name
+
+
+INGEST_PARAMETERS = CONF / "base" / "parameters_ingest.yml"
+
+
+def run_ingest(raw: Path, written: Path, **overrides: object) -> dict:
+    """The ingest pipeline over ``raw`` with conf/base's parameters and ``overrides``: every
+    output, the ones kept on disk (as in the project) read back from ``written``."""
+    import yaml
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.runner import SequentialRunner
+
+    from llm_pipeline.datasets import JSONLinesDataset, RawFolderDataset
+    from llm_pipeline.pipelines.ingest import create_pipeline
+    from llm_pipeline.pipelines.ingest.pipeline import KINDS, SPLITS
+
+    datasets = {f"raw_{kind}": RawFolderDataset(str(raw / kind)) for kind in KINDS}
+    params = {**yaml.safe_load(INGEST_PARAMETERS.read_text())["ingest"], **overrides}
+    datasets["params:ingest"] = MemoryDataset(params)
+    # On disk, as in the project: memory datasets are released once their last reader ran.
+    on_disk = ("quarantine", "ingest_accounting", *(f"ingested_{name}" for name in SPLITS))
+    for name in on_disk:
+        datasets[name] = JSONLinesDataset(str(written / f"{name}.jsonl"))
+    outputs = SequentialRunner().run(create_pipeline(), DataCatalog(datasets=datasets))
+    loaded = {name: dataset.load() for name, dataset in outputs.items()}
+    return {**loaded, **{name: datasets[name].load() for name in on_disk}}

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llm_pipeline.hygiene.near_duplicates import LeakageConfig, NearDuplicateConfig
 from llm_pipeline.hygiene.pii import PiiConfig
+from llm_pipeline.hygiene.ray_engine import RayConfig
 from llm_pipeline.hygiene.readers import ReaderConfig
 from llm_pipeline.pipelines.evaluate.nodes import EvaluationConfig
 from llm_pipeline.pipelines.feedback.nodes import FeedbackConfig
@@ -62,6 +63,8 @@ class LeakageParameters(LeakageConfig):
 class IngestParameters(_Schema):
     strict: bool
     workers: Literal["auto"] | Annotated[int, Field(ge=1)]
+    engine: Literal["local", "ray"]
+    ray: RayConfig
     reader: ReaderConfig
     cleaning: CleaningConfig
     pii: PiiConfig

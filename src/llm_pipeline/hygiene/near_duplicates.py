@@ -407,6 +407,12 @@ def _row_keys(rows: np.ndarray, seed: int) -> np.ndarray:
     return keys
 
 
+def band_keys(signatures: np.ndarray, band: int, rows: int, seed: int) -> np.ndarray:
+    """The LSH key of every signature in ``band`` (its ``rows`` entries from ``band * rows``):
+    rows with equal keys in a band share that band's bucket."""
+    return _row_keys(signatures[:, band * rows : (band + 1) * rows], seed + band)
+
+
 def _identical_representatives(signatures: np.ndarray, seed: int) -> np.ndarray:
     """For every row, the first row with exactly the same signature (often itself)."""
     _, first, inverse = np.unique(
@@ -427,7 +433,7 @@ def _shared_buckets(signatures: np.ndarray, bands: int, rows: int, seed: int) ->
     """(row, ids of the LSH buckets it shares with another row), for rows sharing any."""
     members, bucket_ids, next_id = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], 0
     for band in range(bands if len(signatures) else 0):
-        keys = _row_keys(signatures[:, band * rows : (band + 1) * rows], seed + band)
+        keys = band_keys(signatures, band, rows, seed)
         order = np.argsort(keys, kind="stable")
         run = _runs_of_equal(keys[order])
         shared = np.bincount(run)[run] > 1

@@ -52,13 +52,14 @@ def map_in_order(
     function: Callable[[Any, Task], Result],
     tasks: Iterable[Task],
     shared: Any,
-    workers: int,
+    workers: int | Any,
     *,
     label: str | None = None,
     sizes: Sequence[float] | None = None,
     unit: str = "tasks",
 ) -> list[Result]:
-    """``[function(shared, task) for task in tasks]``, computed by up to ``workers`` processes.
+    """``[function(shared, task) for task in tasks]``, computed by up to ``workers`` processes
+    (or, when ``workers`` is the ``ray`` engine's ``RayWorkers``, by its cluster).
 
     This process is one of them: it takes the next task whenever the others have enough
     queued, so its share of the work costs no copy at all. ``function`` must be a module-level
@@ -66,6 +67,8 @@ def map_in_order(
     on the number of workers. With a ``label``, a progress bar counts each task as its entry in
     ``sizes`` (default 1) ``unit``s, shown only when stderr is a terminal.
     """
+    if not isinstance(workers, int):  # the ``ray`` engine (hygiene/ray_engine.py)
+        return workers.map_in_order(function, tasks, shared, label=label, sizes=sizes, unit=unit)
     tasks = list(tasks)
     weights = [1.0] * len(tasks) if sizes is None else [float(size) for size in sizes]
     if len(weights) != len(tasks):

@@ -8,32 +8,15 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
-import yaml
-from kedro.io import DataCatalog, MemoryDataset
-from kedro.runner import SequentialRunner
-from support import failing_after, release_watch, watch_for_readers
+from support import failing_after, release_watch, run_ingest, watch_for_readers
 
-from llm_pipeline.datasets import JSONLinesDataset, RawFolderDataset
 from llm_pipeline.hygiene import near_duplicates
-from llm_pipeline.pipelines.ingest import create_pipeline, nodes
+from llm_pipeline.pipelines.ingest import nodes
 from llm_pipeline.pipelines.ingest.pipeline import SPLITS
 
 CONF = Path(__file__).resolve().parents[3] / "conf" / "base" / "parameters_ingest.yml"
 KINDS = ("documents", "conversations", "preferences", "validation")
 HTML_PAGES = Path(__file__).resolve().parents[2] / "hygiene" / "html_pages"
-
-
-def run_ingest(raw: Path, written: Path, **overrides: object) -> dict:
-    datasets = {f"raw_{kind}": RawFolderDataset(str(raw / kind)) for kind in KINDS}
-    params = {**yaml.safe_load(CONF.read_text())["ingest"], **overrides}
-    datasets["params:ingest"] = MemoryDataset(params)
-    # On disk, as in the project: memory datasets are released once their last reader ran.
-    on_disk = ("quarantine", "ingest_accounting", *(f"ingested_{name}" for name in SPLITS))
-    for name in on_disk:
-        datasets[name] = JSONLinesDataset(str(written / f"{name}.jsonl"))
-    outputs = SequentialRunner().run(create_pipeline(), DataCatalog(datasets=datasets))
-    loaded = {name: dataset.load() for name, dataset in outputs.items()}
-    return {**loaded, **{name: datasets[name].load() for name in on_disk}}
 
 
 def test_ingest_accounts_for_every_row_and_removes_planted_problems(small_raw_data, tmp_path):

@@ -22,6 +22,8 @@ from llm_pipeline.pipelines.ingest import cleaning
 logger = logging.getLogger(__name__)
 
 RawFiles = dict[str, Callable[[], bytes]]
+# A number of local worker processes, or the ``ray`` engine's RayWorkers.
+Workers = Any
 QUARANTINE_COLUMNS = ["source", "line", "rule", "detail", "record"]
 ROLES = ("system", "user", "assistant")
 KINDS = ("documents", "conversations", "preferences", "validation")
@@ -56,6 +58,18 @@ def quarantine_entry(source: str, line: int, rule: str, detail: str, record: Any
 
 def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
+
+
+def engine_workers(params: dict) -> Workers:
+    """Where the per-row work runs: a number of local processes (``engine: local``, as many as
+    ``workers`` says) or the Ray cluster of ``ray`` (``engine: ray``)."""
+    if params["engine"] == "ray":
+        from llm_pipeline.hygiene import ray_engine
+
+        return ray_engine.connect(params["ray"])
+    if params["engine"] != "local":
+        raise ValueError(f"ingest.engine must be 'local' or 'ray', not {params['engine']!r}")
+    return parallel.worker_count(params["workers"])
 
 
 def report_quarantined(entries: list[dict], params: dict, step: str) -> None:
@@ -97,7 +111,7 @@ def read_files(
     Files are read by ``params["workers"]`` processes; the results keep the files' order.
     """
     config = readers.ReaderConfig.model_validate(params["reader"])
-    workers = parallel.worker_count(params["workers"])
+    workers = engine_workers(params)
     readings = parallel.map_in_order(
         _read_file, files, (files, kind, config, parse), workers, label=f"read {kind}", unit="files"
     )
@@ -336,7 +350,7 @@ def _apply_to_texts(
 ) -> list[tuple[str, str, list[tuple[int, Any]]]]:
     """(kind, column, [(index, result)]) of ``function`` over chunks of ``texts``, in order."""
     tasks = _text_tasks(texts)
-    workers = parallel.worker_count(params["workers"])
+    workers = engine_workers(params)
     sizes = [len(indices) for _, _, indices in tasks]
     results = parallel.map_in_order(
         function, tasks, (texts, config), workers, label=label, sizes=sizes, unit="texts"
@@ -514,7 +528,7 @@ def drop_duplicates(
         for indices in parallel.chunk_ranges(_row_sizes(frame, kind), _CHUNK_CHARS)
     ]
     near_duplicates.build_tables()
-    workers = parallel.worker_count(params["workers"])
+    workers = engine_workers(params)
     sizes = [len(indices) for _, indices in tasks]
     results = parallel.map_in_order(
         _ids_and_signatures,
@@ -525,37 +539,71 @@ def drop_duplicates(
         sizes=sizes,
         unit="rows",
     )
-    quarantine, counts, kept_frames = [], {}, []
+    parts_of = {
+        kind: [found for (of, _), found in zip(tasks, results, strict=True) if of == kind]
+        for kind in frames
+    }
     for kind, frame in frames.items():
-        parts = [found for (of, _), found in zip(tasks, results, strict=True) if of == kind]
-        frame["id"] = [row_id for ids, _ in parts for row_id in ids]
-        duplicate_of: dict[int, tuple[int, str, float]] = {}
-        first_by_id: dict[str, int] = {}
-        for index, row_id in enumerate(frame["id"]):
-            if row_id in first_by_id:
-                duplicate_of[index] = (first_by_id[row_id], "duplicate", 1.0)
-            else:
-                first_by_id[row_id] = index
-        exact = len(duplicate_of)
+        frame["id"] = [row_id for ids, _ in parts_of[kind] for row_id in ids]
+    # Each step for every kind at once: on the ray engine, one group-by on the cluster.
+    repeats = _repeated_ids({kind: frame["id"].tolist() for kind, frame in frames.items()}, workers)
+    candidates, tables = {}, {}
+    for kind, frame in frames.items():
         if kind != "validation" and len(frame) > 1:
+            parts = parts_of[kind]
             signatures = np.concatenate([table[0] for _, table in parts])
             has_shingles = np.concatenate([table[1] for _, table in parts])
-            candidates = [i for i in range(len(frame)) if i not in duplicate_of]
-            found_near = near_duplicates.near_duplicates_among(
-                signatures[candidates], has_shingles[candidates], config
+            candidates[kind] = [i for i in range(len(frame)) if i not in repeats[kind]]
+            tables[kind] = (signatures[candidates[kind]], has_shingles[candidates[kind]])
+    near = _near_duplicates(tables, config, workers)
+    quarantine, counts, kept_frames = [], {}, []
+    for kind, frame in frames.items():
+        duplicate_of: dict[int, tuple[int, str, float]] = {
+            index: (first, "duplicate", 1.0) for index, first in repeats[kind].items()
+        }
+        exact = len(duplicate_of)
+        for found in near.get(kind, []):
+            duplicate_of[candidates[kind][found.index]] = (
+                candidates[kind][found.kept_index],
+                "near_duplicate",
+                found.similarity,
             )
-            for found in found_near:
-                duplicate_of[candidates[found.index]] = (
-                    candidates[found.kept_index],
-                    "near_duplicate",
-                    found.similarity,
-                )
         quarantine += _duplicate_entries(frame, kind, duplicate_of)
         keep = ~frame.index.isin(list(duplicate_of))
         kept_frames.append(frame.loc[keep, COLUMNS[kind]].reset_index(drop=True))
         counts[kind] = {"rows": len(frame), "exact": exact, "near": len(duplicate_of) - exact}
         logger.info("%s: %d exact and %d near duplicates", kind, exact, len(duplicate_of) - exact)
     return (*kept_frames, _frame(quarantine, QUARANTINE_COLUMNS), counts)
+
+
+def _repeated_ids(ids: dict[str, list[str]], workers: Workers) -> dict[str, dict[int, int]]:
+    """Per kind, ``{index: index of the first row with the same id}`` of the rows repeating an
+    earlier one."""
+    if not isinstance(workers, int):
+        return workers.first_of_each_id(ids)
+    repeats: dict[str, dict[int, int]] = {}
+    for kind, kind_ids in ids.items():
+        first_by_id: dict[str, int] = {}
+        repeats[kind] = {}
+        for index, row_id in enumerate(kind_ids):
+            first = first_by_id.setdefault(row_id, index)
+            if first != index:
+                repeats[kind][index] = first
+    return repeats
+
+
+def _near_duplicates(
+    tables: dict[str, tuple[np.ndarray, np.ndarray]],
+    config: near_duplicates.NearDuplicateConfig,
+    workers: Workers,
+) -> dict[str, list[near_duplicates.NearDuplicate]]:
+    """Per kind, the near duplicates among its rows' (signatures, has shingles)."""
+    if not isinstance(workers, int):
+        return workers.near_duplicates_among(tables, config)
+    return {
+        kind: near_duplicates.near_duplicates_among(signatures, has_shingles, config)
+        for kind, (signatures, has_shingles) in tables.items()
+    }
 
 
 _ID_PREFIXES = {
@@ -688,7 +736,7 @@ def remove_validation_leaks(
     """
     config = near_duplicates.LeakageConfig.model_validate({"ngram": params["leakage"]["ngram"]})
     fields = params["leakage"]["fields"]
-    workers = parallel.worker_count(params["workers"])
+    workers = engine_workers(params)
     validation_texts = records.leakage_probes(
         validation_set, fields, params["leakage"]["min_words"]
     )

@@ -1,0 +1,154 @@
+"""The ``ray`` ingest engine on a real three-node Ray cluster on this machine (a head and two
+worker nodes, each its own raylet and object store): the same rows, quarantine and accounting
+as the local engine, on the sample data with bad input added and on a generated corpus with
+planted duplicates and personal data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from support import run_ingest
+
+from llm_pipeline.hygiene import near_duplicates, ray_engine
+from llm_pipeline.pipelines.ingest import nodes
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+
+# One cluster for the module; its start (several seconds) is shared by every test here.
+pytestmark = pytest.mark.xdist_group("ray_cluster")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    try:
+        import ray
+        from ray.cluster_utils import Cluster
+
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={"num_cpus": 1, "include_dashboard": False},
+        )
+        for _ in range(2):
+            cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+    except Exception as error:
+        pytest.skip(f"Ray could not start a local cluster on this machine: {error!r}")
+    yield cluster.address
+    ray.shutdown()
+    ray_engine._connected.clear()
+    cluster.shutdown()
+
+
+def assert_same_outputs(local: dict, distributed: dict) -> None:
+    assert set(local) == set(distributed)
+    for name, output in local.items():
+        if isinstance(output, pd.DataFrame):
+            pd.testing.assert_frame_equal(distributed[name], output, obj=name)
+        elif name != "data_report_plot":
+            assert json.dumps(distributed[name], default=str) == json.dumps(output, default=str), (
+                name
+            )
+
+
+def test_ray_engine_writes_what_the_local_engine_writes_on_sample_data_with_bad_input(
+    ray_cluster, small_raw_data, tmp_path, monkeypatch
+):
+    raw = tmp_path / "01_raw"
+    shutil.copytree(small_raw_data, raw)
+    bad = ["not json", json.dumps({"text": ""}), json.dumps({"text": "too short"})]
+    for index in range(3):
+        mail = json.dumps({"text": f"Please mail ann{index}@example.org about order {index}."})
+        (raw / "documents" / f"zz_bad_{index}.jsonl").write_text(
+            "\n".join([*bad[index:], mail]) + "\n"
+        )
+    first_chat = (raw / "conversations" / "support_chats.jsonl").read_text().splitlines()[0]
+    (raw / "conversations" / "zz_planted.jsonl").write_text(
+        "\n".join([json.dumps({"messages": [{"role": "user", "content": "hi"}]}), first_chat])
+        + "\n"
+    )
+    (raw / "documents" / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    # Small chunks: many tasks even on the sample data, so that all three nodes get some.
+    monkeypatch.setattr(nodes, "_CHUNK_CHARS", 4_000)
+    monkeypatch.setattr(near_duplicates, "_BATCH_CHARS", 20_000)
+
+    local = run_ingest(raw, tmp_path / "local", engine="local", workers=1)
+    distributed = run_ingest(raw, tmp_path / "ray", engine="ray", ray={"address": ray_cluster})
+
+    assert_same_outputs(local, distributed)
+    workers = ray_engine.connect({"address": ray_cluster})
+    assert len(workers.nodes_used) == 3, "every node of the cluster ran map tasks"
+    quarantine = distributed["quarantine"]
+    names = quarantine["source"].str.rsplit("/", n=1).str[-1]
+    rules = set(zip(names, quarantine["rule"], strict=True))
+    assert {
+        ("zz_bad_0.jsonl", "malformed_json"),
+        ("zz_bad_0.jsonl", "schema"),
+        ("zz_bad_2.jsonl", "too_short"),
+        ("zz_planted.jsonl", "schema"),
+        ("zz_planted.jsonl", "duplicate"),
+        ("photo.txt", "binary_file"),
+    } <= rules
+    assert distributed["ingest_accounting"]["balanced"].all()
+    assert sum(c["near"] for c in distributed["data_report"]["duplicates"].values()) > 0
+
+
+def test_ray_engine_finds_the_same_near_duplicates_on_a_generated_corpus(ray_cluster, tmp_path):
+    from corpus import write_corpus
+
+    raw = tmp_path / "01_raw"
+    write_corpus(raw, 3.0)
+
+    local = run_ingest(raw, tmp_path / "local", engine="local", workers=1)
+    distributed = run_ingest(raw, tmp_path / "ray", engine="ray", ray={"address": ray_cluster})
+
+    assert_same_outputs(local, distributed)
+    found = distributed["data_report"]["duplicates"]
+    assert found["documents"]["near"] > 0
+    assert distributed["data_report"]["pii_found"]["documents"]
+
+
+def test_near_duplicates_by_bucket_group_bys_match_the_greedy_local_choice(ray_cluster):
+    """120 edits of one text (0 to 6 words changed) crowd the same LSH buckets, where the
+    kept copy a row is matched to depends on which rows before it were kept; with random texts,
+    exact copies and texts without words around them, the group-bys by bucket and by component
+    give the local engine's answer, kind by kind."""
+    import random
+
+    rng = random.Random(5)
+    vocabulary = [f"word{i}" for i in range(400)]
+    base = [rng.choice(vocabulary) for _ in range(60)]
+    texts = []
+    for index in range(120):
+        words = list(base)
+        for _ in range(index % 7):
+            words[rng.randrange(len(words))] = rng.choice(vocabulary)
+        texts.append(" ".join(words))
+    texts += [" ".join(rng.choices(vocabulary, k=60)) for _ in range(200)]
+    texts += ["", "!!!", texts[3], texts[150]]
+    rng.shuffle(texts)
+    config = near_duplicates.NearDuplicateConfig(
+        threshold=0.8, num_perm=128, shingle_words=5, seed=1
+    )
+    expected = near_duplicates.find_near_duplicates(texts, config)
+    signatures, has_shingles = near_duplicates._signatures(texts, config)
+
+    workers = ray_engine.connect({"address": ray_cluster})
+    default_parts = workers.parts
+    # A second kind holding copies of the first's rows: kinds are never compared, also when
+    # all components of both kinds fall in one partition.
+    for parts in (default_parts, 1):
+        workers.parts = parts
+        found = workers.near_duplicates_among(
+            {"a": (signatures, has_shingles), "b": (signatures[:100], has_shingles[:100])},
+            config,
+        )
+        assert found["a"] == expected, parts
+        assert found["b"] == near_duplicates.find_near_duplicates(texts[:100], config), parts
+    workers.parts = default_parts
+    assert len(expected) > 20
+    assert len({d.kept_index for d in expected}) > 1
