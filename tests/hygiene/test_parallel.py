@@ -102,3 +102,23 @@ def test_no_bar_without_a_terminal_or_without_a_label(capfd):
 def test_sizes_must_match_the_tasks():
     with pytest.raises(ValueError, match="3 sizes for 2 tasks"):
         parallel.map_in_order(square_with_pid, [1, 2], {"factor": 1}, 1, sizes=[1, 2, 3])
+
+
+def test_a_window_reads_its_own_items_at_their_places_and_refuses_the_rest():
+    whole = [f"text {i}" for i in range(10)]
+    window = parallel.Window(whole, 3, 7)
+
+    assert len(window) == 10
+    assert [window[i] for i in range(3, 7)] == whole[3:7]
+    assert window[4:6] == whole[4:6]
+    assert window[3:7] == whole[3:7]
+    assert window[-4] == whole[6]
+    assert window[5:5] == []
+    for outside in (2, 7, -1):
+        with pytest.raises(IndexError):
+            window[outside]
+    for outside in (slice(2, 5), slice(5, 8), slice(None)):
+        with pytest.raises(IndexError):
+            window[outside]
+    with pytest.raises(TypeError):
+        list(window)

@@ -340,11 +340,18 @@ def _signatures(
     has_shingles = np.zeros(len(texts), dtype=bool)
     batches = [range(start, start + len(chunk)) for start, chunk in _chunks(texts, _BATCH_CHARS)]
     _lowercase_word_characters()  # built once here, not once per worker
-    results = parallel.map_in_order(_signatures_of_range, batches, (texts, config), workers)
+    results = parallel.map_in_order(
+        _signatures_of_range, batches, (texts, config), workers, part=_texts_of_batch
+    )
     for batch, (batch_signatures, batch_has_shingles) in zip(batches, results, strict=True):
         signatures[batch.start : batch.stop] = batch_signatures
         has_shingles[batch.start : batch.stop] = batch_has_shingles
     return signatures, has_shingles
+
+
+def _texts_of_batch(shared: tuple, batch: range) -> tuple[tuple, range]:
+    texts, config = shared
+    return (parallel.Window(texts, batch.start, batch.stop), config), batch
 
 
 def _signatures_of_range(shared: tuple, batch: range) -> tuple[np.ndarray, np.ndarray]:
@@ -619,7 +626,9 @@ def leaked_ngrams_indexes(
         for start, chunk in _chunks(texts, _BATCH_CHARS)
     ]
     _lowercase_word_characters()  # built once here, not once per worker
-    pairs = parallel.map_in_order(_leaks_in_range, batches, (corpora, tables), workers)
+    pairs = parallel.map_in_order(
+        _leaks_in_range, batches, (corpora, tables), workers, part=_corpus_of_batch
+    )
     found: dict[str, dict[int, list[int]]] = {}
     for name, texts in corpora.items():
         mine = [part for (of, _), part in zip(batches, pairs, strict=True) if of == name]
@@ -632,6 +641,13 @@ def leaked_ngrams_indexes(
         )
         found[name] = leaks
     return found
+
+
+def _corpus_of_batch(shared: tuple, task: tuple[str, range]) -> tuple[tuple, tuple]:
+    """What scanning a batch of training texts needs: those texts, and the validation tables."""
+    corpora, tables = shared
+    name, batch = task
+    return ({name: parallel.Window(corpora[name], batch.start, batch.stop)}, tables), task
 
 
 def _leaks_in_range(shared: tuple, task: tuple[str, range]) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
 
@@ -57,6 +57,7 @@ def map_in_order(
     label: str | None = None,
     sizes: Sequence[float] | None = None,
     unit: str = "tasks",
+    part: Callable[[Any, Task], tuple[Any, Any]] | None = None,
 ) -> list[Result]:
     """``[function(shared, task) for task in tasks]``, computed by up to ``workers`` processes
     (or, when ``workers`` is the ``ray`` engine's ``RayWorkers``, by its cluster).
@@ -66,9 +67,16 @@ def map_in_order(
     function; with one worker or one task every call runs here, and the results never depend
     on the number of workers. With a ``label``, a progress bar counts each task as its entry in
     ``sizes`` (default 1) ``unit``s, shown only when stderr is a terminal.
+
+    ``part(shared, task)``, where given, is the piece of ``shared`` that ``task`` reads, and the
+    task as that piece sees it (``Window`` keeps indices valid): an engine that sends every task
+    its own input (the ``ray`` engine, over a network) sends that piece instead of all of
+    ``shared`` to every worker. Local processes inherit ``shared`` and ignore it.
     """
     if not isinstance(workers, int):  # the ``ray`` engine (hygiene/ray_engine.py)
-        return workers.map_in_order(function, tasks, shared, label=label, sizes=sizes, unit=unit)
+        return workers.map_in_order(
+            function, tasks, shared, label=label, sizes=sizes, unit=unit, part=part
+        )
     tasks = list(tasks)
     weights = [1.0] * len(tasks) if sizes is None else [float(size) for size in sizes]
     if len(weights) != len(tasks):
@@ -81,6 +89,36 @@ def map_in_order(
                 bar.update(weight)
             return results
         return _map_in_pool(function, tasks, weights, shared, workers, bar)
+
+
+class Window(Sequence):
+    """Items ``start`` to ``stop`` of a sequence, at their places in the whole: ``window[i]`` and
+    ``window[a:b]`` inside that range are the whole's, ``len(window)`` is the whole's length, and
+    anything outside the range is an ``IndexError``. What a task gets when it should not get
+    the whole sequence (``map_in_order``'s ``part``)."""
+
+    def __init__(self, values: Sequence, start: int, stop: int):
+        self._items = list(values[start:stop])
+        self._start, self._stop, self._length = start, stop, len(values)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator:
+        # Sequence would iterate from item 0, and stop at once on the IndexError: an empty
+        # iteration, not an error, for a window that starts later.
+        raise TypeError("a Window is read by index or by a slice within it, not iterated whole")
+
+    def __getitem__(self, key: int | slice) -> Any:
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self._length)
+            if step != 1 or (stop > start and not self._start <= start <= stop <= self._stop):
+                raise IndexError(f"{key} is not within items {self._start} to {self._stop}")
+            return self._items[start - self._start : max(start, stop) - self._start]
+        index = key + self._length if key < 0 else key
+        if not self._start <= index < self._stop:
+            raise IndexError(f"item {key} is not within items {self._start} to {self._stop}")
+        return self._items[index - self._start]
 
 
 def progress_bar(label: str | None, total: float, unit: str) -> tqdm:

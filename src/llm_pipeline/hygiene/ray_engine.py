@@ -5,8 +5,8 @@ engine, and only in where they run:
 
 - **Maps.** ``RayWorkers.map_in_order`` is ``parallel.map_in_order`` on Ray tasks: the chunk
   descriptions the nodes build are the tasks, the functions of ``hygiene/`` and of the ingest
-  nodes are what each task calls, and the large input they share is put into Ray's object store
-  once and read once per worker process (as a forked local worker inherits it once).
+  nodes are what each task calls, and each task is sent only the chunk of the input it reads
+  (the callers' ``part``), a few tasks per CPU at a time.
 - **Grouping.** The steps that need every row of a kind at once are Ray Data group-bys, hash-
   partitioned across the cluster: exact duplicates group by content id; near duplicates group by
   LSH bucket (band number and the band's key), so the index lives partitioned by bucket on the
@@ -83,23 +83,43 @@ class RayWorkers:
         label: str | None = None,
         sizes: Sequence[float] | None = None,
         unit: str = "tasks",
+        part: Callable[[Any, Any], tuple[Any, Any]] | None = None,
     ) -> list[Any]:
-        """``[function(shared, task) for task in tasks]`` as Ray tasks, results in input order."""
+        """``[function(shared, task) for task in tasks]`` as Ray tasks, results in input order.
+
+        With ``part``, each task is sent only its piece of ``shared``, and at most a few tasks
+        per CPU are in flight: the object store holds a few chunks, not the corpus, and each
+        text crosses the network once. Without, ``shared`` is put into the object store once
+        and every worker process reads all of it once (``_shared_value``).
+        """
         import ray
 
         tasks = list(tasks)
         weights = [1.0] * len(tasks) if sizes is None else [float(size) for size in sizes]
-        if not tasks:
-            return []
-        # In a list, so that Ray hands each task the reference and not the (large) value: the
-        # worker process fetches it once and keeps it for the map's other tasks (``_shared_value``).
-        holder = [ray.put(shared)]
-        pending = {
-            _remote_task().remote(function, holder, task): index for index, task in enumerate(tasks)
-        }
         results: list[Any] = [None] * len(tasks)
+        if not tasks:
+            return results
+        if part is None:
+            # In a list, so that Ray hands each task the reference and not the value.
+            holder = [ray.put(shared)]
+
+            def submit(task: Any) -> Any:
+                return _remote_task().remote(function, holder, task)
+
+        else:
+
+            def submit(task: Any) -> Any:
+                piece, own_task = part(shared, task)
+                return _remote_piece_task().remote(function, piece, own_task)
+
+        waiting = iter(enumerate(tasks))
+        pending: dict[Any, int] = {}
         with parallel.progress_bar(label, sum(weights), unit) as bar:
-            while pending:
+            while True:
+                for index, task in itertools.islice(waiting, 4 * self.cpus - len(pending)):
+                    pending[submit(task)] = index
+                if not pending:
+                    break
                 # Whatever finished within half a second: one call per wait, not per task.
                 done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
                 for ref in done:
@@ -265,6 +285,19 @@ def _task(function: Callable[[Any, Any], Any], holder: list, task: Any) -> tuple
     import ray
 
     return ray.get_runtime_context().get_node_id(), function(_shared_value(holder), task)
+
+
+def _piece_task(function: Callable[[Any, Any], Any], piece: Any, task: Any) -> tuple[str, Any]:
+    import ray
+
+    return ray.get_runtime_context().get_node_id(), function(piece, task)
+
+
+@functools.cache
+def _remote_piece_task() -> Any:
+    import ray
+
+    return ray.remote(_piece_task)
 
 
 @functools.cache

@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from support import run_ingest
 
-from llm_pipeline.hygiene import near_duplicates, ray_engine
+from llm_pipeline.hygiene import near_duplicates, parallel, ray_engine
 from llm_pipeline.pipelines.ingest import nodes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
@@ -152,3 +153,27 @@ def test_near_duplicates_by_bucket_group_bys_match_the_greedy_local_choice(ray_c
     workers.parts = default_parts
     assert len(expected) > 20
     assert len({d.kept_index for d in expected}) > 1
+
+
+def test_each_ray_task_is_sent_only_its_part_of_the_shared_input(ray_cluster):
+    """The shared input holds a lock, which cannot be sent anywhere: the map only works if each
+    task gets its window of the texts and nothing else."""
+
+    # Defined here, so that Ray sends them by value (workers cannot import a test module).
+    def lengths_in_window(shared: tuple, task: range) -> list[int]:
+        texts, _ = shared
+        return [len(text) for text in texts[task.start : task.stop]]
+
+    def window_of(shared: tuple, task: range) -> tuple[tuple, range]:
+        texts, _ = shared
+        return (parallel.Window(texts, task.start, task.stop), None), task
+
+    texts = [f"text number {i}" for i in range(100)]
+    tasks = [range(start, start + 10) for start in range(0, 100, 10)]
+    workers = ray_engine.connect({"address": ray_cluster})
+
+    found = parallel.map_in_order(
+        lengths_in_window, tasks, (texts, threading.Lock()), workers, part=window_of
+    )
+
+    assert found == [[len(t) for t in texts[r.start : r.stop]] for r in tasks]

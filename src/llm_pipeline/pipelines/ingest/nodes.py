@@ -113,7 +113,13 @@ def read_files(
     config = readers.ReaderConfig.model_validate(params["reader"])
     workers = engine_workers(params)
     readings = parallel.map_in_order(
-        _read_file, files, (files, kind, config, parse), workers, label=f"read {kind}", unit="files"
+        _read_file,
+        files,
+        (files, kind, config, parse),
+        workers,
+        label=f"read {kind}",
+        unit="files",
+        part=_one_file,
     )
     rows, quarantine, file_counts = [], [], []
     for file_rows, file_quarantine, file_count in readings:
@@ -128,6 +134,12 @@ def read_files(
         _frame(quarantine, QUARANTINE_COLUMNS),
         _frame(file_counts, FILE_COLUMNS),
     )
+
+
+def _one_file(shared: tuple, source: str) -> tuple[tuple, str]:
+    """What reading ``source`` needs of ``read_files``' shared input: its own loader."""
+    files, kind, config, parse = shared
+    return ({source: files[source]}, kind, config, parse), source
 
 
 def _read_file(shared: tuple, source: str) -> tuple[list[dict], list[dict], dict]:
@@ -353,9 +365,24 @@ def _apply_to_texts(
     workers = engine_workers(params)
     sizes = [len(indices) for _, _, indices in tasks]
     results = parallel.map_in_order(
-        function, tasks, (texts, config), workers, label=label, sizes=sizes, unit="texts"
+        function,
+        tasks,
+        (texts, config),
+        workers,
+        label=label,
+        sizes=sizes,
+        unit="texts",
+        part=_texts_of_chunk,
     )
     return [(kind, column, found) for (kind, column, _), found in zip(tasks, results, strict=True)]
+
+
+def _texts_of_chunk(shared: tuple, task: tuple[str, str, range]) -> tuple[tuple, tuple]:
+    """What a chunk of ``_apply_to_texts`` needs: its texts, at their indices."""
+    texts, config = shared
+    kind, column, indices = task
+    window = parallel.Window(texts[kind][column], indices.start, indices.stop)
+    return ({kind: {column: window}}, config), task
 
 
 def _cleaned(shared: tuple, task: tuple[str, str, range]) -> list[tuple[int, str]]:
@@ -535,6 +562,7 @@ def drop_duplicates(
         tasks,
         (frames, config),
         workers,
+        part=_rows_of_chunk,
         label="hash rows",
         sizes=sizes,
         unit="rows",
@@ -622,6 +650,14 @@ def _row_sizes(frame: pd.DataFrame, kind: str) -> list[int]:
         return [sum(len(turn["content"]) for turn in turns) for turns in frame["messages"]]
     column = "text" if kind == "documents" else "prompt"
     return [len(text) for text in frame[column]]
+
+
+def _rows_of_chunk(shared: tuple, task: tuple[str, range]) -> tuple[tuple, tuple]:
+    """What a chunk of ``drop_duplicates`` needs: its rows, as a table of their own."""
+    frames, config = shared
+    kind, indices = task
+    rows = frames[kind].iloc[indices.start : indices.stop].reset_index(drop=True)
+    return ({kind: rows}, config), (kind, range(len(rows)))
 
 
 def _ids_and_signatures(
