@@ -16,8 +16,9 @@ engine, and only in where they run:
   keeps its rows' order, so the greedy "earliest kept copy" choice of the local engine gives the
   same answer component by component.
 
-``connect`` starts Ray on this machine (``address: null``, as ``ray.init()`` does) or joins a
-running cluster (``"auto"``, ``"<head>:6379"`` or ``"ray://<head>:10001"``). The cluster's nodes
+``connect`` calls ``ray.init(address)``: ``None`` is the cluster ``RAY_ADDRESS`` names, else one
+``ray start`` began on this machine, else Ray started here; ``"auto"``, ``"<head>:6379"`` or
+``"ray://<head>:10001"`` joins a running cluster. The cluster's nodes
 need this package installed and the raw folder at the same path (a shared file system): the
 workers read the files themselves, through the same guard that refuses anything outside it.
 """
@@ -45,7 +46,7 @@ class RayConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # None starts Ray on this machine; else the address of a running cluster's head.
+    # None: as ray.init() (RAY_ADDRESS, a `ray start` cluster here, else Ray started here).
     address: str | None
 
 
@@ -73,6 +74,13 @@ class RayWorkers:
         self.parts = 2 * self.cpus
         # The Ray node ids that ran this engine's map tasks: a test checks the work spread.
         self.nodes_used: set[str] = set()
+        nodes = [node for node in ray.nodes() if node.get("Alive")]
+        logger.info(
+            "Ingest runs on Ray: %d CPUs on %d nodes (cluster %s)",
+            self.cpus,
+            len(nodes),
+            ray.get_runtime_context().gcs_address,
+        )
 
     def map_in_order(
         self,

@@ -6,6 +6,7 @@ planted duplicates and personal data."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from support import run_ingest
+from support import copy_project, run_command, run_ingest, tool
 
 from llm_pipeline.hygiene import near_duplicates, parallel, ray_engine
 from llm_pipeline.pipelines.ingest import nodes
@@ -177,3 +178,33 @@ def test_each_ray_task_is_sent_only_its_part_of_the_shared_input(ray_cluster):
     )
 
     assert found == [[len(t) for t in texts[r.start : r.stop]] for r in tasks]
+
+
+def test_kedro_run_with_the_ray_engine_starts_ray_and_writes_the_files_the_local_engine_writes(
+    ray_cluster, small_raw_data, tmp_path
+):
+    """The command a user types, with ``ingest.ray.address: null`` and RAY_ADDRESS=local: Ray
+    started inside the Kedro process (the module's cluster only says Ray can start here)."""
+    written = {}
+    for engine in ("local", "ray"):
+        (tmp_path / engine).mkdir()
+        project = copy_project(tmp_path / engine, small_raw_data)
+        result = run_command(
+            [tool("kedro"), "run", "--pipeline", "ingest", "--params", f"ingest.engine={engine}"],
+            cwd=project,
+            RAY_ADDRESS="local",
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        on_ray = re.search(
+            r"Ingest runs on Ray: \d+ CPUs on 1 nodes", result.stdout + result.stderr
+        )
+        assert bool(on_ray) == (engine == "ray")
+        folder = project / "data" / "02_intermediate"
+        # Sources are named by their absolute paths, which differ only in the project folder.
+        written[engine] = {
+            path.name: path.read_text().replace(str(project), "<project>")
+            for path in sorted(folder.glob("*.jsonl"))
+        }
+    assert len(written["local"]) == 9
+    assert "<project>/data/01_raw/" in written["local"]["quarantine.jsonl"]
+    assert written["ray"] == written["local"]
