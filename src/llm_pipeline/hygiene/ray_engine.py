@@ -205,17 +205,15 @@ class RayWorkers:
         )
         if memberships.empty:
             return found_by_kind
-        component = _connected_components(memberships)
-        members = np.array(sorted(component), dtype=np.int64)
-        components = np.array([component[i] for i in members.tolist()], dtype=np.int64)
-        position = {row: at for at, row in enumerate(rows_table["index"].tolist())}
-        kind_of = dict(zip(rows_table["index"].tolist(), rows_table["kind"].tolist(), strict=True))
+        members, components = _connected_components(memberships)
+        # rows_table's indices ascend (kinds one after another, each in order).
+        position = np.searchsorted(rows_table["index"].to_numpy(), members)
         component_table = pd.DataFrame(
             {
                 "part": components % self.parts,
-                "kind": [kind_of[i] for i in members.tolist()],
+                "kind": rows_table["kind"].to_numpy()[position],
                 "index": members,
-                "signature": list(signatures[[position[i] for i in members.tolist()]]),
+                "signature": list(signatures[position]),
             }
         )
         found = self._grouped(
@@ -237,7 +235,7 @@ class RayWorkers:
             "%s near-duplicates (%d rows in %d components of shared LSH buckets)",
             {kind: len(found) for kind, found in found_by_kind.items()},
             len(members),
-            len(set(component.values())),
+            len(np.unique(components)),
         )
         return found_by_kind
 
@@ -378,27 +376,22 @@ def _shared_bucket_members(part: pd.DataFrame) -> pd.DataFrame:
     return part[size > 1]
 
 
-def _connected_components(memberships: pd.DataFrame) -> dict[int, int]:
-    """Component (its smallest row) of every row of ``memberships`` (kind, band, key, index): rows
-    are joined when they share a bucket. Only these integers are on the driver, never text."""
-    parent: dict[int, int] = {}
+def _connected_components(memberships: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``memberships`` (kind, band, key, index), ascending, and the component of
+    each: rows are joined when they share a bucket. A graph of integers on the driver (rows and
+    buckets as nodes, a membership as an edge; scipy's C), never text."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    def find(row: int) -> int:
-        root = row
-        while parent[root] != root:
-            root = parent[root]
-        while parent[row] != root:
-            parent[row], row = root, parent[row]
-        return root
-
-    first_in_bucket: dict[tuple[int, int, int], int] = {}
-    columns = (memberships[c].tolist() for c in ("kind", "band", "key", "index"))
-    for kind, band, key, row in zip(*columns, strict=True):
-        parent.setdefault(row, row)
-        a, b = find(row), find(first_in_bucket.setdefault((kind, band, key), row))
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-    return {row: find(row) for row in parent}
+    rows, row_node = np.unique(memberships["index"].to_numpy(), return_inverse=True)
+    bucket = memberships.groupby(["kind", "band", "key"], sort=False).ngroup().to_numpy()
+    nodes = len(rows) + int(bucket.max()) + 1
+    graph = coo_matrix(
+        (np.ones(len(row_node), dtype=np.int8), (row_node, len(rows) + bucket)),
+        shape=(nodes, nodes),
+    )
+    _, labels = connected_components(graph, directed=False)
+    return rows, labels[: len(rows)].astype(np.int64)
 
 
 def _resolve_components(
