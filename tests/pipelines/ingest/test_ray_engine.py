@@ -97,6 +97,7 @@ def test_ray_engine_writes_what_the_local_engine_writes_on_sample_data_with_bad_
     } <= rules
     assert distributed["ingest_accounting"]["balanced"].all()
     assert sum(c["near"] for c in distributed["data_report"]["duplicates"].values()) > 0
+    assert distributed["data_report"]["boilerplate_lines_removed"] > 0
 
 
 def test_ray_engine_finds_the_same_near_duplicates_on_a_generated_corpus(ray_cluster, tmp_path):
