@@ -7,6 +7,7 @@ transformers: ingest starts fast.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable
@@ -375,31 +376,18 @@ def _texts_of_chunk(shared: tuple, task: tuple[str, str, range]) -> tuple[tuple,
     return ({kind: {column: window}}, config), task
 
 
-def _cleaned(shared: tuple, task: tuple[str, str, range]) -> list[tuple[int, str]]:
-    """(index, cleaned text) for the texts of a chunk that cleaning changes (in a worker)."""
-    texts, config = shared
+def _changed(shared: tuple, task: tuple[str, str, range]) -> list[tuple[int, str]]:
+    """(index, changed text) for the texts of a chunk that ``change`` alters (in a worker)."""
+    texts, change = shared
     kind, column, indices = task
     values = texts[kind][column]
     changed = []
     for index in indices:
         text = values[index]
         if isinstance(text, str):
-            clean = cleaning.clean_text(text, config)
-            if clean != text:
-                changed.append((index, clean))
-    return changed
-
-
-def _without_lines(shared: tuple, task: tuple[str, str, range]) -> list[tuple[int, str]]:
-    """(index, text without the shared lines) for the texts of a chunk that hold any."""
-    texts, lines = shared
-    kind, column, indices = task
-    values = texts[kind][column]
-    changed = []
-    for index in indices:
-        text = cleaning.remove_lines(values[index], lines)
-        if text != values[index]:
-            changed.append((index, text))
+            new = change(text)
+            if new != text:
+                changed.append((index, new))
     return changed
 
 
@@ -471,7 +459,8 @@ def clean_records(
     frames = dict(zip(KINDS, (documents, conversations, preferences, validation), strict=True))
     texts = {kind: _texts(frame, kind) for kind, frame in frames.items()}
     changed_kinds = set()
-    for kind, column, changed in _apply_to_texts(texts, _cleaned, config, params, "clean"):
+    clean = functools.partial(cleaning.clean_text, config=config)
+    for kind, column, changed in _apply_to_texts(texts, _changed, clean, params, "clean"):
         values = texts[kind][column]
         for index, clean in changed:
             values[index] = clean
@@ -487,7 +476,11 @@ def clean_records(
     if boilerplate:
         texts = {"documents": {"text": documents}}
         for _, _, changed in _apply_to_texts(
-            texts, _without_lines, frozenset(boilerplate), params, "remove boilerplate"
+            texts,
+            _changed,
+            functools.partial(cleaning.remove_lines, lines=frozenset(boilerplate)),
+            params,
+            "remove boilerplate",
         ):
             for index, text in changed:
                 documents[index] = text
