@@ -73,15 +73,13 @@ def map_in_order(
     its own input (the ``ray`` engine, over a network) sends that piece instead of all of
     ``shared`` to every worker. Local processes inherit ``shared`` and ignore it.
     """
-    if not isinstance(workers, int):  # the ``ray`` engine (hygiene/ray_engine.py)
-        return workers.map_in_order(
-            function, tasks, shared, label=label, sizes=sizes, unit=unit, part=part
-        )
     tasks = list(tasks)
     weights = [1.0] * len(tasks) if sizes is None else [float(size) for size in sizes]
     if len(weights) != len(tasks):
         raise ValueError(f"{len(weights)} sizes for {len(tasks)} tasks: give one size per task.")
     with progress_bar(label, sum(weights), unit) as bar:
+        if not isinstance(workers, int):  # the ``ray`` engine (hygiene/ray_engine.py)
+            return workers.map_in_order(function, tasks, weights, shared, bar, part)
         if workers <= 1 or len(tasks) < 2:
             results = []
             for task, weight in zip(tasks, weights, strict=True):

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from llm_pipeline.hygiene import near_duplicates, parallel
+from llm_pipeline.hygiene import near_duplicates
 
 logger = logging.getLogger(__name__)
 
@@ -85,57 +85,39 @@ class RayWorkers:
     def map_in_order(
         self,
         function: Callable[[Any, Any], Any],
-        tasks: Sequence[Any],
+        tasks: list[Any],
+        weights: list[float],
         shared: Any,
-        *,
-        label: str | None = None,
-        sizes: Sequence[float] | None = None,
-        unit: str = "tasks",
-        part: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+        bar: Any,
+        part: Callable[[Any, Any], tuple[Any, Any]] | None,
     ) -> list[Any]:
-        """``[function(shared, task) for task in tasks]`` as Ray tasks, results in input order.
+        """``parallel.map_in_order``'s work as Ray tasks, results in input order; ``bar``
+        advances by each task's weight as it finishes.
 
         With ``part``, each task is sent only its piece of ``shared``, and at most a few tasks
         per CPU are in flight: the object store holds a few chunks, not the corpus, and each
-        text crosses the network once. Without, ``shared`` is put into the object store once
-        and every worker process reads all of it once (``_shared_value``).
+        text crosses the network once. Without, every task reads all of ``shared``, put into
+        the object store once.
         """
         import ray
 
-        tasks = list(tasks)
-        weights = [1.0] * len(tasks) if sizes is None else [float(size) for size in sizes]
-        results: list[Any] = [None] * len(tasks)
-        if not tasks:
-            return results
-        if part is None:
-            # In a list, so that Ray hands each task the reference and not the value.
-            holder = [ray.put(shared)]
-
-            def submit(task: Any) -> Any:
-                return _remote_task().remote(function, holder, task)
-
-        else:
-
-            def submit(task: Any) -> Any:
-                piece, own_task = part(shared, task)
-                return _remote_piece_task().remote(function, piece, own_task)
-
+        whole = ray.put(shared) if part is None else None
         waiting = iter(enumerate(tasks))
         pending: dict[Any, int] = {}
-        with parallel.progress_bar(label, sum(weights), unit) as bar:
-            while True:
-                for index, task in itertools.islice(waiting, 4 * self.cpus - len(pending)):
-                    pending[submit(task)] = index
-                if not pending:
-                    break
-                # Whatever finished within half a second: one call per wait, not per task.
-                done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
-                for ref in done:
-                    index = pending.pop(ref)
-                    node, results[index] = ray.get(ref)
-                    self.nodes_used.add(node)
-                    bar.update(weights[index])
-        return results
+        results: list[Any] = [None] * len(tasks)
+        while True:
+            for index, task in itertools.islice(waiting, 4 * self.cpus - len(pending)):
+                piece, own_task = (whole, task) if part is None else part(shared, task)
+                pending[_remote_task().remote(function, piece, own_task)] = index
+            if not pending:
+                return results
+            # Whatever finished within half a second: one call per wait, not per task.
+            done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
+            for ref in done:
+                index = pending.pop(ref)
+                node, results[index] = ray.get(ref)
+                self.nodes_used.add(node)
+                bar.update(weights[index])
 
     def first_of_each_id(self, ids: dict[str, Sequence[str]]) -> dict[str, dict[int, int]]:
         """Per kind, ``{index: index of the first row with the same id}`` for every row that
@@ -273,37 +255,13 @@ def connect(config: dict | RayConfig) -> RayWorkers:
 
 # --- what runs on the workers --------------------------------------------------------------
 
-_shared_cache: dict[str, Any] = {}
 
-
-def _shared_value(holder: list) -> Any:
-    """The map's shared input, fetched once per worker process (the previous map's dropped)."""
-    import ray
-
-    key = holder[0].hex()
-    if key not in _shared_cache:
-        _shared_cache.clear()
-        _shared_cache[key] = ray.get(holder[0])
-    return _shared_cache[key]
-
-
-def _task(function: Callable[[Any, Any], Any], holder: list, task: Any) -> tuple[str, Any]:
-    import ray
-
-    return ray.get_runtime_context().get_node_id(), function(_shared_value(holder), task)
-
-
-def _piece_task(function: Callable[[Any, Any], Any], piece: Any, task: Any) -> tuple[str, Any]:
+def _task(function: Callable[[Any, Any], Any], piece: Any, task: Any) -> tuple[str, Any]:
+    """The node that ran ``function(piece, task)``, and its result (a reference as ``piece`` is
+    fetched by Ray before the call)."""
     import ray
 
     return ray.get_runtime_context().get_node_id(), function(piece, task)
-
-
-@functools.cache
-def _remote_piece_task() -> Any:
-    import ray
-
-    return ray.remote(_piece_task)
 
 
 @functools.cache
@@ -358,14 +316,14 @@ def _bucket_keys(batch: pd.DataFrame, bands: int, rows: int, seed: int, parts: i
     key = np.concatenate(
         [near_duplicates.band_keys(signatures, b, rows, seed) for b in range(bands)]
     )
-    part = ((key >> np.uint64(1)) % np.uint64(parts)).astype(np.int64) + band
+    part = (((key >> np.uint64(1)) % np.uint64(parts)).astype(np.int64) + band) % parts
     return pd.DataFrame(
         {
             "kind": np.tile(batch["kind"].to_numpy(), bands),
             "band": band,
             "key": key,
             "index": np.tile(indices, bands),
-            "part": part % parts,
+            "part": part,
         }
     )
 

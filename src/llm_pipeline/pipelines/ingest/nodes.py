@@ -459,8 +459,8 @@ def clean_records(
     frames = dict(zip(KINDS, (documents, conversations, preferences, validation), strict=True))
     texts = {kind: _texts(frame, kind) for kind, frame in frames.items()}
     changed_kinds = set()
-    clean = functools.partial(cleaning.clean_text, config=config)
-    for kind, column, changed in _apply_to_texts(texts, _changed, clean, params, "clean"):
+    cleaner = functools.partial(cleaning.clean_text, config=config)
+    for kind, column, changed in _apply_to_texts(texts, _changed, cleaner, params, "clean"):
         values = texts[kind][column]
         for index, clean in changed:
             values[index] = clean
