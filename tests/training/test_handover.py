@@ -12,7 +12,6 @@ import time
 import pytest
 from support import launch_config
 
-from llm_pipeline.torchrun_jobs import job_fingerprint, next_rendezvous_id
 from llm_pipeline.training.handover import (
     HandoverError,
     clear_handover,
@@ -23,6 +22,7 @@ from llm_pipeline.training.handover import (
 )
 from llm_pipeline.training.jobs import HANDOVER_COMPLETE, HANDOVER_MODEL, declare_complete
 from llm_pipeline.training.launch import placement, rendezvous_id
+from llm_pipeline.training.stage_jobs import job_fingerprint, next_rendezvous_id
 
 
 def save_as_rank_zero(handover, files: dict[str, bytes]) -> None:

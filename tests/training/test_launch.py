@@ -299,7 +299,7 @@ def test_every_machine_hands_back_the_model_of_each_of_two_consecutive_launches(
 ):
     """Like align on two machines: the reward model, then a second job that reads it. Before,
     the machine without rank 0 stopped after the first launch and the second one hung."""
-    from llm_pipeline.torchrun_jobs import run_training_job
+    from llm_pipeline.training.stage_jobs import run_training_job
 
     module = job_module(tmp_path, monkeypatch, "rank_zero_saves", RANK_ZERO_SAVES)
     machines = two_machines(tmp_path, f"127.0.0.1:{free_port()}")
@@ -332,7 +332,7 @@ def test_every_machine_hands_back_the_model_of_each_of_two_consecutive_launches(
 def test_with_keep_checkpoints_the_shared_copy_stays_with_every_machine_s_marker(
     tmp_path, monkeypatch
 ):
-    from llm_pipeline.torchrun_jobs import run_training_job
+    from llm_pipeline.training.stage_jobs import run_training_job
 
     module = job_module(tmp_path, monkeypatch, "rank_zero_saves", RANK_ZERO_SAVES)
     machines = two_machines(tmp_path, f"127.0.0.1:{free_port()}", keep_checkpoints=True)
@@ -349,7 +349,7 @@ def test_with_keep_checkpoints_the_shared_copy_stays_with_every_machine_s_marker
 
 
 def test_several_machines_need_a_shared_checkpoint_root(tmp_path):
-    from llm_pipeline.torchrun_jobs import run_training_job
+    from llm_pipeline.training.stage_jobs import run_training_job
 
     params = parameters_of(
         "launch",

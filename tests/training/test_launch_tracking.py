@@ -8,9 +8,9 @@ import os
 import mlflow
 from support import isolated_mlflow, launch_config
 
-from llm_pipeline.torchrun_jobs import current_tracking
 from llm_pipeline.training.jobs import RUN_ID_VARIABLE
 from llm_pipeline.training.launch import TrackingRun, launch
+from llm_pipeline.training.stage_jobs import current_tracking
 
 # A worker that writes down which run and store it was told to log into.
 REPORTS_ITS_RUN = f"""

@@ -12,7 +12,6 @@ import torch
 from safetensors.torch import save_file
 from support import job_module, launch_config
 
-from llm_pipeline.torchrun_jobs import job_fingerprint
 from llm_pipeline.training import manifests
 from llm_pipeline.training.checkpoints import MARKER_FILE
 from llm_pipeline.training.launch import launch
@@ -23,6 +22,7 @@ from llm_pipeline.training.manifests import (
     manifest_problem,
     sampled_sha256,
 )
+from llm_pipeline.training.stage_jobs import job_fingerprint
 
 
 @pytest.fixture(autouse=True)

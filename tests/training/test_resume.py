@@ -25,13 +25,13 @@ from support import launch_config, parameters_of, saved_weights, shop_sentences
 
 from llm_pipeline.datasets.model_folder import ModelFolder
 from llm_pipeline.settings import CONFIG_LOADER_ARGS
-from llm_pipeline.torchrun_jobs import job_checkpoint_dir
 from llm_pipeline.training.checkpoints import (
     MARKER_FILE,
     checkpoint_problem,
     last_complete_checkpoint,
     write_marker,
 )
+from llm_pipeline.training.stage_jobs import job_checkpoint_dir
 
 logger = logging.getLogger(__name__)
 

@@ -6,38 +6,14 @@ handle to it, never weights in memory. Saving moves the folder into place atomic
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
 from kedro.io import AbstractVersionedDataset, DatasetError
 from kedro.io.core import Version
 
 from llm_pipeline.datasets._atomic import replace_directory_atomically
-from llm_pipeline.training.jobs import RUN_CONFIG_FILE
-
-
-@dataclass(frozen=True)
-class Folder:
-    """A folder of files made by one node, such as a static HTML site."""
-
-    path: Path
-
-
-@dataclass(frozen=True)
-class ModelFolder(Folder):
-    """A folder holding a Hugging Face model or tokenizer and the config it was made with."""
-
-    def read_run_config(self) -> dict[str, Any]:
-        """The resolved config that produced this folder (empty when made elsewhere)."""
-        config = self.path / RUN_CONFIG_FILE
-        loaded = yaml.safe_load(config.read_text(encoding="utf-8")) if config.exists() else None
-        return loaded or {}
-
-    def read_json(self, name: str) -> dict[str, Any]:
-        return json.loads((self.path / name).read_text(encoding="utf-8"))
+from llm_pipeline.training.folders import Folder, ModelFolder
 
 
 class FolderDataset(AbstractVersionedDataset[Folder, Folder]):

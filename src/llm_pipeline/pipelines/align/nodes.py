@@ -59,7 +59,7 @@ def train_reward_model(
 ) -> ModelFolder:
     """A reward model (the fine-tuned model with a scoring head) trained with TRL's
     RewardTrainer; its held-out pairwise accuracy is in the folder's reward_metrics.json."""
-    from llm_pipeline.torchrun_jobs import run_training_job
+    from llm_pipeline.training.stage_jobs import run_training_job
 
     job = {"model_dir": sft_model.path, "reward": params["reward"]}
     tables = preference_tables(
@@ -79,7 +79,7 @@ def align_model(
     launch_params: dict[str, Any],
 ) -> ModelFolder:
     """The fine-tuned model aligned by ``params.method`` (module docstring)."""
-    from llm_pipeline.torchrun_jobs import run_training_job
+    from llm_pipeline.training.stage_jobs import run_training_job
 
     method = params["method"]
     if method not in METHODS:

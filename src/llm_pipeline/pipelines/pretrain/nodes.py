@@ -2,7 +2,7 @@
 domain-adaptive, pretraining with its own tokenizer); without a starting model, a tokenizer
 learnt on the documents and a model trained from scratch. Both under torchrun.
 
-``pretrain_base_model`` is in ``torchrun_jobs.py`` because the tune stage's trials run it too.
+``pretrain_base_model`` is in ``training/stage_jobs.py`` because the tune stage's trials run it too.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from llm_pipeline.datasets.model_folder import ModelFolder
-from llm_pipeline.torchrun_jobs import pretrain_base_model
+from llm_pipeline.training.stage_jobs import pretrain_base_model
 
 __all__ = ["pretrain_base_model", "train_document_tokenizer"]
 

@@ -66,9 +66,9 @@ def search_hyperparameters(
         run_search,
         with_values,
     )
-    from llm_pipeline.torchrun_jobs import finetune_model, pretrain_base_model
     from llm_pipeline.training.jobs import TRAINING_LOG_FILE
     from llm_pipeline.training.launch import TrainingLaunchError
+    from llm_pipeline.training.stage_jobs import finetune_model, pretrain_base_model
 
     config = TuneConfig.model_validate(params)
     stages: dict[str, tuple[dict[str, Any], Callable[[dict[str, Any]], ModelFolder]]] = {

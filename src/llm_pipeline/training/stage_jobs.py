@@ -1,6 +1,8 @@
-"""The Kedro side of a training job: stage its data, launch it under torchrun, hand back a folder.
+"""The calling side of a training job: stage its data, launch it under torchrun, hand back a folder.
 
-Nodes pass tables in and get a ``ModelFolder`` back; the catalog moves that folder into place.
+What the training stages' nodes call (pretrain, finetune, align, tune). They pass tables in and get
+a ``ModelFolder`` back; the catalog moves that folder into place. Like the rest of ``training/``
+it imports nothing from Kedro.
 Checkpoints live under ``launch.checkpoint_root`` in a folder named by the stage and by a
 fingerprint of the job and its data, so re-running a killed stage resumes where it stopped and a
 changed config or data set starts afresh. On several machines every machine hands back the
@@ -26,7 +28,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 
-from llm_pipeline.datasets.model_folder import Folder, ModelFolder
+from llm_pipeline.training.folders import Folder, ModelFolder
 from llm_pipeline.training.handover import (
     clear_handover,
     everyone_took,
