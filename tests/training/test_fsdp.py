@@ -3,8 +3,8 @@ alone): asked for FSDP on a CPU it trains data-parallel and the run says so. Wha
 does to this project's models is tested on a CPU mesh with gloo, as accelerate drives it on
 GPUs: two processes shard a LoRA model with ``fully_shard``, train a step, gather the full
 state dict, save the adapter and fold it into the starting model, and end with the weights of
-one process that trained on the whole batch; and RLHF's reward model, placed by the FSDP plugin,
-is sharded and scores as the whole model does."""
+one process that trained on the whole batch; and RLHF's reward model, read by rank 0 alone and
+placed by the FSDP plugin, is sharded and scores as the whole model does."""
 
 from __future__ import annotations
 
@@ -168,12 +168,12 @@ def test_fsdp2_shards_trains_gathers_and_merges_like_one_process(tmp_path, monke
     assert changed and all("q_proj" in name or "v_proj" in name for name in changed)
 
 
-# An RL run's reward model under FSDP: placed by the trainer's FSDP plugin, as TRL places a
-# reward model of its own, each rank holding a share and scoring its own completions.
+# An RL run's reward model under FSDP: read by rank 0 alone, placed by the trainer's FSDP plugin
+# as TRL places a reward model of its own, each rank holding a share and scoring its own
+# completions.
 REWARD_FSDP2 = (
     GLOO_JOB
     + """
-import copy
 import json
 from types import SimpleNamespace
 
@@ -184,12 +184,12 @@ def main():
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from llm_pipeline.training.reward import score_conversations
-    from llm_pipeline.training.rl import placed_like_trl
+    from llm_pipeline.training.rl import load_reward_model
 
     job, rank = gloo_job()
-    torch.manual_seed(0)  # the same scoring head on every rank
-    whole = AutoModelForSequenceClassification.from_pretrained(job["base"], num_labels=1).eval()
-    tokenizer = AutoTokenizer.from_pretrained(job["base"])
+    folder = Path(job["reward_model"])
+    whole = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
     conversations = [
         [
             {"role": "user", "content": f"Where is order {rank}{n}?" + " Please." * n},
@@ -206,10 +206,21 @@ def main():
             device=torch.device("cpu"),
         ),
     )
-    sharded = placed_like_trl(copy.deepcopy(whole), trainer)
+    # Which ranks read the weights from the folder while the reward model is loaded.
+    reads = []
+    read = AutoModelForSequenceClassification.from_pretrained.__func__
+
+    def counted(cls, *args, **kwargs):
+        reads.append(rank)
+        return read(cls, *args, **kwargs)
+
+    AutoModelForSequenceClassification.from_pretrained = classmethod(counted)
+    sharded = load_reward_model(folder, trainer)
     parameters = list(sharded.parameters())
     found = {
+        "reads": len(reads),
         "sharded": all(isinstance(p, DTensor) for p in parameters),
+        "on_meta": any(p.to_local().is_meta for p in parameters),
         "held": sum(p.to_local().numel() for p in parameters),
         "total": sum(p.numel() for p in parameters),
         "training": sharded.training,
@@ -222,16 +233,26 @@ def main():
 )
 
 
-def test_the_rl_reward_model_is_sharded_under_fsdp_and_scores_as_whole(tmp_path, monkeypatch):
+def test_the_rl_reward_model_is_read_by_rank_0_sharded_and_scores_as_whole(tmp_path, monkeypatch):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
     base = build_tiny_model(tmp_path / "base")
+    torch.manual_seed(0)
+    reward_model = tmp_path / "reward_model"  # a scoring head of its own, saved
+    AutoModelForSequenceClassification.from_pretrained(base, num_labels=1).save_pretrained(
+        reward_model
+    )
+    AutoTokenizer.from_pretrained(base).save_pretrained(reward_model)
     output = tmp_path / "scores"
     output.mkdir()
     module = job_module(tmp_path, monkeypatch, "fsdp2_reward", REWARD_FSDP2)
-    job = {"base": str(base), "output": str(output)}
+    job = {"reward_model": str(reward_model), "output": str(output)}
     launch(module, job, launch_config(nproc_per_node=2), tmp_path / "job")
     ranks = [json.loads((output / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert [found["reads"] for found in ranks] == [1, 0]  # rank 1 never read the weights
     for found in ranks:
-        assert found["sharded"] and not found["training"]
+        assert found["sharded"] and not found["on_meta"] and not found["training"]
         assert found["held"] < 0.6 * found["total"]  # about half each, not the whole model
         assert found["scores"] == pytest.approx(found["expected"], abs=1e-5)
     assert ranks[0]["held"] + ranks[1]["held"] >= ranks[0]["total"]

@@ -66,7 +66,7 @@ class RewardModelScore:
     __name__ = "reward_model"  # TRL logs it as rewards/reward_model/mean
 
     def __init__(self, model: Any, tokenizer: Any):
-        self.model = model.eval()
+        self.model = model if model is None else model.eval()
         self.tokenizer = tokenizer
 
     def __call__(self, prompts: list, completions: list, **kwargs: Any) -> list[float]:
@@ -93,6 +93,42 @@ def placed_like_trl(model: Any, trainer: Any) -> Any:
 
         return prepare_fsdp(model, trainer.accelerator)
     return model.to(trainer.accelerator.device).eval()
+
+
+def load_reward_model(folder: Path, trainer: Any) -> Any:
+    """The reward model in ``folder``, placed for ``trainer`` (``placed_like_trl``). Under FSDP2
+    on several ranks only rank 0 reads the weights: the others build the model's shape without
+    memory (parameters on the meta device, buffers computed from the config), every rank shards
+    it, and rank 0 sends each tensor to the others, which keep their share. A 70B reward model
+    on 8 ranks of a machine is then read into host memory once, not eight times."""
+    import torch.distributed as dist
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    plugin = getattr(trainer.accelerator.state, "fsdp_plugin", None)
+    shared_out = (
+        trainer.is_fsdp_enabled
+        and getattr(plugin, "fsdp_version", 1) == 2
+        and dist.is_initialized()
+        and dist.get_world_size() > 1
+    )
+    if not shared_out:
+        whole = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=1)
+        return placed_like_trl(whole, trainer)
+    from accelerate import init_empty_weights
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    if dist.get_rank() == 0:
+        model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=1)
+        full = model.state_dict()
+    else:
+        config = AutoConfig.from_pretrained(str(folder), num_labels=1)
+        with init_empty_weights(include_buffers=False):
+            model = AutoModelForSequenceClassification.from_config(config)  # its saved dtype
+        full = {}
+    model = placed_like_trl(model, trainer)
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+    set_model_state_dict(model, full, options=options)
+    return model.eval()
 
 
 def read_prompts(path: Path) -> Any:
@@ -147,7 +183,7 @@ def refuse_soft_prompt(model_dir: Path) -> None:
 
 
 def run(job: RLJob) -> None:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from llm_pipeline.training.checkpoints import (
         CompleteCheckpoints,
@@ -160,10 +196,8 @@ def run(job: RLJob) -> None:
 
     refuse_soft_prompt(job.model_dir)
     config_class, trainer_class = trainer_classes(job.algorithm)
-    reward_model = AutoModelForSequenceClassification.from_pretrained(
-        str(job.reward_model_dir), num_labels=1
-    )
-    judge = RewardModelScore(reward_model, AutoTokenizer.from_pretrained(str(job.reward_model_dir)))
+    # Its model is loaded once the trainer says how it is placed (load_reward_model).
+    judge = RewardModelScore(None, AutoTokenizer.from_pretrained(str(job.reward_model_dir)))
     rules = rule_reward_functions(job.rules)
     functions = [judge, *(function for function, _ in rules)]
     weights = [job.reward_model_weight, *(weight for _, weight in rules)]
@@ -200,7 +234,7 @@ def run(job: RLJob) -> None:
             SameWeightsOnEveryRank(),
         ],
     )
-    judge.model = placed_like_trl(reward_model, trainer)
+    judge.model = load_reward_model(job.reward_model_dir, trainer)
     trainer.train(resume_from_checkpoint=resumable_checkpoint(job.checkpoint_dir))
     merge_into = job.model_dir.resolve() if lora is not None else None
     save_model_folder(trainer, tokenizer, job, job.output_dir, merge_into=merge_into)
