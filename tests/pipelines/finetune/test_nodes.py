@@ -55,7 +55,12 @@ def test_a_model_mapping_takes_package_and_file_only():
 
 
 def test_an_unreachable_hub_id_fails_with_a_clear_message(monkeypatch):
+    from huggingface_hub import constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # huggingface_hub reads the variable when first imported, which another test in this
+    # process may have done: without this the hub is asked over the network (23 s in the suite).
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(DatasetError, match="taken for a Hugging Face Hub id, which could not"):
         named("nobody-here/no-such-model-xyz")
 
