@@ -4,7 +4,8 @@ does to this project's models is tested on a CPU mesh with gloo, as accelerate d
 GPUs: two processes shard a LoRA model with ``fully_shard``, train a step, gather the full
 state dict, save the adapter and fold it into the starting model, and end with the weights of
 one process that trained on the whole batch; and RLHF's reward model, read by rank 0 alone and
-placed by the FSDP plugin, is sharded and scores as the whole model does."""
+placed by the FSDP plugin, is sharded and scores as the whole model does; and the final save of
+a model sharded by FSDP2 writes the whole model (transformers' own save writes none)."""
 
 from __future__ import annotations
 
@@ -166,6 +167,64 @@ def test_fsdp2_shards_trains_gathers_and_merges_like_one_process(tmp_path, monke
     assert max((merged[name] - expected[name]).abs().max().item() for name in merged) < 1e-5
     changed = [name for name in merged if not merged[name].equal(start[name])]
     assert changed and all("q_proj" in name or "v_proj" in name for name in changed)
+
+
+# The final save of a model trained under FSDP2, through transformers' own Trainer.save_model:
+# accelerate's default state dict type for FSDP2 is sharded, and save_model then writes no
+# weights; under ``full_state_dict`` it gathers the whole model and rank 0 writes it. (The
+# Trainer does not shard on CPUs, so the model is sharded here and the accelerator told so.)
+FINAL_SAVE_FSDP2 = (
+    GLOO_JOB
+    + """
+import json
+
+
+def main():
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+    from torch.distributed.fsdp import fully_shard
+    from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+    from llm_pipeline.training.jobs import full_state_dict
+
+    job, rank = gloo_job()
+    model = AutoModelForCausalLM.from_pretrained(job["base"], dtype=torch.float32)
+    arguments = TrainingArguments(output_dir=job["scratch"], report_to="none", use_cpu=True)
+    trainer = Trainer(model=model, args=arguments)
+    for layer in model.model.layers:
+        fully_shard(layer)
+    fully_shard(model)
+    state = trainer.accelerator.state
+    state.fsdp_plugin = FullyShardedDataParallelPlugin(fsdp_version=2)
+    state.distributed_type = DistributedType.FSDP
+    trainer.is_fsdp_enabled = True
+    before = str(state.fsdp_plugin.state_dict_type)
+    trainer.save_model(job["as_configured"])
+    with full_state_dict(trainer):
+        trainer.save_model(job["full"])
+    found = {"before": before, "after": str(state.fsdp_plugin.state_dict_type)}
+    Path(job["output"], f"rank{rank}.json").write_text(json.dumps(found))
+"""
+    + GLOO_END
+)
+
+
+def test_the_final_save_of_an_fsdp2_model_writes_the_whole_model(tmp_path, monkeypatch):
+    base = build_tiny_model(tmp_path / "base")
+    output = tmp_path / "found"
+    output.mkdir()
+    folders = {name: tmp_path / name for name in ("as_configured", "full", "scratch")}
+    module = job_module(tmp_path, monkeypatch, "fsdp2_final_save", FINAL_SAVE_FSDP2)
+    job = {"base": str(base), "output": str(output), **{k: str(v) for k, v in folders.items()}}
+    launch(module, job, launch_config(nproc_per_node=2), tmp_path / "job")
+    for rank in (0, 1):
+        found = json.loads((output / f"rank{rank}.json").read_text())
+        # Sharded is accelerate's FSDP2 default, and it is what training's checkpoints keep.
+        assert found["before"] == found["after"] == "StateDictType.SHARDED_STATE_DICT"
+    # As transformers saves by default: no weights at all.
+    assert not list(folders["as_configured"].glob("*.safetensors"))
+    saved, start = saved_weights(folders["full"]), saved_weights(base)
+    assert saved.keys() == start.keys()
+    assert all(saved[name].equal(start[name]) for name in saved)
 
 
 # An RL run's reward model under FSDP: read by rank 0 alone, placed by the trainer's FSDP plugin

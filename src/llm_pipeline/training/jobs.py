@@ -190,7 +190,8 @@ def save_model_folder(
     Every rank must call this (saving may gather weights); only rank 0 writes.
     """
     staging = output_dir.with_name(f".{output_dir.name}.saving")
-    trainer.save_model(str(staging))
+    with full_state_dict(trainer):
+        trainer.save_model(str(staging))
     # The other ranks still look into the staging folder while saving: rename only after them.
     trainer.accelerator.wait_for_everyone()
     if not trainer.is_world_process_zero():
@@ -215,6 +216,27 @@ def save_model_folder(
     elif output_dir.exists():
         shutil.rmtree(output_dir)
     os.replace(staging, output_dir)
+
+
+@contextlib.contextmanager
+def full_state_dict(trainer: Any) -> Iterator[None]:
+    """Under FSDP, the final save gathers the whole model (rank 0 writes it). accelerate's
+    default state dict type for FSDP2 is SHARDED_STATE_DICT, and ``Trainer.save_model`` then
+    writes no weights at all: it saves only under FULL_STATE_DICT (transformers 5.x,
+    ``Trainer.save_model``). The checkpoints written during training stay as configured
+    (sharded: each rank writes its share, and resumes from it)."""
+    plugin = getattr(trainer.accelerator.state, "fsdp_plugin", None)
+    if not trainer.is_fsdp_enabled or plugin is None:
+        yield
+        return
+    from torch.distributed.fsdp import StateDictType
+
+    before = plugin.state_dict_type
+    plugin.state_dict_type = StateDictType.FULL_STATE_DICT
+    try:
+        yield
+    finally:
+        plugin.state_dict_type = before
 
 
 # Set by the launcher from ``launch.cpu_bf16``: whether a worker on a CPU may train in bf16.
