@@ -40,7 +40,7 @@ lock:
 	mv constraints.txt.new constraints.txt
 
 data: setup
-	$(BIN)/python -m llm_pipeline.tools.sample_data data/01_raw --if-empty
+	$(BIN)/python -m llm_pipeline.cli.sample_data data/01_raw --if-empty
 
 run: data
 	$(BIN)/kedro run $(if $(KEDRO_ENV),--env $(KEDRO_ENV))
@@ -100,11 +100,11 @@ browser:
 		echo "Run: sudo apt-get install chromium chromium-driver"; exit 1; \
 	fi
 
-# The human review page for a queue of answer pairs (see src/llm_pipeline/tools/review.py).
+# The human review page for a queue of answer pairs (see src/llm_pipeline/cli/review.py).
 REVIEW_QUEUE ?= data/08_reporting/review/review_queue.jsonl
 REVIEWER ?= $(USER)
 review: setup
-	$(BIN)/python -m llm_pipeline.tools.review serve --queue $(REVIEW_QUEUE) \
+	$(BIN)/python -m llm_pipeline.cli.review serve --queue $(REVIEW_QUEUE) \
 		--decisions data/08_reporting/review/decisions-$(REVIEWER).jsonl --reviewer $(REVIEWER)
 
 # The team's tracking server: MLflow on PostgreSQL with basic auth (conf/team/README.md). Secrets
@@ -113,22 +113,22 @@ review: setup
 MLFLOW_PORT ?= 5001
 MLFLOW_ARTIFACTS ?= ./mlartifacts
 server: setup
-	$(BIN)/python -m llm_pipeline.tools.team_server --port $(MLFLOW_PORT) \
+	$(BIN)/python -m llm_pipeline.cli.team_server --port $(MLFLOW_PORT) \
 		--artifacts-destination $(MLFLOW_ARTIFACTS)
 
-# The registry's side of the quality gate (llm_pipeline/tools/champion.py): `make rollback` moves
+# The registry's side of the quality gate (llm_pipeline/cli/champion.py): `make rollback` moves
 # champion back to the version it replaced (TO=<version> for another); `make approve VERSION=7`.
 MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 rollback: setup
-	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(BIN)/python -m llm_pipeline.tools.champion rollback \
+	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(BIN)/python -m llm_pipeline.cli.champion rollback \
 		$(if $(TO),--to $(TO)) --by $(or $(BY),$(USER),unknown)
 
 approve: setup
-	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(BIN)/python -m llm_pipeline.tools.champion approve \
+	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(BIN)/python -m llm_pipeline.cli.champion approve \
 		--version $(VERSION) --approver $(or $(BY),$(USER),unknown)
 
 registry: setup
-	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(BIN)/python -m llm_pipeline.tools.champion status
+	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(BIN)/python -m llm_pipeline.cli.champion status
 
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

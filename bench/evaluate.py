@@ -30,7 +30,7 @@ from pathlib import Path
 
 def held_out_questions(count: int) -> list[dict]:
     """The sample data's validation rows (prompt, reference), the first ``count``."""
-    from llm_pipeline.tools.sample_data import generate
+    from llm_pipeline.cli.sample_data import generate
 
     with tempfile.TemporaryDirectory(prefix="bench-evaluate-") as tmp:
         generate(Path(tmp), "default", 13)

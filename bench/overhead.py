@@ -61,7 +61,7 @@ RUNNING_NODE = re.compile(r"Running node: (?P<node>[\w.-]+):")
 
 def copy_project(target: Path, scale: str) -> Path:
     """The project's code and configuration, with freshly generated sample data."""
-    from llm_pipeline.tools.sample_data import generate
+    from llm_pipeline.cli.sample_data import generate
 
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "local")
     target.mkdir(parents=True)

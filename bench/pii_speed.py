@@ -25,10 +25,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from llm_pipeline.cli.sample_data import generate
 from llm_pipeline.hygiene.pii import PiiConfig
 from llm_pipeline.hygiene.pii import redact as redact_with
 from llm_pipeline.parameters import load_parameters
-from llm_pipeline.tools.sample_data import generate
 
 # conf/base's types and regions, keeping none of the shop's own contacts (see with_planted_pii).
 CONFIG = PiiConfig.model_validate({**load_parameters()["ingest"]["pii"], "keep": []})

@@ -28,7 +28,7 @@ from pathlib import Path
 
 def training_chats() -> list[dict]:
     """The sample data's training conversations, as ``{"messages": [...]}`` rows."""
-    from llm_pipeline.tools.sample_data import generate
+    from llm_pipeline.cli.sample_data import generate
 
     with tempfile.TemporaryDirectory(prefix="bench-sft-") as tmp:
         generate(Path(tmp), "default", 13)

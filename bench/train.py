@@ -52,7 +52,7 @@ CLOCK = time.perf_counter
 
 def write_corpus(folder: Path) -> Path:
     """The sample data set's documents as JSON Lines, the file the entrypoint reads."""
-    from llm_pipeline.tools.sample_data import generate
+    from llm_pipeline.cli.sample_data import generate
 
     raw = folder / "raw"
     generate(raw, scale="small", seed=13)

@@ -13,7 +13,7 @@ import kedro.framework.project  # noqa: F401
 import pytest
 from support import build_tiny_model, copy_project, run_command, tool
 
-from llm_pipeline.tools.sample_data import generate
+from llm_pipeline.cli.sample_data import generate
 
 # A test run inside a cluster job (a Slurm allocation, a Kubeflow or SkyPilot pod) must not
 # take that job's machines and GPUs as its launches' defaults (training/cluster.py): the tests

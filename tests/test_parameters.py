@@ -10,11 +10,11 @@ import yaml
 from pydantic import BaseModel
 from support import CONF, copy_project, environment_parameters, run_command, tool
 
+from llm_pipeline.cli.sample_data import CANARY_PREFIX, CANARY_SECRET
 from llm_pipeline.evaluation.statistics import DIRECTIONS
 from llm_pipeline.parameters import FILE_OF_KEY, FILES, check_library_sections, check_parameters
 from llm_pipeline.pipelines.evaluate.nodes import EvaluationConfig
 from llm_pipeline.pipelines.register.nodes import RegisterConfig
-from llm_pipeline.tools.sample_data import CANARY_PREFIX, CANARY_SECRET
 
 ENVIRONMENTS = sorted(path.name for path in CONF.iterdir() if path.is_dir())
 

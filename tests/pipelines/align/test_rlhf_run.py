@@ -14,7 +14,7 @@ import json
 import pytest
 from support import copy_project, run_command, tool
 
-from llm_pipeline.tools.sample_data import generate
+from llm_pipeline.cli.sample_data import generate
 
 pytestmark = pytest.mark.slow
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from support import judge_config, parameters_of
 
+from llm_pipeline.cli.sample_data import make_validation
 from llm_pipeline.pipelines.evaluate import judge as judge_module
 from llm_pipeline.pipelines.evaluate.controls import (
     NOISE_RATE,
@@ -30,7 +31,6 @@ from llm_pipeline.pipelines.evaluate.judge import (
     judge_with_controls,
     shares_starting_model,
 )
-from llm_pipeline.tools.sample_data import make_validation
 
 SEED = 42
 CONFIG = judge_config(

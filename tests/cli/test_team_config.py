@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from support import PROJECT_ROOT, command_environment
 
-from llm_pipeline.tools.team_server import (
+from llm_pipeline.cli.team_server import (
     LEGACY_DEFAULT_PASSWORD,
     TeamServerError,
     TeamServerSettings,
@@ -116,7 +116,7 @@ def _run_script(state: Path, **env: str) -> subprocess.CompletedProcess:
     if "MLFLOW_ADMIN_PASSWORD" not in env:
         environment.pop("MLFLOW_ADMIN_PASSWORD", None)
     return subprocess.run(
-        [sys.executable, "-m", "llm_pipeline.tools.team_server", "--state-dir", str(state)],
+        [sys.executable, "-m", "llm_pipeline.cli.team_server", "--state-dir", str(state)],
         cwd=PROJECT_ROOT,
         env=environment,
         capture_output=True,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from support import PROJECT_ROOT
 
-from llm_pipeline.tools import sample_data
-from llm_pipeline.tools.sample_data import ALL_INTENTS, generate, main, normalise
+from llm_pipeline.cli import sample_data
+from llm_pipeline.cli.sample_data import ALL_INTENTS, generate, main, normalise
 
 JSONL_FILES = {
     "conversations": ("conversations/support_chats.jsonl", "conversations/email_tickets.jsonl"),

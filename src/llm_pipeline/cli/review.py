@@ -1,12 +1,12 @@
 """Human feedback: pairs of answers for people to judge, a local review page, and their choices
 brought back as preference pairs.
 
-    python -m llm_pipeline.tools.review export \\
+    python -m llm_pipeline.cli.review export \\
         --model data/06_models/sft_model/<version>/sft_model \\
         --prompts data/03_primary/preferences_train.jsonl --out review/queue.jsonl --limit 50
-    python -m llm_pipeline.tools.review serve --queue review/queue.jsonl \\
+    python -m llm_pipeline.cli.review serve --queue review/queue.jsonl \\
         --decisions review/decisions.jsonl --reviewer alice
-    python -m llm_pipeline.tools.review import --queue review/queue.jsonl \\
+    python -m llm_pipeline.cli.review import --queue review/queue.jsonl \\
         --decisions review/decisions.jsonl --to data/01_raw/preferences/human_review
 
 The queue holds ``{id, prompt, answer_a, answer_b, model}`` rows; which sampled answer is A is

@@ -15,8 +15,7 @@ import pytest
 import yaml
 from support import PROJECT_ROOT
 
-from llm_pipeline.pipelines.feedback.review_queue import review_pairs
-from llm_pipeline.tools.review import (
+from llm_pipeline.cli.review import (
     ReviewError,
     ReviewSession,
     import_decisions,
@@ -24,6 +23,7 @@ from llm_pipeline.tools.review import (
     review_server,
     write_jsonl,
 )
+from llm_pipeline.pipelines.feedback.review_queue import review_pairs
 
 PROMPTS = ["How long does shipping take?", "Can I return shoes?", "Where is my order?"]
 ANSWERS = [
@@ -301,7 +301,7 @@ def test_another_site_open_in_the_reviewers_browser_cannot_write(server, browser
     evil = ThreadingHTTPServer(("127.0.0.1", 0), EvilSite)
     threading.Thread(target=evil.serve_forever, daemon=True).start()
     try:
-        with caplog.at_level("WARNING", logger="llm_pipeline.tools.review"):
+        with caplog.at_level("WARNING", logger="llm_pipeline.cli.review"):
             browser.get(f"http://localhost:{evil.server_port}/")
             wait_for(browser, lambda: browser.title == "sent")
         refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Refused")]
@@ -315,6 +315,6 @@ def test_another_site_open_in_the_reviewers_browser_cannot_write(server, browser
 
 
 def test_the_page_ships_with_the_package():
-    import llm_pipeline.tools.review as review
+    import llm_pipeline.cli.review as review
 
     assert review.PAGE.exists() and "keydown" in review.PAGE.read_text()

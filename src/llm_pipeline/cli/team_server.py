@@ -1,6 +1,6 @@
 """The team's MLflow tracking server: PostgreSQL stores, a shared artifact store, basic auth.
 
-    make server        # or: python -m llm_pipeline.tools.team_server --port 5001
+    make server        # or: python -m llm_pipeline.cli.team_server --port 5001
 
 Creates the tracking and auth databases when missing, upgrades the tracking database's schema
 when an MLflow upgrade left it behind (as ``mlflow db upgrade`` does), keeps its secrets in 0600
