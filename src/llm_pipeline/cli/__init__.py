@@ -16,15 +16,12 @@ import importlib
 
 import click
 
-# The command, its module here, and the line ``kedro --help`` shows for it.
+# Each command and the line ``kedro --help`` shows for it; its module is the name with "_".
 TOOLS = {
-    "champion": ("champion", "Approve a waiting version, roll champion back, or show the aliases."),
-    "review": ("review", "Judge pairs of answers on a local page; bring the choices back."),
-    "sample-data": (
-        "sample_data",
-        "Write the sample data set (Northwind Outfitters) into a folder.",
-    ),
-    "team-server": ("team_server", "Run the team's MLflow tracking server (PostgreSQL, auth)."),
+    "champion": "Approve a waiting version, roll champion back, or show the aliases.",
+    "review": "Judge pairs of answers on a local page; bring the choices back.",
+    "sample-data": "Write the sample data set (Northwind Outfitters) into a folder.",
+    "team-server": "Run the team's MLflow tracking server (PostgreSQL, auth).",
 }
 
 
@@ -33,7 +30,9 @@ def cli() -> None:
     """llm-pipeline's tools."""
 
 
-def _add_tool(name: str, module: str, summary: str) -> None:
+def _add_tool(name: str, summary: str) -> None:
+    module = name.replace("-", "_")
+
     @cli.command(
         name=name,
         help=f"{summary} Arguments as for python -m llm_pipeline.cli.{module}; --help lists them.",
@@ -47,5 +46,5 @@ def _add_tool(name: str, module: str, summary: str) -> None:
         raise SystemExit(main(list(arguments)))
 
 
-for _name, (_module, _summary) in TOOLS.items():
-    _add_tool(_name, _module, _summary)
+for _name, _summary in TOOLS.items():
+    _add_tool(_name, _summary)

@@ -65,8 +65,9 @@ class RewardModelScore:
 
     __name__ = "reward_model"  # TRL logs it as rewards/reward_model/mean
 
-    def __init__(self, model: Any, tokenizer: Any):
-        self.model = model if model is None else model.eval()
+    def __init__(self, tokenizer: Any):
+        # Set once the trainer says how the model is placed (load_reward_model).
+        self.model: Any = None
         self.tokenizer = tokenizer
 
     def __call__(self, prompts: list, completions: list, **kwargs: Any) -> list[float]:
@@ -196,8 +197,7 @@ def run(job: RLJob) -> None:
 
     refuse_soft_prompt(job.model_dir)
     config_class, trainer_class = trainer_classes(job.algorithm)
-    # Its model is loaded once the trainer says how it is placed (load_reward_model).
-    judge = RewardModelScore(None, AutoTokenizer.from_pretrained(str(job.reward_model_dir)))
+    judge = RewardModelScore(AutoTokenizer.from_pretrained(str(job.reward_model_dir)))
     rules = rule_reward_functions(job.rules)
     functions = [judge, *(function for function, _ in rules)]
     weights = [job.reward_model_weight, *(weight for _, weight in rules)]
