@@ -158,3 +158,22 @@ def test_a_launched_job_logs_progress_startup_and_system_metrics(tmp_path, track
     assert 0 <= metrics["system/cpu_utilization_percentage"] <= 100
     assert metrics["system/system_memory_usage_megabytes"] > 0
     assert "pretrain/loss" in metrics
+
+
+def test_the_startup_line_never_says_the_worker_started_before_its_launch(monkeypatch):
+    """The kernel's process start time has 10 ms ticks from a rounded boot time, so it can read
+    just before the launch that started the process: the line must not say "-0.0 s"."""
+    import psutil
+
+    from llm_pipeline.training import tracking
+    from llm_pipeline.training.launch import LAUNCHED_AT_VARIABLE
+
+    launched = tracking._IMPORTED_AT - 2.0
+    monkeypatch.setenv(LAUNCHED_AT_VARIABLE, repr(launched))
+    monkeypatch.setattr(psutil.Process, "create_time", lambda self: launched - 0.004)
+    line = tracking.startup_line()
+    assert re.fullmatch(
+        r"worker ready [\d.]+ s after launch: torchrun 0\.0 s, imports 2\.0 s, "
+        r"model and data [\d.]+ s",
+        line,
+    ), line

@@ -171,7 +171,9 @@ def startup_line() -> str | None:
 
     now = time.time()
     launched = now - since_launch
-    created = psutil.Process().create_time()
+    # The kernel counts a process's start in clock ticks (10 ms) from a rounded boot time, so it
+    # can read a little before the launch it followed ("torchrun -0.0 s"): not before it.
+    created = min(max(psutil.Process().create_time(), launched), _IMPORTED_AT)
     return (
         f"worker ready {since_launch:.1f} s after launch: torchrun {created - launched:.1f} s, "
         f"imports {_IMPORTED_AT - created:.1f} s, model and data {now - _IMPORTED_AT:.1f} s"
