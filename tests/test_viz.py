@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -187,8 +188,21 @@ def test_make_viz_fails_when_kedro_viz_cannot_build(small_raw_data, tmp_path):
     assert "kedro viz build wrote no site" in result.stdout + result.stderr
 
 
-def assert_drawn(browser, expected: list[str], what: str) -> list[str]:
-    labels = drawn_labels(browser, expected)
+def open_and_assert_drawn(
+    browser, site_url: str, query: str, expected: list[str], what: str
+) -> list[str]:
+    """Open ``query`` as on a first visit and assert that exactly ``expected`` is drawn. Opened
+    once more if the first page load ends drawing another pipeline: in one fresh-clone CI run
+    of several, kedro-viz kept drawing the default pipeline for a ``pid=align`` URL through a
+    whole minute, where every other run drew it within seconds (the cause, in the app, was not
+    found). A pipeline that is never drawn still fails."""
+    for attempt in (1, 2):
+        open_first_visit(browser, site_url, query)
+        labels = drawn_labels(browser, expected, timeout=45.0)
+        if set(labels) == set(expected):
+            break
+        if attempt == 1:
+            logging.getLogger(__name__).warning("%s: drawn %s; loading it again", what, labels)
     missing = sorted(set(expected) - set(labels))
     assert not missing, f"{what}: not drawn: {missing}"
     extra = sorted(set(labels) - set(expected))
@@ -205,8 +219,13 @@ def test_every_pipeline_opens_with_its_stages_as_collapsed_groups(
 
     groups = {}
     for name, pipeline in registered_pipelines.items():
-        open_first_visit(browser, site_url, f"pid={name}")
-        assert_drawn(browser, collapsed_labels(pipeline), f"pipeline {name}, collapsed")
+        open_and_assert_drawn(
+            browser,
+            site_url,
+            f"pid={name}",
+            collapsed_labels(pipeline),
+            f"pipeline {name}, collapsed",
+        )
         groups[name] = sorted(browser.execute_script(GROUPS_SCRIPT))
         assert groups[name] == sorted({node.namespace for node in pipeline.nodes}), name
         # Every node is inside its stage's group: none is drawn on its own.
@@ -225,8 +244,13 @@ def test_expanding_the_groups_draws_every_node_and_dataset(
     site_url, browser, registered_pipelines, tmp_path
 ):
     for name, pipeline in registered_pipelines.items():
-        open_first_visit(browser, site_url, f"pid={name}&expandAllPipelines=true")
-        assert_drawn(browser, expanded_labels(pipeline), f"pipeline {name}, expanded")
+        open_and_assert_drawn(
+            browser,
+            site_url,
+            f"pid={name}&expandAllPipelines=true",
+            expanded_labels(pipeline),
+            f"pipeline {name}, expanded",
+        )
         assert browser.execute_script(GROUPS_SCRIPT) == [], f"pipeline {name}: a group stayed shut"
         close_feature_hints(browser)
         assert browser.save_screenshot(str(tmp_path / f"viz_{name}_expanded.png"))
