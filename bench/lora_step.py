@@ -20,42 +20,13 @@ import argparse
 import logging
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sft_step import sft_settings, training_chats
+from sft_step import sft_settings, train_once, training_chats
 
 BEFORE = {"lora": {"lora_dropout": 0.05}, "sft": {"activation_checkpointing": True}}
-
-
-def lora_train_once(model_dir: str, chats: list[dict], settings: dict, lora: dict) -> float:
-    """Training tokens per second of ``settings['max_steps']`` LoRA steps from a fresh model."""
-    from datasets import Dataset
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
-
-    from llm_pipeline.training.answer_loss import use_label_positions_head
-    from llm_pipeline.training.attention import use_packed_sdpa
-    from llm_pipeline.training.sft import mark_assistant_turns
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    mark_assistant_turns(tokenizer)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    use_packed_sdpa(model)
-    model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
-    trainer = SFTTrainer(
-        model=model,
-        args=SFTConfig(**settings),
-        train_dataset=Dataset.from_list(chats),
-        processing_class=tokenizer,
-    )
-    use_label_positions_head(trainer, "bench")
-    started = time.perf_counter()
-    trainer.train()
-    return trainer._total_train_tokens / (time.perf_counter() - started)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: lora_dropout {adapters['lora_dropout']}, recompute {recompute}")
         for round_number in range(1, args.rounds + 1):
             for name, (sft, adapters) in variants.items():
-                speed = lora_train_once(model_dir, chats, sft, adapters)
+                speed = train_once(model_dir, chats, sft, ours=True, lora=adapters)
                 best[name] = max(best[name], speed)
                 print(f"round {round_number} {name}: {speed:.0f} training tokens/s", flush=True)
     print(f"before: {best['before']:.0f} tokens/s")

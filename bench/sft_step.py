@@ -54,8 +54,11 @@ def sft_settings(steps: int, output: Path) -> dict:
     return {"output_dir": str(output), "report_to": "none", **hardware_precision(), **settings}
 
 
-def train_once(model_dir: str, chats: list[dict], settings: dict, ours: bool) -> float:
-    """Training tokens per second of ``settings['max_steps']`` steps from a fresh model."""
+def train_once(
+    model_dir: str, chats: list[dict], settings: dict, ours: bool, lora: dict | None = None
+) -> float:
+    """Training tokens per second of ``settings['max_steps']`` steps from a fresh model (with
+    LoRA adapters of ``lora``'s ``peft.LoraConfig`` fields, if given)."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
@@ -68,6 +71,10 @@ def train_once(model_dir: str, chats: list[dict], settings: dict, ours: bool) ->
     mark_assistant_turns(tokenizer)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     use_packed_sdpa(model)
+    if lora is not None:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
     trainer = SFTTrainer(
         model=model,
         args=SFTConfig(**settings),
