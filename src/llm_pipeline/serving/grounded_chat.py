@@ -1,4 +1,5 @@
-"""The registered model: an MLflow chat model that grounds every request in its passage index.
+"""The registered model: an MLflow chat model that grounds every request in the passage index
+it carries (when it was trained with retrieval on).
 
 ``models:/llm-pipeline@champion`` must answer the way it was trained and evaluated: with the
 passages retrieved for each user turn in a system turn before the chat. Every version is this
