@@ -19,7 +19,9 @@ import collections
 import hashlib
 import json
 import logging
+import os
 import shutil
+import socket
 import tempfile
 import threading
 from pathlib import Path
@@ -141,11 +143,47 @@ def run_training_job(
 
 
 def _new_output_dir(config: LaunchConfig) -> Path:
-    """A new folder for the job's model under ``staging_root``, else a temporary folder."""
+    """A new folder for the job's model under ``staging_root``, else a temporary folder.
+
+    Its name says which process on which machine made it (``.training-output-<pid>@<host>-``),
+    so that the folders of a process killed before it could move or remove its own (a model's
+    size each) are removed by the next launch on the same machine.
+    """
     if config.staging_root is None:
         return Path(tempfile.mkdtemp(prefix="llm-pipeline-model-"))
     config.staging_root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=".training-output-", dir=config.staging_root))
+    remove_abandoned_outputs(config.staging_root)
+    prefix = f"{STAGING_PREFIX}{os.getpid()}@{socket.gethostname()}-"
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=config.staging_root))
+
+
+STAGING_PREFIX = ".training-output-"
+
+
+def remove_abandoned_outputs(staging_root: Path) -> list[Path]:
+    """Remove the staged model folders under ``staging_root`` whose process, on this machine,
+    has ended; those of live processes and of other machines (a shared file system) stay."""
+    host = socket.gethostname()
+    removed = []
+    for folder in staging_root.glob(f"{STAGING_PREFIX}*"):
+        owner = folder.name[len(STAGING_PREFIX) :].rsplit("-", 1)[0]
+        pid, _, made_on = owner.partition("@")
+        if made_on != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+        logger.warning("Removed %s, left by process %s, which ended before moving it", folder, pid)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _checkpoints_and_rendezvous(
