@@ -58,6 +58,8 @@ logger = logging.getLogger(__name__)
 
 # How a folder was made, not what it holds: a re-made but identical model still matches.
 _UNFINGERPRINTED = {RUN_CONFIG_FILE, TRAINING_LOG_FILE}
+# Staged model folders: this prefix, then ``<pid>@<host>-`` of the process that made them.
+STAGING_PREFIX = ".training-output-"
 
 
 def write_json_lines(frame: pd.DataFrame, path: Path, columns: list[str]) -> Path:
@@ -155,9 +157,6 @@ def _new_output_dir(config: LaunchConfig) -> Path:
     remove_abandoned_outputs(config.staging_root)
     prefix = f"{STAGING_PREFIX}{os.getpid()}@{socket.gethostname()}-"
     return Path(tempfile.mkdtemp(prefix=prefix, dir=config.staging_root))
-
-
-STAGING_PREFIX = ".training-output-"
 
 
 def remove_abandoned_outputs(staging_root: Path) -> list[Path]:
