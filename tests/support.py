@@ -367,3 +367,19 @@ def run_ingest(raw: Path, written: Path, **overrides: object) -> dict:
     outputs = SequentialRunner().run(create_pipeline(), DataCatalog(datasets=datasets))
     loaded = {name: dataset.load() for name, dataset in outputs.items()}
     return {**loaded, **{name: datasets[name].load() for name in on_disk}}
+
+
+def counted_loads(monkeypatch: Any) -> list[str]:
+    """The folders whose weights are loaded from now on (each load of a 70B model costs
+    hundreds of GB of the Kedro process's memory)."""
+    from transformers import PreTrainedModel
+
+    loads: list[str] = []
+    original = PreTrainedModel.from_pretrained.__func__
+
+    def counting(cls, folder, *args, **kwargs):
+        loads.append(str(folder))
+        return original(cls, folder, *args, **kwargs)
+
+    monkeypatch.setattr(PreTrainedModel, "from_pretrained", classmethod(counting))
+    return loads

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from kedro.io import DatasetError
-from support import isolated_mlflow
+from support import counted_loads, isolated_mlflow
 
 from llm_pipeline.datasets import (
     MlflowRegistryDataset,
@@ -20,22 +20,6 @@ from llm_pipeline.datasets import (
 from llm_pipeline.serving.grounded_chat import LOGGING_WITHOUT_WEIGHTS
 
 NAME = "shop-assistant"
-
-
-def counted_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The folders whose weights are loaded from now on (each load of a 70B model costs
-    hundreds of GB of the Kedro process's memory)."""
-    from transformers import PreTrainedModel
-
-    loads: list[str] = []
-    original = PreTrainedModel.from_pretrained.__func__
-
-    def counting(cls, folder, *args, **kwargs):
-        loads.append(str(folder))
-        return original(cls, folder, *args, **kwargs)
-
-    monkeypatch.setattr(PreTrainedModel, "from_pretrained", classmethod(counting))
-    return loads
 
 
 @pytest.fixture

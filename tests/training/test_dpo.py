@@ -15,6 +15,7 @@ from support import (
 )
 
 from llm_pipeline.training.launch import launch
+from llm_pipeline.training.models import KEPT_ADAPTER, adapter_chain
 
 pytestmark = pytest.mark.slow
 
@@ -116,6 +117,10 @@ def test_dpo_with_lora_trains_adapters_against_the_model_without_them(dpo_inputs
     assert start.keys() == end.keys()
     changed = {name for name in start if not start[name].equal(end[name])}
     assert changed and all(("q_proj" in name or "v_proj" in name) for name in changed)
+    # Its adapter is kept, naming the fine-tuned model it was trained on.
+    base, adapters = adapter_chain(spec["output_dir"])
+    assert base == Path(dpo_inputs["model_dir"]).resolve()
+    assert adapters == [spec["output_dir"] / KEPT_ADAPTER]
 
 
 def test_how_the_model_is_loaded_reaches_from_pretrained(dpo_inputs, monkeypatch):

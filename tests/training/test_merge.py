@@ -9,7 +9,12 @@ from safetensors.torch import load_file
 from support import build_tiny_model
 from transformers import AutoModelForCausalLM
 
-from llm_pipeline.training.models import is_adapter_folder, merge_adapter_folder
+from llm_pipeline.training.models import (
+    KEPT_ADAPTER,
+    adapter_chain,
+    is_adapter_folder,
+    merge_adapter_folder,
+)
 
 
 def test_merging_a_saved_adapter_gives_the_weights_of_merging_in_memory(tmp_path):
@@ -30,6 +35,8 @@ def test_merging_a_saved_adapter_gives_the_weights_of_merging_in_memory(tmp_path
     merge_adapter_folder(folder, base)
 
     assert not is_adapter_folder(folder)
+    # The adapter stays beside the weights, naming the folder it was trained on.
+    assert adapter_chain(folder) == (base, [folder / KEPT_ADAPTER])
     merged = load_file(folder / "model.safetensors")
     assert set(merged) <= set(in_memory)
     assert [name for name in merged if not merged[name].equal(in_memory[name])] == []

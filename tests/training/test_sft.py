@@ -15,7 +15,12 @@ from safetensors.torch import load_file
 from support import PROJECT_ROOT, build_tiny_model, launch_config
 
 from llm_pipeline.training.launch import launch
-from llm_pipeline.training.models import is_adapter_folder, load_causal_lm
+from llm_pipeline.training.models import (
+    KEPT_ADAPTER,
+    adapter_chain,
+    is_adapter_folder,
+    load_causal_lm,
+)
 from llm_pipeline.training.sft import SFTJob, peft_config, read_conversations, sft_arguments
 
 QUESTION = "How long does standard shipping take?"
@@ -164,6 +169,9 @@ def test_lora_trains_adapters_and_saves_them_merged(tmp_path, caplog):
         "model.layers.0.self_attn.v_proj.weight",
     ]
     assert generates(folder)
+    # The adapter stays beside the weights, naming the starting model: the registry can
+    # register it alone over that base (register.weights: adapters).
+    assert adapter_chain(folder) == (base.resolve(), [folder / KEPT_ADAPTER])
 
 
 @pytest.mark.slow

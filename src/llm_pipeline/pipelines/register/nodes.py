@@ -15,7 +15,7 @@ Every version gets ``challenger``; the decision and all its reasons are tags on 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,6 +43,7 @@ class RegisterConfig(BaseModel):
     tolerance: float = Field(ge=0)
     tolerances: dict[str, float]
     require_approval: bool
+    weights: Literal["adapters", "full"]
 
 
 def decide_promotion(
@@ -238,7 +239,8 @@ def prepare_registration(
 
     retrieval = RetrievalConfig.model_validate(retrieval_params)
     grounded = retrieval.enabled
-    figures = evaluation_metrics[RegisterConfig.model_validate(params).candidate]
+    config = RegisterConfig.model_validate(params)
+    figures = evaluation_metrics[config.candidate]
     tags: dict[str, str] = {}
     for name, figure in figures.items():
         if is_computed(figure):
@@ -277,7 +279,9 @@ def prepare_registration(
             **{f"lineage.run.{stage}": run for stage, run in runs.items()},
         }
     )
-    card = model_card(decision, evaluation_metrics, validation_report, lineage, runs, tags)
+    card = model_card(
+        decision, evaluation_metrics, validation_report, lineage, runs, tags, config.weights
+    )
     return RegistryCandidate(
         model=aligned_model,
         aliases=tuple(decision["aliases"]),
@@ -285,6 +289,7 @@ def prepare_registration(
         card=card,
         expected_champion=decision["champion_version"],
         index=passage_index.path if grounded else None,
+        weights=config.weights,
     )
 
 
@@ -316,6 +321,7 @@ def model_card(
     lineage: dict[str, Any],
     runs: dict[str, str],
     tags: dict[str, str],
+    weights: str = "full",
 ) -> str:
     """README.md of the registered model: data, method, metrics, intended use and limits."""
     models = [m for m in ("base", "adapted", "sft", "aligned", CHAMPION) if m in evaluation_metrics]
@@ -372,6 +378,16 @@ def model_card(
         data or "- (no data files hashed)",
         "",
         "Training runs (MLflow): " + ", ".join(f"{k} `{v}`" for k, v in runs.items()),
+        "",
+        "## Weights",
+        (
+            "Registered as the LoRA adapters its stages trained, over a base registered once "
+            "as a version of `<name>-base` and pinned by its SHA-256, when every stage after "
+            "that base trained LoRA; otherwise as full weights. The version's `weights` and "
+            "`base.*` tags say which."
+            if weights == "adapters"
+            else "Registered as full weights (`register.weights: full`)."
+        ),
         "",
         "## Evaluation",
         "Held-out validation set; each figure with its bootstrap 95% interval.",
