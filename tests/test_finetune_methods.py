@@ -79,10 +79,13 @@ def test_prompt_tuning_chosen_by_parameters_goes_through_align_evaluate_and_regi
     metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
     assert 1 < metrics["aligned"]["perplexity"]["value"] < float("inf")
 
-    # The registered model stands alone: it answers with the base model's folder gone. A
+    # The registered model stands alone: it answers with the base model's folder gone (the
+    # soft prompt is registered as an adapter over the base, itself a registered version). A
     # separate process, so this test leaves MLflow's client state as it found it.
     load = (
         "import json, mlflow; chat = mlflow.pyfunc.load_model('models:/llm-pipeline@challenger'); "
+        "version = mlflow.MlflowClient().get_model_version_by_alias('llm-pipeline', 'challenger'); "
+        "print(version.tags['weights']); "
         "print(json.dumps(chat.predict({'messages': [{'role': 'user', 'content': 'Hi'}], "
         "'max_tokens': 8})))"
     )
@@ -93,6 +96,7 @@ def test_prompt_tuning_chosen_by_parameters_goes_through_align_evaluate_and_regi
     finally:
         (tmp_path / "moved_base").rename(base)
     assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert loaded.stdout.strip().splitlines()[-2] == "1 adapter(s) over the base"
     answer = json.loads(loaded.stdout.strip().splitlines()[-1])
     assert answer["choices"][0]["message"]["role"] == "assistant"
 

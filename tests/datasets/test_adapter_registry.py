@@ -10,7 +10,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from kedro.io import DatasetError
 from peft import LoraConfig, get_peft_model
 from support import build_tiny_model, counted_loads, isolated_mlflow, saved_weights
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -102,9 +101,9 @@ def test_the_base_is_registered_once_and_every_adapter_version_pins_it(registere
     for number in (1, 2):
         assert versions[number].tags["base.model"] == f"models:/{NAME}-base/1"
         assert versions[number].tags[f"base.{DIGEST_TAG}"] == digest
-    assert versions[1].tags[WEIGHTS_TAG] == "2 LoRA adapter(s) over the base"
-    assert versions[2].tags[WEIGHTS_TAG] == "1 LoRA adapter(s) over the base"
-    assert versions[3].tags[WEIGHTS_TAG].startswith("full: no LoRA adapter was kept")
+    assert versions[1].tags[WEIGHTS_TAG] == "2 adapter(s) over the base"
+    assert versions[2].tags[WEIGHTS_TAG] == "1 adapter(s) over the base"
+    assert versions[3].tags[WEIGHTS_TAG].startswith("full: no LoRA adapter or soft prompt was kept")
 
 
 def test_an_adapter_version_holds_adapters_not_weights(registered):
@@ -162,7 +161,7 @@ def test_an_adapter_version_refuses_a_base_that_is_not_the_pinned_one(registered
         registered.client.set_model_version_tag(f"{NAME}-base", "1", DIGEST_TAG, digest)
 
 
-def test_adapters_whose_base_folder_is_gone_fail_before_logging(tmp_path, lora_models):
+def test_adapters_whose_base_folder_is_gone_are_registered_with_the_weights(tmp_path, lora_models):
     import mlflow
 
     moved = tmp_path / "sft"
@@ -172,7 +171,90 @@ def test_adapters_whose_base_folder_is_gone_fail_before_logging(tmp_path, lora_m
     )
     with pytest.MonkeyPatch.context() as mp, isolated_mlflow(tmp_path, mp):
         candidate = RegistryCandidate(model=ModelFolder(moved), aliases=(), weights="adapters")
-        with mlflow.start_run(), pytest.raises(DatasetError, match="no longer there"):
+        with mlflow.start_run():
             MlflowRegistryDataset(NAME).save(candidate)
 
-        assert mlflow.MlflowClient().search_registered_models() == []
+        client = mlflow.MlflowClient()
+        version = client.get_model_version(NAME, "1")
+        assert "no longer there" in version.tags[WEIGHTS_TAG]
+        assert version.tags[WEIGHTS_TAG].startswith("full: ")
+        assert client.search_model_versions(f"name = '{NAME}-base'") == []
+        files = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/1"))
+        assert (files / "artifacts/sft/model.safetensors").is_file()
+
+
+@pytest.fixture(scope="module")
+def soft_prompt_version(tmp_path_factory):
+    """A soft prompt (prompt tuning) registered as an adapter over its base."""
+    import mlflow
+    from peft import PromptTuningConfig
+
+    root = tmp_path_factory.mktemp("soft_prompt")
+    base = build_tiny_model(root / "base")
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32),
+        PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4),
+    )
+    with torch.no_grad():  # a soft prompt away from its random start
+        model.prompt_encoder["default"].embedding.weight.normal_(0, 0.5)
+    prompt = root / "prompt"
+    model.save_pretrained(prompt)
+    AutoTokenizer.from_pretrained(base).save_pretrained(prompt)
+    with pytest.MonkeyPatch.context() as mp, isolated_mlflow(root, mp):
+        loads = counted_loads(mp)
+        with mlflow.start_run():
+            MlflowRegistryDataset(NAME).save(
+                RegistryCandidate(
+                    model=ModelFolder(prompt), aliases=("champion",), weights="adapters"
+                )
+            )
+        # Before, a soft prompt was merged into a plain model in this process to register it.
+        assert loads == []
+        yield SimpleNamespace(root=root, prompt=prompt, client=mlflow.MlflowClient())
+
+
+MESSAGES = [{"role": "user", "content": "How long does standard shipping take?"}]
+
+
+def prompt_ids(folder: Path) -> torch.Tensor:
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    text = tokenizer.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True)
+    return tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
+
+
+def test_a_soft_prompt_is_registered_as_an_adapter_and_serves_as_trained(soft_prompt_version):
+    import mlflow
+
+    from llm_pipeline.training.models import load_causal_lm
+
+    version = soft_prompt_version.client.get_model_version(NAME, "1")
+    files = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/1"))
+    chat = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    ids = prompt_ids(soft_prompt_version.prompt)
+    with torch.no_grad():
+        served = chat.get_raw_model().model(input_ids=ids).logits
+        trained = load_causal_lm(soft_prompt_version.prompt).eval()(input_ids=ids).logits
+
+    assert version.tags[WEIGHTS_TAG] == "1 adapter(s) over the base"
+    assert sorted(str(p.relative_to(files)) for p in files.rglob("*.safetensors")) == [
+        "artifacts/prompt/adapters/00/adapter_model.safetensors"
+    ]
+    assert (files / "artifacts/prompt/config.json").is_file()
+    torch.testing.assert_close(served, trained)
+
+
+def test_a_soft_prompt_champion_is_evaluated_as_a_plain_model_folder(soft_prompt_version):
+    from llm_pipeline.training.models import is_adapter_folder, load_causal_lm
+
+    root = soft_prompt_version.root
+    folder = RegistryModelFolderDataset(NAME, "champion", str(root / "champion")).load().path
+    ids, merged_ids = prompt_ids(soft_prompt_version.prompt), prompt_ids(folder)
+    with torch.no_grad():
+        expected = load_causal_lm(soft_prompt_version.prompt).eval()(input_ids=ids).logits
+        got = AutoModelForCausalLM.from_pretrained(folder).eval()(input_ids=merged_ids).logits
+
+    assert not is_adapter_folder(folder) and (folder / "model.safetensors").is_file()
+    # The soft prompt became four special tokens that the chat template writes first.
+    assert merged_ids.shape[1] == ids.shape[1] + 4
+    vocabulary = expected.shape[-1]
+    torch.testing.assert_close(got[:, 4:, :vocabulary], expected[:, -ids.shape[1] :])

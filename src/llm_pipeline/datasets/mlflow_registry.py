@@ -117,14 +117,14 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
         tags = dict(data.tags)
         with tempfile.TemporaryDirectory(prefix="llm-pipeline-register-") as scratch:
             path = Path(data.model.path)
-            if is_adapter_folder(path):
-                # A soft prompt becomes special tokens of a plain model: the registered model
-                # then needs neither PEFT nor the base model's folder.
-                path = merge_soft_prompt(path, Path(scratch) / "merged")
-            elif data.weights == "adapters":
+            if data.weights == "adapters":
                 staged = Path(scratch) / "adapters" / path.name
                 path, weights = self._adapters_over_base(path, staged)
                 tags.update(weights)
+            if is_adapter_folder(path):
+                # A soft prompt registered with its weights becomes special tokens of a plain
+                # model: the registered model then needs neither PEFT nor the base's folder.
+                path = merge_soft_prompt(path, Path(scratch) / "merged")
             index = None if data.index is None else Path(data.index)
             info = self._log_chat(path, index)
             if data.card is not None:
@@ -159,18 +159,16 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
         say so, its base registered first unless a version of the same weights already is; or
         ``folder`` itself with the reason, when no stage kept an adapter."""
         from llm_pipeline.serving import adapters as adapter_version
-        from llm_pipeline.training.models import adapter_chain, is_adapter_folder
+        from llm_pipeline.training.models import adapter_chain
 
         try:
             base, adapters = adapter_chain(folder)
         except (ValueError, FileNotFoundError) as error:
-            raise DatasetError(f"Cannot register {folder} as adapters: {error}") from error
-        if not adapters or is_adapter_folder(base):
-            reason = (
-                "full: no LoRA adapter was kept by the stages that made it"
-                if not adapters
-                else "full: its LoRA adapters apply to a soft prompt, not to a plain model"
-            )
+            # The weights are there: the version is registered with them, and says why.
+            logger.warning("Registering %s with its weights: %s", folder, error)
+            return folder, {adapter_version.WEIGHTS_TAG: f"full: {error}"}
+        if not adapters:
+            reason = "full: no LoRA adapter or soft prompt was kept by the stages that made it"
             logger.info("Registering %s with its weights (%s)", folder, reason)
             return folder, {adapter_version.WEIGHTS_TAG: reason}
         digest, sizes = adapter_version.weights_digest(base)
@@ -181,16 +179,16 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
             "sha256": digest,
             "sizes": sizes,
         }
-        adapter_version.stage_adapter_version(folder, adapters, reference, scratch)
+        adapter_version.stage_adapter_version(folder, adapters, base, reference, scratch)
         logger.info(
-            "Registering %s as %d LoRA adapter(s) over %s version %s",
+            "Registering %s as %d adapter(s) over %s version %s",
             folder,
             len(adapters),
             self.base_name,
             version,
         )
         return scratch, {
-            adapter_version.WEIGHTS_TAG: f"{len(adapters)} LoRA adapter(s) over the base",
+            adapter_version.WEIGHTS_TAG: f"{len(adapters)} adapter(s) over the base",
             "base.model": f"models:/{self.base_name}/{version}",
             f"base.{adapter_version.DIGEST_TAG}": digest,
         }
@@ -344,8 +342,16 @@ class RegistryModelFolderDataset(AbstractDataset[None, ModelFolder | None]):
 
 def _fold_adapters(logged: Path, folder: Path) -> None:
     """Into ``folder``: the plain model an adapter version describes (its base from the
-    registry with its adapters folded in), with the version's tokenizer and files."""
+    registry with its adapters folded in, a soft prompt as special tokens), with the version's
+    tokenizer and files."""
+    from transformers import AutoTokenizer
+
     from llm_pipeline.serving.adapters import ADAPTERS_FOLDER, BASE_FILE, load_adapted
+    from llm_pipeline.training.models import fold_soft_prompt
 
     shutil.copytree(logged, folder, ignore=shutil.ignore_patterns(ADAPTERS_FOLDER, BASE_FILE))
-    load_adapted(logged).save_pretrained(str(folder))
+    model = load_adapted(logged)
+    if hasattr(model, "get_prompt_embedding_to_save"):  # a soft prompt
+        fold_soft_prompt(model, AutoTokenizer.from_pretrained(str(logged)), folder)
+    else:
+        model.save_pretrained(str(folder))

@@ -58,14 +58,17 @@ def weights_digest(folder: Path) -> tuple[str, dict[str, int]]:
 
 
 def stage_adapter_version(
-    candidate: Path, adapters: list[Path], base: dict[str, Any], to: Path
+    candidate: Path, adapters: list[Path], base_folder: Path, base: dict[str, Any], to: Path
 ) -> None:
     """Into ``to``: ``candidate``'s folder without its weights (tokenizer, config, run config
-    and logs), its ``adapters`` under ``ADAPTERS_FOLDER/<n>`` and the ``base`` reference."""
+    and logs), its ``adapters`` under ``ADAPTERS_FOLDER/<n>`` and the reference to ``base``,
+    the registered version of ``base_folder``."""
     ignored = shutil.ignore_patterns(
-        "*.safetensors", "*.bin", "*.safetensors.index.json", "lora_adapter"
+        "*.safetensors", "*.bin", "*.safetensors.index.json", "lora_adapter", "adapter_config.json"
     )
     shutil.copytree(candidate, to, ignore=ignored)
+    if not (to / "config.json").exists():  # a soft prompt's folder: the base's architecture
+        shutil.copy(base_folder / "config.json", to / "config.json")
     for number, adapter in enumerate(adapters):
         target = to / ADAPTERS_FOLDER / f"{number:02d}"
         shutil.copytree(adapter, target)
@@ -122,8 +125,8 @@ def downloaded_base(reference: dict[str, Any]) -> Iterator[Path]:
 
 def load_adapted(folder: Path | str) -> Any:
     """The model an adapter version's ``folder`` describes: its base downloaded from the
-    registry and checked, loaded in fp32, with each adapter folded into it in the order they
-    were trained."""
+    registry and checked, loaded in fp32, with each LoRA adapter folded into it in the order
+    they were trained; a soft prompt (always the last) stays a PEFT model around it."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -132,5 +135,7 @@ def load_adapted(folder: Path | str) -> Any:
     with downloaded_base(base_reference(folder)) as base:
         model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
     for adapter in sorted((folder / ADAPTERS_FOLDER).iterdir()):
-        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        model = PeftModel.from_pretrained(model, str(adapter))
+        if not model.peft_config["default"].is_prompt_learning:
+            model = model.merge_and_unload()
     return model

@@ -1,11 +1,13 @@
 """Loading a model folder, whatever fine-tuning method made it.
 
 ``full`` and ``lora`` fine-tuning save a plain Hugging Face folder (LoRA is merged into the base
-weights). ``prompt_tuning`` saves a PEFT adapter folder: the soft prompt, the tokenizer and, in
-``adapter_config.json``, the base model it was trained on (an absolute path or a hub id), which
-must still be there to load it. Every stage loads a model folder through ``load_causal_lm``.
-DPO trains a soft prompt further as a soft prompt; evaluate scores it; the registry logs it
-through ``merge_soft_prompt``, as a plain folder that needs neither PEFT nor the base folder.
+weights, the adapter kept in ``KEPT_ADAPTER/``). ``prompt_tuning`` saves a PEFT adapter folder:
+the soft prompt, the tokenizer and, in ``adapter_config.json``, the base model it was trained on
+(an absolute path or a hub id), which must still be there to load it. Every stage loads a model
+folder through ``load_causal_lm``. DPO trains a soft prompt further as a soft prompt; evaluate
+scores it; the registry logs it as an adapter over its registered base
+(``serving/adapters.py``), or with ``register.weights: full`` through ``merge_soft_prompt``, as
+a plain folder that needs neither PEFT nor the base.
 """
 
 from __future__ import annotations
@@ -70,8 +72,14 @@ def merge_soft_prompt(folder: Path | str, output_dir: Path | str) -> Path:
     """
     from transformers import AutoTokenizer
 
-    model = load_causal_lm(folder)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    return fold_soft_prompt(
+        load_causal_lm(folder), AutoTokenizer.from_pretrained(str(folder)), output_dir
+    )
+
+
+def fold_soft_prompt(model: Any, tokenizer: Any, output_dir: Path | str) -> Path:
+    """``merge_soft_prompt`` of a soft prompt already loaded on its base (``model``, a PEFT
+    model) with its ``tokenizer``."""
     vectors = model.get_prompt_embedding_to_save("default").detach()
     base = model.get_base_model()
     tokens = [SOFT_PROMPT_TOKEN.format(i) for i in range(len(vectors))]
@@ -136,7 +144,7 @@ def merge_adapter_folder(folder: Path, base: Path | str) -> None:
     base_model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
     merged = PeftModel.from_pretrained(base_model, str(folder)).merge_and_unload()
     kept = folder / KEPT_ADAPTER
-    kept.mkdir()
+    kept.mkdir(exist_ok=True)  # a save interrupted after this point left one
     for name in ("adapter_model.safetensors", "adapter_model.bin", ADAPTER_CONFIG_FILE):
         if (folder / name).exists():
             os.replace(folder / name, kept / name)
@@ -151,18 +159,21 @@ KEPT_ADAPTER = "lora_adapter"
 
 
 def adapter_chain(folder: Path | str) -> tuple[Path, list[Path]]:
-    """The plain model that ``folder`` was made from by LoRA adapters, and those adapters in
-    the order they were trained: each stage that trained LoRA kept its adapter
-    (``KEPT_ADAPTER``) naming the folder it trained on, which may have kept one of its own.
-    A folder that kept none is its own base, with no adapters."""
+    """The plain model that ``folder`` was made from by adapters, and those adapters in the
+    order they were trained: each stage that trained LoRA kept its adapter (``KEPT_ADAPTER``)
+    naming the folder it trained on, which may have kept one of its own; a soft prompt's
+    folder is itself the adapter, last. A folder that kept none is its own base, with no
+    adapters."""
     current, adapters = Path(folder), []
-    while (current / KEPT_ADAPTER / ADAPTER_CONFIG_FILE).is_file():
-        adapters.append(current / KEPT_ADAPTER)
-        base = adapter_base_model(current / KEPT_ADAPTER)
+    outermost = [current] if is_adapter_folder(current) else []
+    while outermost or (current / KEPT_ADAPTER / ADAPTER_CONFIG_FILE).is_file():
+        adapter = outermost.pop() if outermost else current / KEPT_ADAPTER
+        adapters.append(adapter)
+        base = adapter_base_model(adapter)
         if not Path(base).is_absolute():
             raise ValueError(
-                f"The adapter in {current / KEPT_ADAPTER} was trained on {base}, not on a "
-                "model folder on disk: its base cannot be registered from here."
+                f"The adapter in {adapter} was trained on {base}, not on a model folder on "
+                "disk: its base cannot be registered from here."
             )
         current = Path(base)
     return current, adapters[::-1]
