@@ -258,3 +258,29 @@ def test_a_soft_prompt_champion_is_evaluated_as_a_plain_model_folder(soft_prompt
     assert merged_ids.shape[1] == ids.shape[1] + 4
     vocabulary = expected.shape[-1]
     torch.testing.assert_close(got[:, 4:, :vocabulary], expected[:, -ids.shape[1] :])
+
+
+def test_a_base_whose_files_are_not_the_registered_sizes_is_refused(registered, lora_models):
+    from llm_pipeline.serving.adapters import downloaded_base
+
+    digest, sizes = weights_digest(lora_models.base)
+    reference = {
+        "registered_model": f"{NAME}-base",
+        "version": 1,
+        "sha256": digest,
+        "sizes": {**sizes, "model.safetensors": 1},
+    }
+    with (
+        pytest.raises(ValueError, match="weight files are not the ones registered"),
+        downloaded_base(reference),
+    ):
+        pass
+    with downloaded_base({**reference, "sizes": sizes}) as folder:
+        assert (folder / "model.safetensors").stat().st_size == sizes["model.safetensors"]
+
+
+def test_a_folder_without_weights_has_no_digest(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+
+    with pytest.raises(ValueError, match="holds no model weights"):
+        weights_digest(tmp_path)

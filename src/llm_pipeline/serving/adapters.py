@@ -1,17 +1,20 @@
-"""A registered version that holds LoRA adapters instead of weights, over a pinned base.
+"""A registered version that holds adapters (LoRA, a soft prompt) instead of weights, over a
+pinned base.
 
-A candidate made by LoRA stages keeps each stage's adapter (``training.models.adapter_chain``).
-With ``register.weights: adapters`` the registry logs the candidate's folder without its weights,
-the adapters under ``ADAPTERS_FOLDER/<n>`` in the order they were trained, and ``BASE_FILE``:
-the registered base version they apply to, pinned by the SHA-256 of its weight files
-(``weights_digest``) and their sizes. The base is registered once, as a version of its own
-(``<name>-base``), and every adapter version over the same weights names that one version: at
-8B-70B a version then costs megabytes, not the model's size, as long as the base stays the same
-(a pinned starting model, ``pretrain.adapt`` off).
+A candidate made by LoRA stages keeps each stage's adapter; a soft prompt's folder is one
+(``training.models.adapter_chain``). With ``register.weights: adapters`` the registry logs the
+candidate's folder without its weights, the adapters under ``ADAPTERS_FOLDER/<n>`` in the order
+they were trained, and ``BASE_FILE``: the registered base version they apply to, pinned by the
+SHA-256 of its weight files (``weights_digest``) and their sizes. The base is registered once,
+as a version of its own (``<name>-base``), and every adapter version over the same weights
+names that one version: at 8B-70B a version then costs megabytes, not the model's size, as long
+as the base stays the same (the fine-tune starting from a pinned model,
+``finetune_starting_model``).
 
 Loading such a version (serving, or the champion for evaluation) downloads the base version,
-checks it is the pinned one, and folds the adapters into it in fp32, in order: the weights the
-register stage's candidate had (``merge_adapter_folder`` folded them the same way).
+checks it is the pinned one, and folds the LoRA adapters into it in fp32, in order: the weights
+the register stage's candidate had (``merge_adapter_folder`` folded them the same way). A soft
+prompt stays a PEFT model around the base.
 """
 
 from __future__ import annotations
