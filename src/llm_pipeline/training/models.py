@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 ADAPTER_CONFIG_FILE = "adapter_config.json"
+# Where a model folder made by folding a LoRA adapter into its base keeps that adapter.
+KEPT_ADAPTER = "lora_adapter"
 
 
 def is_adapter_folder(folder: Path | str) -> bool:
@@ -152,10 +154,6 @@ def merge_adapter_folder(folder: Path, base: Path | str) -> None:
     config["base_model_name_or_path"] = str(base)
     (kept / ADAPTER_CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
     merged.save_pretrained(str(folder))
-
-
-# Where a model folder made by folding a LoRA adapter into its base keeps that adapter.
-KEPT_ADAPTER = "lora_adapter"
 
 
 def adapter_chain(folder: Path | str) -> tuple[Path, list[Path]]:
