@@ -7,7 +7,9 @@ Writes a sparse safetensors file (a valid header of ``--tensors`` tensors, the d
 the file: no disk is used, and reading it costs what reading cached pages does), times both
 digests of it (best of 3), and prints the ratio full / sampled and what full would take for a
 70B model in bf16 (140 GB) at the measured speed. Reading real weights from disk or a network
-file system makes full slower still; sampled reads the same few megabytes.
+file system makes full slower still; sampled reads the same few megabytes. Also times the
+fingerprint (``serving.adapters.weights_fingerprint``) by which registering adapters over a base
+already registered from the same untouched files skips the full digest.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from llm_pipeline.serving.adapters import weights_fingerprint
 from llm_pipeline.training.manifests import file_sha256, sampled_sha256
 
 
@@ -59,13 +62,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.safetensors"
         size = sparse_safetensors(path, args.gigabytes, args.tensors)
+        (Path(folder) / "config.json").write_text("{}")
         sampled = best_of(3, sampled_sha256, path)
         full = best_of(3, file_sha256, path)
+        fingerprint = best_of(3, weights_fingerprint, Path(folder))
     per_gb = full / (size / 1e9)
     print(f"file: {size / 1e9:.1f} GB, {args.tensors} tensors (sparse)")
     print(f"sampled digest: {sampled * 1000:.1f} ms")
     print(f"full SHA-256:   {full:.2f} s ({size / 1e9 / full:.2f} GB/s)")
     print(f"70B in bf16 (140 GB), full: about {140 * per_gb / 60:.1f} min at this speed")
+    print(f"fingerprint of a base registered before: {fingerprint * 1000:.2f} ms")
     print(f"ratio full / sampled: {full / sampled:.0f}")
 
 

@@ -284,3 +284,54 @@ def test_a_folder_without_weights_has_no_digest(tmp_path):
 
     with pytest.raises(ValueError, match="holds no model weights"):
         weights_digest(tmp_path)
+
+
+def test_registering_again_over_untouched_base_files_reads_none_of_their_bytes(tmp_path):
+    """The base's digest is computed once per set of files: a later registration over the same
+    files, not written since (the fingerprint tag of the base version), reads none of their
+    bytes and names the same base version; a file written again (the same bytes, a new time)
+    is read again, and still finds that version by its digest."""
+    import mlflow
+
+    from llm_pipeline.serving.adapters import FILES_TAG, weights_fingerprint
+    from llm_pipeline.training import manifests
+
+    base = build_tiny_model(tmp_path / "base")
+    sft = train_lora_stage(base, tmp_path / "sft", seed=1)
+    aligned = train_lora_stage(sft, tmp_path / "aligned", seed=2)
+    hashed: list[Path] = []
+    full_sha256 = manifests.file_sha256
+
+    def counted_sha256(path: Path) -> str:
+        hashed.append(Path(path))
+        return full_sha256(path)
+
+    def register(folder: Path) -> str:
+        hashed.clear()
+        with mlflow.start_run():
+            MlflowRegistryDataset(NAME).save(
+                RegistryCandidate(model=ModelFolder(folder), aliases=(), weights="adapters")
+            )
+        versions = client.search_model_versions(f"name = '{NAME}'")
+        return max(versions, key=lambda found: int(found.version)).tags["base.model"]
+
+    (tmp_path / "store").mkdir()
+    with pytest.MonkeyPatch.context() as mp, isolated_mlflow(tmp_path / "store", mp):
+        mp.setattr(manifests, "file_sha256", counted_sha256)
+        client = mlflow.MlflowClient()
+
+        assert register(sft) == f"models:/{NAME}-base/1"
+        assert {path.name for path in hashed} == {"config.json", "model.safetensors"}
+        (base_version,) = client.search_model_versions(f"name = '{NAME}-base'")
+        assert base_version.tags[FILES_TAG] == weights_fingerprint(base)
+
+        assert register(aligned) == f"models:/{NAME}-base/1"
+        assert hashed == []
+
+        weights = base / "model.safetensors"
+        weights.write_bytes(weights.read_bytes())  # the same bytes, written again
+        assert register(aligned) == f"models:/{NAME}-base/1"
+        assert {path.name for path in hashed} == {"config.json", "model.safetensors"}
+        assert len(client.search_model_versions(f"name = '{NAME}-base'")) == 1
+        tags = client.get_model_version(f"{NAME}-base", "1").tags
+        assert tags[FILES_TAG] == weights_fingerprint(base)

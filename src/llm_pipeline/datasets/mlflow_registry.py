@@ -171,13 +171,12 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
             reason = "full: no LoRA adapter or soft prompt was kept by the stages that made it"
             logger.info("Registering %s with its weights (%s)", folder, reason)
             return folder, {adapter_version.WEIGHTS_TAG: reason}
-        digest, sizes = adapter_version.weights_digest(base)
-        version = self._base_version(base, digest)
+        version, digest = self._base_version(base)
         reference = {
             "registered_model": self.base_name,
             "version": version,
             "sha256": digest,
-            "sizes": sizes,
+            "sizes": adapter_version.weight_sizes(base),
         }
         adapter_version.stage_adapter_version(folder, adapters, base, reference, scratch)
         logger.info(
@@ -193,22 +192,42 @@ class MlflowRegistryDataset(AbstractDataset[RegistryCandidate, dict[str, Any] | 
             f"base.{adapter_version.DIGEST_TAG}": digest,
         }
 
-    def _base_version(self, base: Path, digest: str) -> int:
-        """The version of ``<name>-base`` holding weights of this digest, registered now (as a
-        plain chat model, servable on its own) if none does yet."""
+    def _base_version(self, base: Path) -> tuple[int, str]:
+        """The version of ``<name>-base`` holding ``base``'s weights, and their digest: the
+        version last registered from or found to be these very files (its fingerprint tag),
+        without reading them; else the version of the same digest, computed now; else a version
+        registered now (as a plain chat model, servable on its own)."""
         import mlflow
 
-        from llm_pipeline.serving.adapters import DIGEST_TAG
+        from llm_pipeline.serving.adapters import (
+            DIGEST_TAG,
+            FILES_TAG,
+            weights_digest,
+            weights_fingerprint,
+        )
 
         client = mlflow.MlflowClient()
-        for found in client.search_model_versions(f"name = '{self.base_name}'"):
+        fingerprint = weights_fingerprint(base)
+        versions = client.search_model_versions(f"name = '{self.base_name}'")
+        for found in versions:
+            if found.tags.get(FILES_TAG) == fingerprint and found.tags.get(DIGEST_TAG):
+                logger.info(
+                    "%s's files are those of %s version %s (not written since): not read again",
+                    base,
+                    self.base_name,
+                    found.version,
+                )
+                return int(found.version), found.tags[DIGEST_TAG]
+        digest, _ = weights_digest(base)
+        for found in versions:
             if found.tags.get(DIGEST_TAG) == digest:
-                return int(found.version)
+                client.set_model_version_tag(self.base_name, found.version, FILES_TAG, fingerprint)
+                return int(found.version), digest
         info = self._log_chat(base, None, name="base_model")
-        tags = {DIGEST_TAG: digest, "source.path": str(base)}
+        tags = {DIGEST_TAG: digest, FILES_TAG: fingerprint, "source.path": str(base)}
         version = mlflow.register_model(info.model_uri, self.base_name, tags=tags).version
         logger.info("Registered the base %s as %s version %s", base, self.base_name, version)
-        return int(version)
+        return int(version), digest
 
     def _alias_version(self, client: Any, alias: str) -> int | None:
         from mlflow.exceptions import MlflowException
@@ -299,7 +318,7 @@ class RegistryModelFolderDataset(AbstractDataset[None, ModelFolder | None]):
         import mlflow
 
         from llm_pipeline.datasets._atomic import replace_directory_atomically
-        from llm_pipeline.serving.adapters import is_adapter_version
+        from llm_pipeline.serving.adapters import is_adapter_version, logged_folders
 
         found = MlflowRegistryDataset(self._name, alias=self._alias).load()
         if found is None:
@@ -314,11 +333,8 @@ class RegistryModelFolderDataset(AbstractDataset[None, ModelFolder | None]):
                     )
                 )
                 folder = Path(scratch) / "folder"
-                # The artifact named after the folder it was logged from (``artifacts/model``
-                # in the first grounded versions).
-                logged = [
-                    path.parent for path in sorted(downloaded.glob("artifacts/*/config.json"))
-                ]
+                # ``artifacts/model`` in the first grounded versions.
+                logged = logged_folders(downloaded)
                 if logged and is_adapter_version(logged[0]):
                     _fold_adapters(logged[0], folder)
                 elif logged:
