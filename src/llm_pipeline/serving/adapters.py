@@ -50,9 +50,10 @@ def weight_files(folder: Path) -> list[Path]:
 
 def weights_digest(folder: Path) -> tuple[str, dict[str, int]]:
     """The SHA-256 of ``folder``'s weight files (each file's name and SHA-256, in name order)
-    and their sizes. Every byte is read once, at registering only (training's fingerprints use
-    sizes): 1.6 GB/s from the page cache in ``bench/digests.py``, about 1.5 minutes for 70B in
-    bf16 (140 GB), more from disk."""
+    and their sizes. Every byte is read, at registering only, and only over files no base
+    version has the fingerprint of (``weights_fingerprint``; training's fingerprints use
+    sizes): 1.4-1.6 GB/s from the page cache in ``bench/digests.py``, about 1.5 minutes for 70B
+    in bf16 (140 GB), more from disk."""
     from llm_pipeline.training import manifests
 
     sizes = weight_sizes(folder)
