@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kedro.framework.project import configure_project
@@ -141,43 +142,50 @@ def open_first_visit(driver, site_url: str, query: str) -> None:
     driver.get(f"{site_url}?{query}")
 
 
+def settled(driver, read, done, timeout: float) -> Any:
+    """What ``read()`` gives once ``done`` holds of it, or the last it gave, at the timeout."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    seen = None
+
+    def check(_) -> bool:
+        nonlocal seen
+        seen = read()
+        return done(seen)
+
+    with contextlib.suppress(TimeoutException):
+        WebDriverWait(driver, timeout, poll_frequency=0.5).until(check)
+    return seen
+
+
 def drawn_labels(driver, expected: list[str], timeout: float = 60.0) -> list[str]:
     """The labels drawn once they are exactly the expected ones (or the last seen, at the
     timeout): the app lays the graph out some seconds after the page loads, and may draw
     another pipeline (a superset) for a moment before it turns to the one asked for."""
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    seen: list[str] = []
-
-    def all_drawn(_) -> bool:
-        seen[:] = driver.execute_script(LABELS_SCRIPT)
-        return set(expected) == set(seen)
-
-    with contextlib.suppress(TimeoutException):
-        WebDriverWait(driver, timeout, poll_frequency=0.5).until(all_drawn)
-    return sorted(seen)
+    labels = settled(
+        driver,
+        lambda: driver.execute_script(LABELS_SCRIPT),
+        lambda seen: set(seen) == set(expected),
+        timeout,
+    )
+    return sorted(labels)
 
 
 def selected_pipeline(driver, name: str, timeout: float = 20.0) -> str:
     """The pipeline the dropdown names, once it is ``name`` (or the last seen, at the timeout):
     on a loaded machine the app had drawn the pipeline asked for while its dropdown still named
     the default one (a run of the suite on three workers, 2026-12-05)."""
-    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    label = ""
-
-    def named(_) -> bool:
-        nonlocal label
-        selected = driver.find_element(By.CSS_SELECTOR, ".pipeline-list .dropdown__label")
-        label = selected.text.strip()
-        return label == name
-
-    with contextlib.suppress(TimeoutException):
-        WebDriverWait(driver, timeout, poll_frequency=0.5).until(named)
-    return label
+    return settled(
+        driver,
+        lambda: driver.find_element(
+            By.CSS_SELECTOR, ".pipeline-list .dropdown__label"
+        ).text.strip(),
+        lambda label: label == name,
+        timeout,
+    )
 
 
 def close_feature_hints(driver) -> None:
