@@ -99,19 +99,20 @@ def test_a_reviewer_judges_with_keys_and_the_choices_become_preference_pairs(
 
     press(browser, "a")  # pair 1: A
     wait_for(browser, lambda: choices(session.decisions) == ["a"])
-    assert text("prompt") == items[1]["prompt"]
+    # The page shows the next pair once the server's answer arrives, a moment after the file.
+    wait_for(browser, lambda: text("prompt") == items[1]["prompt"])
     press(browser, "2")  # pair 2: B
     wait_for(browser, lambda: len(choices(session.decisions)) == 2)
     press(browser, "u")  # changed my mind about pair 2
     wait_for(browser, lambda: choices(session.decisions)[-1] == "undone")
-    assert text("prompt") == items[1]["prompt"]
+    wait_for(browser, lambda: text("prompt") == items[1]["prompt"])
     press(browser, "a")
     wait_for(browser, lambda: len(choices(session.decisions)) == 4)
     # Pair 3 holds markup in an answer: shown as text, never interpreted.
-    assert "<b>out</b>" in text("answer-a") + text("answer-b")
+    wait_for(browser, lambda: "<b>out</b>" in text("answer-a") + text("answer-b"))
     press(browser, "x")
     wait_for(browser, lambda: choices(session.decisions) == ["a", "b", "undone", "a", "both_bad"])
-    assert text("progress").endswith("3 judged")
+    wait_for(browser, lambda: text("progress").endswith("3 judged"))
     browser.save_screenshot(str(tmp_path / "review.png"))
     decisions = read_jsonl(session.decisions)
     assert {row["reviewer"] for row in decisions} == {"alice"}
