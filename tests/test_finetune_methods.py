@@ -59,11 +59,13 @@ def test_prompt_tuning_chosen_by_parameters_goes_through_align_evaluate_and_regi
         [
             tool("kedro"), "run", "--env", "tiny",
             "--pipelines", "finetune,align,evaluate,register",
-            "--params", "finetune.method=prompt_tuning",
+            # align.lora as conf/base sets it: a soft prompt trains further as itself.
+            "--params", "finetune.method=prompt_tuning,align.lora.r=4",
         ],
         cwd=project,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "is a soft prompt: it trains further as itself, align.lora set aside" in result.stdout
     base = latest_model(project, "base_model")
     sft, aligned = latest_model(project, "sft_model"), latest_model(project, "aligned_model")
     for folder in (sft, aligned):

@@ -110,12 +110,17 @@ def run(job: DPOJob) -> None:
 
     soft_prompt = is_adapter_folder(job.model_dir)
     init = model_init_kwargs(job.model_init_kwargs, "align")
-    if soft_prompt and (job.lora or "quantization_config" in init):
+    if soft_prompt and "quantization_config" in init:
         raise ValueError(
             "A soft prompt (finetune.method: prompt_tuning) trains further as a soft prompt on "
-            "its full-precision base: set align.lora and align.model_init_kwargs."
-            "quantization_config to null."
+            "its full-precision base: set align.model_init_kwargs.quantization_config to null."
         )
+    if soft_prompt and job.lora:
+        # align.lora is on by default; a soft prompt has no weights of its own for LoRA to adapt.
+        logger.info(
+            "%s is a soft prompt: it trains further as itself, align.lora set aside", job.model_dir
+        )
+        job = job.model_copy(update={"lora": None})
     fields = {**trainer_defaults(), **checked_fields(DPOConfig, job.dpo, "dpo")}
     if not soft_prompt:
         fields["model_init_kwargs"] = init
