@@ -170,6 +170,7 @@ class RLParameters(_Schema):
 class AlignParameters(_Schema):
     method: Literal["dpo", "rlhf"]
     reward: LibrarySection
+    reward_lora: LibrarySection | None
     rl: RLParameters
     lora: LibrarySection | None
     model_init_kwargs: ModelInitKwargs
@@ -280,6 +281,7 @@ LIBRARY_SECTIONS: dict[tuple[str, ...], tuple[str, str]] = {
     ("finetune", "lora"): ("peft", "LoraConfig"),
     ("finetune", "prompt_tuning"): ("peft", "PromptTuningConfig"),
     ("align", "reward"): ("trl", "RewardConfig"),
+    ("align", "reward_lora"): ("peft", "LoraConfig"),
     ("align", "dpo"): ("trl", "DPOConfig"),
     ("align", "lora"): ("peft", "LoraConfig"),
     ("align", "rl", "grpo"): ("trl", "GRPOConfig"),

@@ -61,8 +61,11 @@ def easy_pairs(items: tuple[str, ...], start: int) -> list[dict[str, str]]:
     ]
 
 
-@pytest.fixture(scope="module")
-def reward_model(tmp_path_factory) -> Path:
+LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": "all-linear"}
+
+
+@pytest.fixture(scope="module", params=[None, LORA], ids=["every_weight", "lora"])
+def reward_model(request, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("reward")
     start = build_tiny_model(root / "sft")
     train, heldout = easy_pairs(ITEMS[:4], 0), easy_pairs(ITEMS[4:], 100)
@@ -85,6 +88,7 @@ def reward_model(tmp_path_factory) -> Path:
             "seed": 5,
             "disable_tqdm": True,
         },
+        "lora": request.param,
     }
     launch("llm_pipeline.training.reward", job, launch_config(), root / "jobs")
     return root / "reward_model"
@@ -119,3 +123,38 @@ def test_the_reward_model_is_a_plain_folder_that_scores_as_it_was_measured(rewar
     together = score_conversations(model, tokenizer, [good, bad])
     assert together == pytest.approx(alone, abs=1e-4)
     assert together[0] > together[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reward_model", [LORA], ids=["lora"], indirect=True)
+def test_a_lora_reward_model_trains_adapters_and_head_then_folds_them_into_its_start(
+    reward_model,
+):
+    """With ``align.reward_lora`` only the adapted projections and the head moved: the folded
+    folder keeps the starting model's embeddings and norms, its adapted weights differ, and it
+    ranks the held-out pairs as the trainer measured them (the head came along)."""
+    from safetensors.torch import load_file
+
+    from llm_pipeline.training.dpo import read_preference_pairs
+    from llm_pipeline.training.models import KEPT_ADAPTER
+    from llm_pipeline.training.reward import heldout_metrics
+
+    kept = reward_model / KEPT_ADAPTER / "adapter_config.json"
+    assert json.loads(kept.read_text())["task_type"] == "SEQ_CLS"
+    start = load_file(reward_model.parent / "sft" / "model.safetensors")
+    folded = load_file(reward_model / "model.safetensors")
+    assert "score.weight" in folded
+    unchanged = [name for name in folded if "norm" in name or "embed" in name]
+    assert unchanged and all((folded[n] == start[n]).all() for n in unchanged)
+    adapted = [n for n in folded if n.endswith("q_proj.weight") and n in start]
+    assert adapted and all(not (folded[n] == start[n]).all() for n in adapted)
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(reward_model).eval()
+    tokenizer = AutoTokenizer.from_pretrained(reward_model)
+    heldout = read_preference_pairs(reward_model.parent / "eval_file.jsonl")
+    recorded = json.loads((reward_model / REWARD_METRICS_FILE).read_text())
+    found = heldout_metrics(model, tokenizer, heldout)
+    assert found["heldout_accuracy"] == recorded["heldout_accuracy"]
+    assert found["heldout_margin"] == pytest.approx(recorded["heldout_margin"], abs=1e-3)

@@ -165,13 +165,16 @@ def checked_fields(config_class: type, fields: dict[str, Any], section: str) -> 
     return fields
 
 
-def causal_lm_peft_config(config_class: type, fields: dict[str, Any], section: str) -> Any:
+def causal_lm_peft_config(
+    config_class: type, fields: dict[str, Any], section: str, task_type: str = "CAUSAL_LM"
+) -> Any:
     """A PEFT config (``peft.LoraConfig``, ``peft.PromptTuningConfig``) of a causal language
-    model from the section ``fields``: their keys checked, ``task_type`` set here."""
+    model (or, with ``task_type`` ``SEQ_CLS``, of a reward model's scoring one) from the section
+    ``fields``: their keys checked, ``task_type`` set here."""
     checked_fields(config_class, fields, section)
     if "task_type" in fields:
-        raise ValueError(f"Remove '{section}.task_type': it is set to CAUSAL_LM for you.")
-    return config_class(task_type="CAUSAL_LM", **fields)
+        raise ValueError(f"Remove '{section}.task_type': it is set to {task_type} for you.")
+    return config_class(task_type=task_type, **fields)
 
 
 def is_rank_zero() -> bool:

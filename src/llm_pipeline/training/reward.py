@@ -9,7 +9,9 @@ model's weights with a one-output scoring head (``AutoModelForSequenceClassifica
 training, its pairwise accuracy on the held-out pairs (the fraction in which it scores the chosen
 answer above the rejected one) goes into the training log, into MLflow as
 ``reward/heldout_accuracy`` and into ``reward_metrics.json`` in the saved folder, which is a
-plain Hugging Face folder with its tokenizer: RL and AI feedback load it as it is.
+plain Hugging Face folder with its tokenizer: RL and AI feedback load it as it is. With ``lora``
+(``align.reward_lora``) only LoRA adapters and the head train; they are folded into the starting
+model when done, so the folder is the same kind of plain model.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llm_pipeline.training.jobs import (
     batches_by_length,
+    causal_lm_peft_config,
     checked_fields,
     is_rank_zero,
     read_job,
@@ -47,6 +50,9 @@ class RewardJob(BaseModel):
     output_dir: Path
     checkpoint_dir: Path
     reward: dict[str, Any] = Field(default_factory=dict)
+    # ``peft.LoraConfig`` fields (``align.reward_lora``): LoRA adapters and the score head train,
+    # and are folded into the starting model when done. None: every weight trains.
+    lora: dict[str, Any] | None = None
     metric_prefix: str = "reward"
 
 
@@ -109,6 +115,15 @@ def heldout_metrics(model: Any, tokenizer: Any, pairs: Any) -> dict[str, float]:
     }
 
 
+def reward_lora_config(fields: dict[str, Any] | None) -> Any:
+    """``peft.LoraConfig`` for a sequence-classification reward model, or None without fields."""
+    if fields is None:
+        return None
+    from peft import LoraConfig
+
+    return causal_lm_peft_config(LoraConfig, fields, "align.reward_lora", "SEQ_CLS")
+
+
 def starting_weights(model_dir: Path) -> str:
     """The folder whose weights the reward model starts from: a soft prompt's base model."""
     from llm_pipeline.training.models import adapter_base_model, is_adapter_folder
@@ -137,9 +152,12 @@ def run(job: RewardJob) -> None:
     train = read_preference_pairs(job.train_file)
     heldout = read_preference_pairs(job.eval_file) if job.eval_file else None
     logger.info("Reward model from %s on %d preference pairs", job.model_dir, len(train))
+    start = starting_weights(job.model_dir)
     trainer = RewardTrainer(
         # A path: TRL loads it with a fresh one-output head, seeded, and sets its pad token id.
-        model=starting_weights(job.model_dir),
+        model=start,
+        # PEFT trains the score head whole beside the adapters (SEQ_CLS saves it with them).
+        peft_config=reward_lora_config(job.lora),
         args=arguments,
         train_dataset=train,
         eval_dataset=heldout,
@@ -159,7 +177,9 @@ def run(job: RewardJob) -> None:
             int(metrics["heldout_pairs"]),
         )
         trainer.log(dict(metrics))  # into the training log and, through the callback, MLflow
-    save_model_folder(trainer, tokenizer, job, job.output_dir)
+    # With LoRA the trainer saves the adapters and the head: folded into the starting model, the
+    # folder is a plain reward model as without.
+    save_model_folder(trainer, tokenizer, job, job.output_dir, start if job.lora else None)
     if is_rank_zero():
         summary = {**metrics, "train_pairs": len(train)}
         (job.output_dir / REWARD_METRICS_FILE).write_text(json.dumps(summary, indent=1))

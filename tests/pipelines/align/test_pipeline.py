@@ -72,6 +72,7 @@ class KeptDataset(MemoryDataset):
 
 ALIGN = {
     "lora": None,
+    "reward_lora": None,
     "model_init_kwargs": {
         "dtype": "float32",
         "attn_implementation": None,

@@ -61,7 +61,7 @@ def train_reward_model(
     RewardTrainer; its held-out pairwise accuracy is in the folder's reward_metrics.json."""
     from llm_pipeline.training.stage_jobs import run_training_job
 
-    job = {"model_dir": sft_model.path, "reward": params["reward"]}
+    job = {"model_dir": sft_model.path, "reward": params["reward"], "lora": params["reward_lora"]}
     tables = preference_tables(
         preferences_train, preferences_validation, passage_index, retrieval_params
     )
