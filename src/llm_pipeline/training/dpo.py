@@ -82,13 +82,14 @@ def read_preference_pairs(path: Path) -> Any:
     return Dataset.from_list(rows)
 
 
-def lora_config(fields: dict[str, Any] | None, section: str) -> Any:
-    """``peft.LoraConfig`` for a causal LM from ``fields``, or None without them."""
+def lora_config(fields: dict[str, Any] | None, section: str, task_type: str = "CAUSAL_LM") -> Any:
+    """``peft.LoraConfig`` for a causal LM (``SEQ_CLS``: a reward model) from ``fields``, or
+    None without them."""
     if fields is None:
         return None
     from peft import LoraConfig
 
-    return causal_lm_peft_config(LoraConfig, fields, section)
+    return causal_lm_peft_config(LoraConfig, fields, section, task_type)
 
 
 def run(job: DPOJob) -> None:

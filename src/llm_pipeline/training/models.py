@@ -145,21 +145,19 @@ def merge_adapter_folder(folder: Path, base: Path | str) -> None:
     folder = Path(folder)
     adapter = json.loads((folder / ADAPTER_CONFIG_FILE).read_text(encoding="utf-8"))
     if adapter.get("task_type") == "SEQ_CLS":
-        # A reward model: a one-output head, read back from the adapter (modules_to_save).
+        # A reward model: a one-output head, read back from the adapter (modules_to_save), and
+        # the pad token id the trainer set (the head finds each row's last token by it).
+        from transformers import AutoTokenizer
+
         base_model = AutoModelForSequenceClassification.from_pretrained(
-            str(base), dtype=torch.float32, num_labels=1
+            str(base),
+            dtype=torch.float32,
+            num_labels=1,
+            pad_token_id=AutoTokenizer.from_pretrained(str(folder)).pad_token_id,
         )
     else:
         base_model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
     merged = PeftModel.from_pretrained(base_model, str(folder)).merge_and_unload()
-    if (
-        getattr(merged.config, "pad_token_id", None) is None
-        and (folder / "tokenizer.json").exists()
-    ):
-        # As the trainer set it: a scoring head finds each row's last token by the pad token.
-        from transformers import AutoTokenizer
-
-        merged.config.pad_token_id = AutoTokenizer.from_pretrained(str(folder)).pad_token_id
     kept = folder / KEPT_ADAPTER
     kept.mkdir(exist_ok=True)  # a save interrupted after this point left one
     for name in ("adapter_model.safetensors", "adapter_model.bin", ADAPTER_CONFIG_FILE):

@@ -25,7 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llm_pipeline.training.jobs import (
     batches_by_length,
-    causal_lm_peft_config,
     checked_fields,
     is_rank_zero,
     read_job,
@@ -115,15 +114,6 @@ def heldout_metrics(model: Any, tokenizer: Any, pairs: Any) -> dict[str, float]:
     }
 
 
-def reward_lora_config(fields: dict[str, Any] | None) -> Any:
-    """``peft.LoraConfig`` for a sequence-classification reward model, or None without fields."""
-    if fields is None:
-        return None
-    from peft import LoraConfig
-
-    return causal_lm_peft_config(LoraConfig, fields, "align.reward_lora", "SEQ_CLS")
-
-
 def starting_weights(model_dir: Path) -> str:
     """The folder whose weights the reward model starts from: a soft prompt's base model."""
     from llm_pipeline.training.models import adapter_base_model, is_adapter_folder
@@ -140,7 +130,7 @@ def run(job: RewardJob) -> None:
         SameWeightsOnEveryRank,
         resumable_checkpoint,
     )
-    from llm_pipeline.training.dpo import read_preference_pairs
+    from llm_pipeline.training.dpo import lora_config, read_preference_pairs
     from llm_pipeline.training.tracking import MlflowMetricsCallback
 
     arguments = RewardConfig(
@@ -157,7 +147,7 @@ def run(job: RewardJob) -> None:
         # A path: TRL loads it with a fresh one-output head, seeded, and sets its pad token id.
         model=start,
         # PEFT trains the score head whole beside the adapters (SEQ_CLS saves it with them).
-        peft_config=reward_lora_config(job.lora),
+        peft_config=lora_config(job.lora, "align.reward_lora", "SEQ_CLS"),
         args=arguments,
         train_dataset=train,
         eval_dataset=heldout,
