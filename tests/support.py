@@ -156,7 +156,17 @@ RETRIEVAL_OFF = {
     "max_words": 80,
     "lexical_weight": 0.3,
     "template": "Passages:\n{passages}",
+    "past_answers": 0,
+    "past_answers_template": "Answers:\n{answers}",
 }
+
+
+def retrieval_config(**overrides: Any) -> Any:
+    """A RetrievalConfig with retrieval on, over RETRIEVAL_OFF's values; ``overrides`` on top."""
+    from llm_pipeline.retrieval.config import RetrievalConfig
+
+    return RetrievalConfig.model_validate({**RETRIEVAL_OFF, "enabled": True, **overrides})
+
 
 ITEMS = ("hiking boots", "tent", "rain jacket", "backpack", "camping stove", "head lamp")
 FACTS = ("ships in", "costs", "arrives within", "can be returned within", "is on sale for")

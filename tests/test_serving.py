@@ -32,7 +32,9 @@ from llm_pipeline.datasets import MlflowRegistryDataset, ModelFolder, RegistryCa
 from llm_pipeline.retrieval import PassageIndex, RetrievalConfig
 passage = {"id": "p1", "source": "returns.md", "title": "Returns", "text": "Returns: 30 days."}
 config = RetrievalConfig(
-    enabled=True, top_k=1, max_words=60, lexical_weight=0.0, template="Passages:\\n{passages}"
+    enabled=True, top_k=1, max_words=60, lexical_weight=0.0, template="Passages:\\n{passages}",
+    past_answers=0,
+    past_answers_template="Answers:\\n{answers}",
 )
 PassageIndex.build([passage], None, config).save(Path("passage_index"))
 with mlflow.start_run():

@@ -235,7 +235,11 @@ RETRIEVAL = {
     "max_words": 60,
     "lexical_weight": 0.0,
     "template": "Answer from these passages:\n{passages}",
+    "past_answers": 1,
+    "past_answers_template": "Answers:\n{answers}",
 }
+# A past question and the answer it got: the registered model gives it to a like question.
+PAST = ("What does a zipper repair cost?", "Hi Ann! Zipper repairs start at $15.")
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +252,8 @@ def grounded(tmp_path_factory, tiny_model_dir):
 
     root = tmp_path_factory.mktemp("grounded")
     index = root / "passage_index"
-    PassageIndex.build(PASSAGES, None, RetrievalConfig.model_validate(RETRIEVAL)).save(index)
+    config = RetrievalConfig.model_validate(RETRIEVAL)
+    PassageIndex.build(PASSAGES, None, config, questions=[PAST]).save(index)
     with pytest.MonkeyPatch.context() as mp, isolated_mlflow(root, mp):
         loads = counted_loads(mp)
         with mlflow.start_run():
@@ -279,6 +284,10 @@ def test_a_model_registered_with_its_index_grounds_every_chat_request(grounded):
     assert prompt[0]["role"] == "system"
     assert "[1] Our workshop repairs zippers" in prompt[0]["content"]
     assert "Standard shipping" not in prompt[0]["content"]
+    # The past answer after the passages, without the other customer's name.
+    assert prompt[0]["content"].endswith(
+        "Answers:\n[1] Q: What does a zipper repair cost? A: Zipper repairs start at $15."
+    )
     assert prompt[1:] == question
     assert answer["choices"][0]["message"]["role"] == "assistant"
     assert isinstance(answer["choices"][0]["message"]["content"], str)

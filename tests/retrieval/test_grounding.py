@@ -45,6 +45,24 @@ def test_an_existing_system_turn_keeps_its_text_and_gets_the_passages_after_it()
     assert messages[0]["content"] == "You are the Northwind assistant."
 
 
+def test_past_answers_follow_the_passages_in_the_same_system_turn():
+    messages = [{"role": "user", "content": "How long do refunds take?"}]
+    answers = [{"question": "When is my money back?", "text": "Refunds take\n5 days.", "score": 1}]
+
+    grounded = grounded_messages(messages, PASSAGES[:1], TEMPLATE, answers, "Before:\n{answers}")
+
+    assert grounded[0] == {
+        "role": "system",
+        "content": "Answer the customer's question using these passages from our documents:\n"
+        "[1] Returns: Refunds take 5 days.\n\n"
+        "Before:\n[1] Q: When is my money back? A: Refunds take 5 days.",
+    }
+    assert grounded[1:] == messages
+    # Past answers alone still make the system turn.
+    alone = grounded_messages(messages, [], TEMPLATE, answers, "Before:\n{answers}")
+    assert alone[0]["content"].startswith("Before:\n[1] Q: When is my money back?")
+
+
 def test_without_passages_the_messages_are_unchanged():
     messages = [{"role": "user", "content": "Hello"}]
 

@@ -6,24 +6,23 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from support import SHOP_PASSAGES
+from support import SHOP_PASSAGES, retrieval_config
 
-from llm_pipeline.retrieval.config import RetrievalConfig
 from llm_pipeline.retrieval.index import (
     PACKAGED_MODEL,
     PassageIndex,
     default_key_votes,
     fuse,
+    past_answer_pairs,
     votes,
 )
 from llm_pipeline.retrieval.lexical import BM25
 
-CONFIG = RetrievalConfig(
-    enabled=True, top_k=2, max_words=120, lexical_weight=0.3, template="Passages:\n{passages}"
-)
+CONFIG = retrieval_config(top_k=2, max_words=120, lexical_weight=0.3)
 PASSAGES = SHOP_PASSAGES
 
 
@@ -64,6 +63,8 @@ def test_save_writes_plain_files_that_load_back_to_the_same_index(tmp_path):
     loaded = PassageIndex.load(folder)
 
     assert sorted(p.name for p in folder.iterdir()) == [
+        "answer_embeddings.npy",
+        "answers.jsonl",
         "embeddings.npy",
         "index.json",
         "key_embeddings.npy",
@@ -84,15 +85,48 @@ def test_save_writes_plain_files_that_load_back_to_the_same_index(tmp_path):
         assert np.array_equal(loaded.bm25.scores(query), index.bm25.scores(query))
 
 
-def test_an_index_of_the_format_before_key_votes_loads_and_searches_without_them(tmp_path):
-    folder = tmp_path / "passage_index"
+def older_index(folder: Path, version: int) -> Path:
+    """An index saved as format ``version`` wrote it: 3 had no past answers, 2 no key votes."""
     index_without_model().save(folder)
     settings = json.loads((folder / "index.json").read_text())
-    settings["format_version"] = 2
-    del settings["key_votes"]
+    settings["format_version"] = version
+    del settings["answers"]
+    for field in ("past_answers", "past_answers_template"):
+        del settings["retrieval"][field]
+    (folder / "answers.jsonl").unlink()
+    (folder / "answer_embeddings.npy").unlink()
+    if version < 3:
+        del settings["key_votes"]
     (folder / "index.json").write_text(json.dumps(settings))
+    return folder
 
-    assert PassageIndex.load(folder).key_votes["weight"] == 0.0
+
+def test_an_index_of_the_format_before_key_votes_loads_and_searches_without_them(tmp_path):
+    assert PassageIndex.load(older_index(tmp_path / "index", 2)).key_votes["weight"] == 0.0
+
+
+def test_an_index_of_the_format_before_past_answers_loads_and_gives_none(tmp_path):
+    loaded = PassageIndex.load(older_index(tmp_path / "index", 3))
+
+    assert loaded.answers == [] and loaded.config.past_answers == 0
+    assert loaded.past_answers(["any question"], 3) == [[]]
+    assert loaded.key_votes == default_key_votes()
+
+
+def test_past_answers_are_kept_once_without_courtesies_or_the_customer_s_name():
+    pairs = past_answer_pairs(
+        [
+            ("Hi, I'm Ann. How long do refunds take? Thanks!", "Hi Ann! Refunds take 5 days."),
+            ("How long do refunds take?", "Hello there, Refunds take 5 days."),
+            ("Thanks!", "You're welcome."),  # a question of courtesies only stays as it is
+            ("Do you ship to Canada?", ""),  # no answer: left out
+        ]
+    )
+
+    assert pairs == [
+        {"question": "How long do refunds take?", "text": "Refunds take 5 days."},
+        {"question": "Thanks!", "text": "You're welcome."},
+    ]
 
 
 def test_many_close_keys_outvote_one_slightly_closer_key():
@@ -179,3 +213,40 @@ def test_search_finds_paraphrases_and_a_loaded_index_answers_the_same_in_a_new_p
     assert [p["score"] for r in reloaded for p in r] == pytest.approx(
         [p["score"] for r in found for p in r], abs=1e-6
     )
+
+
+@pytest.mark.slow
+def test_past_answers_come_by_the_votes_of_past_questions_and_a_question_can_leave_itself_out(
+    tmp_path,
+):
+    questions = [
+        ("Hi, I'm Ann. When will I get my money back?", "Hi Ann! Refunds take 5 days."),
+        ("How long does a refund take?", "Hi Bo! Refunds take 5 days."),
+        ("How many days until my refund arrives?", "Hi there! Refunds take 5 days."),
+        ("Do you deliver to Canada?", "Yes, we ship to Canada within 7 days."),
+        ("Can I pay with a gift card?", "Yes, gift cards are accepted at checkout."),
+    ]
+    config = CONFIG.model_copy(update={"past_answers": 2})
+    assert PassageIndex.build(PASSAGES, None, CONFIG, questions).answers == []  # none asked for
+    index = PassageIndex.build(PASSAGES, None, config, questions)
+    index.save(tmp_path / "index")
+    loaded = PassageIndex.load(tmp_path / "index")
+
+    [refund, canada] = loaded.past_answers(
+        ["Hello, I'm Cy. When is my refund coming?", "Do you deliver to Canada?"], k=2
+    )
+
+    assert refund[0]["text"] == "Refunds take 5 days."  # three questions voted for it
+    assert refund[0]["score"] == 1.0 and 0.0 < refund[1]["score"] < 1.0
+    assert len({answer["text"] for answer in refund}) == 2
+    assert all("Ann" not in answer["text"] for answer in refund)
+    assert canada[0] == {
+        "question": "Do you deliver to Canada?",
+        "text": "Yes, we ship to Canada within 7 days.",
+        "score": 1.0,
+    }
+    # A training question left out: no other question got its answer, so it is not given.
+    [alone] = loaded.past_answers(["Do you deliver to Canada?"], k=5, leave_own_out=True)
+    assert "Yes, we ship to Canada within 7 days." not in [a["text"] for a in alone]
+    [kept] = loaded.past_answers(["How long does a refund take?"], k=1, leave_own_out=True)
+    assert kept[0]["text"] == "Refunds take 5 days."  # the others who got it still vote

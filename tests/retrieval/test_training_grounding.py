@@ -4,15 +4,13 @@ and with their passages in a shuffled order (real MiniLM embeddings)."""
 from __future__ import annotations
 
 import pytest
-from support import SHOP_PASSAGES
+from support import SHOP_PASSAGES, retrieval_config
 
 from llm_pipeline.retrieval.config import RetrievalConfig
 from llm_pipeline.retrieval.conversations import ground_conversations, grounding
 from llm_pipeline.retrieval.index import PassageIndex
 
-CONFIG = RetrievalConfig(
-    enabled=True, top_k=3, max_words=120, lexical_weight=0.0, template="Passages:\n{passages}"
-)
+CONFIG = retrieval_config(top_k=3, max_words=120, lexical_weight=0.0)
 PASSAGES = SHOP_PASSAGES
 # A past question whose answer came from the refunds passage, though its words are the store's.
 PAST_QUESTION = "Is the Portland store open on Saturday evenings?"
@@ -74,3 +72,31 @@ def test_grounding_for_training_leaves_own_keys_out(index, tmp_path):
 
     assert served.splitlines()[1].startswith("[1] Shop > Refunds")
     assert trained.splitlines()[1].startswith("[1] Shop > Store")
+
+
+def test_grounding_with_past_answers_gives_them_after_the_passages_and_training_leaves_its_own_out(
+    tmp_path, caplog
+):
+    params = {**CONFIG.model_dump(), "top_k": 1, "past_answers": 2}
+    # An index built without past answers gives none, and says why.
+    index = PassageIndex.build(PASSAGES, None, CONFIG, questions=[(PAST_QUESTION, PAST_ANSWER)])
+    index.save(tmp_path / "without")
+    chat = [[{"role": "user", "content": PAST_QUESTION}]]
+    assert "\n\nAnswers:" not in grounding(tmp_path / "without", params)(chat)[0][0]["content"]
+    assert "holds no past answers" in caplog.text
+    config = RetrievalConfig.model_validate(params)
+    PassageIndex.build(PASSAGES, None, config, [(PAST_QUESTION, PAST_ANSWER)]).save(
+        tmp_path / "index"
+    )
+
+    served = grounding(tmp_path / "index", params)(chat)[0][0]["content"]
+    trained = grounding(tmp_path / "index", params, training=True)(chat)[0][0]["content"]
+
+    # Served: the passage, then the one past answer (its question asked again).
+    assert served.split("\n\n")[1] == f"Answers:\n[1] Q: {PAST_QUESTION} A: {PAST_ANSWER}"
+    # Training: its own answer is not given back to it (no other question got that answer).
+    assert "\n\nAnswers:" not in trained and PAST_ANSWER not in trained
+
+    # Past answers alone (top_k 0): no passage, the answer still comes.
+    alone = grounding(tmp_path / "index", {**params, "top_k": 0})(chat)[0][0]["content"]
+    assert alone == f"Answers:\n[1] Q: {PAST_QUESTION} A: {PAST_ANSWER}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class RetrievalConfig(BaseModel):
@@ -11,25 +11,51 @@ class RetrievalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool
-    # Passages put into each prompt.
-    top_k: int = Field(ge=1)
+    # Passages put into each prompt (0: none, past answers only).
+    top_k: int = Field(ge=0)
     # Words of a passage's body (its heading path is not counted).
     max_words: int = Field(ge=1)
     # Share of the BM25 score in the fused score: 0 is dense only, 1 lexical only.
     lexical_weight: float = Field(ge=0.0, le=1.0)
     # The system text that introduces the passages; ``{passages}`` is replaced by them.
     template: str
+    # Answers of past questions like the user's put into the prompt after the passages (0: none).
+    past_answers: int = Field(ge=0)
+    # The system text that introduces them; ``{answers}`` is replaced by them.
+    past_answers_template: str
 
     @field_validator("template")
     @classmethod
     def _has_passages_field(cls, template: str) -> str:
-        if "{passages}" not in template:
-            raise ValueError("the retrieval template needs a '{passages}' field")
-        try:
-            template.format(passages="")
-        except (KeyError, IndexError, ValueError) as error:
+        return _with_one_field(template, "passages", "template")
+
+    @field_validator("past_answers_template")
+    @classmethod
+    def _has_answers_field(cls, template: str) -> str:
+        return _with_one_field(template, "answers", "past_answers_template")
+
+    @model_validator(mode="after")
+    def _gives_something(self) -> RetrievalConfig:
+        if self.enabled and self.top_k == 0 and self.past_answers == 0:
             raise ValueError(
-                f"the retrieval template may only use the '{{passages}}' field "
-                f"(write other braces doubled): {error!r}"
-            ) from error
-        return template
+                "retrieval is enabled with top_k 0 and past_answers 0: nothing would go into "
+                "the prompt (set enabled: false to turn it off)"
+            )
+        return self
+
+
+# What an index built before past answers (formats 2 and 3) searches with: none given.
+NO_PAST_ANSWERS = {"past_answers": 0, "past_answers_template": "{answers}"}
+
+
+def _with_one_field(template: str, field: str, name: str) -> str:
+    if "{" + field + "}" not in template:
+        raise ValueError(f"the retrieval {name} needs a '{{{field}}}' field")
+    try:
+        template.format(**{field: ""})
+    except (KeyError, IndexError, ValueError) as error:
+        raise ValueError(
+            f"the retrieval {name} may only use the '{{{field}}}' field "
+            f"(write other braces doubled): {error!r}"
+        ) from error
+    return template

@@ -22,17 +22,36 @@ def passages_block(passages: list[dict]) -> str:
     )
 
 
-def grounded_messages(messages: list[dict], passages: list[dict], template: str) -> list[dict]:
-    """``messages`` with ``passages`` in a system turn rendered from ``template``.
+def answers_block(answers: list[dict]) -> str:
+    """Past answers numbered "[1] Q: ... A: ...", one per line, in the order given."""
+    return "\n".join(
+        f"[{number}] Q: {' '.join(a['question'].split())} A: {' '.join(a['text'].split())}"
+        for number, a in enumerate(answers, 1)
+    )
+
+
+def grounded_messages(
+    messages: list[dict],
+    passages: list[dict],
+    template: str,
+    answers: list[dict] | None = None,
+    answers_template: str = "{answers}",
+) -> list[dict]:
+    """``messages`` with ``passages`` in a system turn rendered from ``template``, and the past
+    ``answers`` after them rendered from ``answers_template``.
 
     An existing first system turn keeps its text and gets the passages after it, so the
-    chat still has one system turn at the front. Without passages the messages come back as
-    they were (copied). ``template`` holds a ``{passages}`` field.
+    chat still has one system turn at the front. Without passages or answers the messages come
+    back as they were (copied). ``template`` holds a ``{passages}`` field, ``answers_template``
+    an ``{answers}`` field.
     """
     messages = [dict(message) for message in messages]
-    if not passages:
+    parts = [template.format(passages=passages_block(passages))] if passages else []
+    if answers:
+        parts.append(answers_template.format(answers=answers_block(answers)))
+    if not parts:
         return messages
-    grounding = template.format(passages=passages_block(passages))
+    grounding = "\n\n".join(parts)
     if messages and messages[0].get("role") == "system":
         instructions = str(messages[0].get("content") or "").rstrip()
         messages[0]["content"] = f"{instructions}\n\n{grounding}" if instructions else grounding

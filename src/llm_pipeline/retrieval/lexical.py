@@ -94,6 +94,11 @@ _GREETING = re.compile(
     r"[\s,!.]*",
     re.IGNORECASE,
 )
+_SALUTATION = re.compile(
+    r"^(?:hi|hello|hey|dear|greetings|good (?:morning|afternoon|evening))\b"
+    r"(?:\s+[\w'-]+){0,2}\s*[,!.:]\s*",
+    re.IGNORECASE,
+)
 _INTRODUCTION = re.compile(r"^(?:i'm|i am|this is|my name is|it's)\s+[\w'-]+[\s,!.]*$", re.I)
 _THANKS = re.compile(
     r"^(?:(?:many )?thanks|thank you|cheers|(?:best |kind |warm )?regards|thx)"
@@ -119,3 +124,11 @@ def without_courtesies(message: str) -> str:
     while sentences and _THANKS.match(sentences[-1]):
         sentences.pop()
     return " ".join(sentences) or message
+
+
+def without_salutation(answer: str) -> str:
+    """``answer`` without an opening salutation of a greeting and at most two words ("Hi
+    Isla!", "Hello there,", "Hi Priya,"): a past answer shown to a new customer must not greet
+    them by another's name. An answer of a salutation only is returned as it was."""
+    rest = _SALUTATION.sub("", answer.strip(), count=1)
+    return rest if rest else answer.strip()

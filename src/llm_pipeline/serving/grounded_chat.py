@@ -97,7 +97,14 @@ class GroundedChatModel(ChatModel):
         if self.index is None or not self.index.config.enabled:
             return chat
         config = self.index.config
-        return ground_conversations([chat], self.index, config.top_k, config.template)[0]
+        return ground_conversations(
+            [chat],
+            self.index,
+            config.top_k,
+            config.template,
+            past_answers=config.past_answers,
+            answers_template=config.past_answers_template,
+        )[0]
 
     def answer(self, chat: list[dict[str, str]], params: ChatParams) -> tuple[str, int, int]:
         """The reply to ``chat``, and the prompt's and the reply's token counts. Temperature 0

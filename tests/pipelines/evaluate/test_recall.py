@@ -67,3 +67,37 @@ def test_facts_no_passage_holds_score_zero_and_are_reported(caplog):
 def test_questions_and_contexts_must_pair_up():
     with pytest.raises(ValueError, match="2 questions for 1 contexts"):
         recall_at_k(RankedIndex({}), ["a", "b"], [REFUND], k=1)
+
+
+@pytest.mark.slow
+def test_the_evaluate_stage_measures_past_answer_recall_beside_passage_recall(tmp_path):
+    import pandas as pd
+    from support import SHOP_PASSAGES, parameters_of, small_evaluate_params
+
+    from llm_pipeline.pipelines.evaluate.nodes import measure_retrieval
+    from llm_pipeline.retrieval import PassageIndex, RetrievalConfig
+    from llm_pipeline.training.folders import Folder
+
+    retrieval = parameters_of("retrieval", past_answers=2)
+    questions = [
+        ("When will my refund arrive?", "Refunds take 5 business days."),
+        ("Is the Portland store open on Saturday?", "Yes, from 10am to 6pm."),
+    ]
+    config = RetrievalConfig.model_validate(retrieval)
+    PassageIndex.build(SHOP_PASSAGES, None, config, questions).save(tmp_path / "index")
+    validation = pd.DataFrame(
+        {
+            "prompt": ["How long until I see my refund?", "Are you open on Saturdays?"],
+            "reference": ["Refunds take 5 business days.", "Yes, from 10am to 6pm."],
+            "context": ["Refunds take 5 business days.", "Open Saturday 10am to 6pm."],
+        }
+    )
+
+    measured = measure_retrieval(
+        validation, Folder(tmp_path / "index"), small_evaluate_params(), retrieval
+    )
+
+    assert measured["past_answers"] == 2
+    assert measured["past_answer_recall_at_1"]["value"] == 1.0
+    assert measured["past_answer_recall_at_1"]["n"] == 2
+    assert {"recall_at_1", "recall_at_3", "past_answer_recall_at_3"} <= set(measured)

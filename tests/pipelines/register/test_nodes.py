@@ -15,7 +15,11 @@ from support import parameters_of
 
 from llm_pipeline.datasets import Folder, ModelFolder, RegistryCandidate
 from llm_pipeline.pipelines.evaluate.nodes import report_metrics, summarise_scores
-from llm_pipeline.pipelines.register.nodes import decide_promotion, prepare_registration
+from llm_pipeline.pipelines.register.nodes import (
+    decide_promotion,
+    prepare_registration,
+    retrieval_tag,
+)
 
 PARAMS = parameters_of("register", env="base", primary_metric="similarity")
 EVALUATE = parameters_of("evaluate")
@@ -311,7 +315,8 @@ REPORT = {
 
 
 RETRIEVAL = {"enabled": True, "top_k": 3, "max_words": 100, "lexical_weight": 0.0}
-RETRIEVAL["template"] = "Passages:\n{passages}"
+RETRIEVAL |= {"template": "Passages:\n{passages}", "past_answers": 0}
+RETRIEVAL["past_answers_template"] = "Answers:\n{answers}"
 
 
 def register(
@@ -420,3 +425,18 @@ def test_model_card_states_data_method_metrics_use_and_limits(models):
     assert "| similarity |" in card
     assert "fluency not computed: no judge configured" in card
     assert "Canary exposure 1.50 of at most 9.97" in card
+
+
+def test_the_retrieval_tag_names_what_the_prompts_get_from_the_index():
+    from llm_pipeline.retrieval import RetrievalConfig
+
+    retrieval = parameters_of("retrieval", env="base")
+    both = RetrievalConfig.model_validate({**retrieval, "top_k": 3, "past_answers": 2})
+    answers = RetrievalConfig.model_validate({**retrieval, "top_k": 0, "past_answers": 2})
+    passages = RetrievalConfig.model_validate({**retrieval, "top_k": 3, "past_answers": 0})
+
+    assert retrieval_tag(both) == (
+        "the top 3 passages and 2 past answers of the index registered with the model"
+    )
+    assert retrieval_tag(answers) == "2 past answers of the index registered with the model"
+    assert retrieval_tag(passages) == "the top 3 passages of the index registered with the model"

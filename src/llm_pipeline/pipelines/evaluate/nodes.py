@@ -943,7 +943,7 @@ def measure_retrieval(
     hold the facts that answer them (their ``context``, or their reference answer; see
     ``pipelines/evaluate/recall.py``), with bootstrap intervals; measured
     whether or not retrieval is on, so that turning it on is an informed choice."""
-    from llm_pipeline.pipelines.evaluate.recall import recall_of_rankings
+    from llm_pipeline.pipelines.evaluate.recall import past_answer_recall, recall_of_rankings
     from llm_pipeline.retrieval import PassageIndex, RetrievalConfig
 
     config = RetrievalConfig.model_validate(retrieval_params)
@@ -955,7 +955,7 @@ def measure_retrieval(
     if not rows:
         return statistics.not_computed("no validation example has a context to find")
     index = PassageIndex.load(Path(passage_index.path))
-    ks = sorted({*RECALL_AT, config.top_k})
+    ks = sorted({*RECALL_AT, config.top_k} - {0})
     found = index.search([row["prompt"] for row in rows], max(ks))
     contexts = [row["context"] for row in rows]
     references = [row["reference"] for row in rows]
@@ -972,10 +972,25 @@ def measure_retrieval(
         )
         for k in ks
     }
-    chosen = recall[f"recall_at_{config.top_k}"]
+    if index.answers:
+        past = past_answer_recall(
+            index,
+            [row["prompt"] for row in rows],
+            references,
+            contexts,
+            sorted({*RECALL_AT, max(config.past_answers, 1)}),
+            params["embedding_model"],
+        )
+        recall |= {
+            f"past_answer_recall_at_{k}": statistics.interval(
+                statistics.Sample.of(values), count, seed
+            )
+            for k, values in past.items()
+        }
+    chosen = recall[f"recall_at_{max(config.top_k, 1)}"]
     logger.info(
         "Retrieval: recall@%d %.3f [%.3f, %.3f] on %d validation questions (%d passages)",
-        config.top_k,
+        max(config.top_k, 1),
         chosen["value"],
         chosen["low"],
         chosen["high"],
@@ -986,6 +1001,7 @@ def measure_retrieval(
         "enabled": config.enabled,
         "top_k": config.top_k,
         "passages": len(index.passages),
+        "past_answers": config.past_answers,
         **recall,
     }
 

@@ -1,4 +1,5 @@
-"""Recall@k: whether the passages retrieved for a question hold the facts that answer it.
+"""Recall@k: whether the passages retrieved for a question hold the facts that answer it; and
+past-answer recall@k: whether one of the past answers given for it is the right answer.
 
 A validation example's ``context`` is the facts its reference answer rests on; the documents
 state the same facts in their own layout (a bullet list, a section, an FAQ entry). A passage
@@ -83,3 +84,34 @@ def recall_of_rankings(
 def mean_recall(values: list[float]) -> float:
     """The share of questions whose facts were retrieved (nan when none had a context)."""
     return float(np.mean(values)) if values else float("nan")
+
+
+def past_answer_recall(
+    index: PassageIndex,
+    questions: list[str],
+    references: list[str],
+    contexts: list[str | None],
+    ks: list[int],
+    embedding_model: str | None = None,
+) -> dict[int, list[float]]:
+    """Per k, per question, 1.0 if one of its first ``k`` past answers
+    (``PassageIndex.past_answers``) is right by answer accuracy's rule (closer to its own
+    reference than to any reference of another answer), else 0.0: how often the answer is in
+    the prompt to be copied. All 0.0 when the index has no past answers."""
+    from llm_pipeline.evaluation.similarity import answer_accuracy, answer_keys, embed
+
+    if not index.answers or not questions:
+        return {k: [0.0] * len(questions) for k in ks}
+    given = index.past_answers(questions, max(ks))
+    references_embedded = embed(references, embedding_model)
+    keys = answer_keys(references, contexts)
+    texts = sorted({answer["text"] for answers in given for answer in answers})
+    embedded = dict(zip(texts, embed(texts, embedding_model), strict=True))
+    right_at = []
+    for rank in range(max(ks)):
+        answers = np.zeros_like(references_embedded)
+        for row, found in enumerate(given):
+            if rank < len(found):
+                answers[row] = embedded[found[rank]["text"]]
+        right_at.append(np.array(answer_accuracy(answers, references_embedded, keys)) > 0)
+    return {k: [float(v) for v in np.any(right_at[:k], axis=0)] for k in ks}

@@ -259,11 +259,7 @@ def prepare_registration(
     method = evaluation_metrics.get("alignment", {}).get("method", "unknown")
     tags.update(
         {
-            RETRIEVAL_TAG: (
-                f"the top {retrieval.top_k} passages of the index registered with the model"
-                if grounded
-                else "off"
-            ),
+            RETRIEVAL_TAG: retrieval_tag(retrieval) if grounded else "off",
             "promotion.decision": decision["status"],
             "promotion.eligible": str(decision["eligible"]).lower(),
             "promotion.reason": decision["reason"],
@@ -412,3 +408,13 @@ def model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def retrieval_tag(retrieval: Any) -> str:
+    """What the registered model puts into its prompts from the index it carries."""
+    given = []
+    if retrieval.top_k:
+        given.append(f"the top {retrieval.top_k} passages")
+    if retrieval.past_answers:
+        given.append(f"{retrieval.past_answers} past answers")
+    return f"{' and '.join(given)} of the index registered with the model"
