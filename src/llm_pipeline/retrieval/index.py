@@ -228,13 +228,18 @@ class PassageIndex:
         stripped = [without_courtesies(query).strip() for query in queries]
         by_question = encode(stripped, self.embedding_model) @ self.answer_embeddings.T
         if leave_own_out:
+            asked: dict[str, list[int]] = {}
+            for column, answer in enumerate(self.answers):
+                asked.setdefault(answer["question"], []).append(column)
             for row, query in enumerate(stripped):
-                for column, answer in enumerate(self.answers):
-                    if answer["question"] == query:
-                        by_question[row, column] = -np.inf
+                by_question[row, asked.get(query, [])] = -np.inf
         texts = sorted({answer["text"] for answer in self.answers})
         number = {text: position for position, text in enumerate(texts)}
         of_answer = np.array([number[answer["text"]] for answer in self.answers])
+        # The past questions that got each answer, for the closest one to show beside it.
+        order = np.argsort(of_answer, kind="stable")
+        bounds = np.searchsorted(of_answer[order], np.arange(len(texts) + 1))
+        members = [order[start:end] for start, end in pairwise(bounds)]
         shares = votes(
             by_question,
             of_answer,
@@ -245,13 +250,12 @@ class PassageIndex:
         found = []
         for row, share in enumerate(shares):
             best = [int(i) for i in np.argsort(-share, kind="stable")[:k] if share[i] > 0]
-            closest = {}
-            for column in np.argsort(-by_question[row], kind="stable"):
-                closest.setdefault(int(of_answer[column]), int(column))
             found.append(
                 [
                     {
-                        "question": self.answers[closest[i]]["question"],
+                        "question": self.answers[
+                            int(members[i][np.argmax(by_question[row, members[i]])])
+                        ]["question"],
                         "text": texts[i],
                         "score": float(share[i]),
                     }
