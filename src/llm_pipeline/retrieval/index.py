@@ -106,6 +106,19 @@ class PassageIndex:
             raise ValueError(
                 f"{len(self.answers)} past answers but {len(self.answer_embeddings)} embeddings."
             )
+        # Each distinct answer once, the number of each past pair's answer, the past questions
+        # that got each answer, and each question's pairs: found once, not at every search.
+        self.answer_texts = sorted({answer["text"] for answer in self.answers})
+        number = {text: position for position, text in enumerate(self.answer_texts)}
+        self.answer_numbers = np.array(
+            [number[answer["text"]] for answer in self.answers], dtype=int
+        )
+        order = np.argsort(self.answer_numbers, kind="stable")
+        bounds = np.searchsorted(self.answer_numbers[order], np.arange(len(self.answer_texts) + 1))
+        self.answer_askers = [order[start:end] for start, end in pairwise(bounds)]
+        self.pairs_of_question: dict[str, list[int]] = {}
+        for column, answer in enumerate(self.answers):
+            self.pairs_of_question.setdefault(answer["question"], []).append(column)
         self.passages = passages
         self.embeddings = embeddings
         self.config = config
@@ -228,41 +241,30 @@ class PassageIndex:
         stripped = [without_courtesies(query).strip() for query in queries]
         by_question = encode(stripped, self.embedding_model) @ self.answer_embeddings.T
         if leave_own_out:
-            asked: dict[str, list[int]] = {}
-            for column, answer in enumerate(self.answers):
-                asked.setdefault(answer["question"], []).append(column)
             for row, query in enumerate(stripped):
-                by_question[row, asked.get(query, [])] = -np.inf
-        texts = sorted({answer["text"] for answer in self.answers})
-        number = {text: position for position, text in enumerate(texts)}
-        of_answer = np.array([number[answer["text"]] for answer in self.answers])
-        # The past questions that got each answer, for the closest one to show beside it.
-        order = np.argsort(of_answer, kind="stable")
-        bounds = np.searchsorted(of_answer[order], np.arange(len(texts) + 1))
-        members = [order[start:end] for start, end in pairwise(bounds)]
+                by_question[row, self.pairs_of_question.get(query, [])] = -np.inf
         shares = votes(
             by_question,
-            of_answer,
-            len(texts),
+            self.answer_numbers,
+            len(self.answer_texts),
             int(self.key_votes["neighbours"]),
             self.key_votes["temperature"],
         )
         found = []
         for row, share in enumerate(shares):
             best = [int(i) for i in np.argsort(-share, kind="stable")[:k] if share[i] > 0]
-            found.append(
-                [
-                    {
-                        "question": self.answers[
-                            int(members[i][np.argmax(by_question[row, members[i]])])
-                        ]["question"],
-                        "text": texts[i],
-                        "score": float(share[i]),
-                    }
-                    for i in best
-                ]
-            )
+            found.append([self._past_answer(by_question[row], i, float(share[i])) for i in best])
         return found
+
+    def _past_answer(self, cosines: np.ndarray, number: int, score: float) -> dict:
+        """Answer ``number`` with the past question closest to the query that got it."""
+        askers = self.answer_askers[number]
+        closest = int(askers[np.argmax(cosines[askers])])
+        return {
+            "question": self.answers[closest]["question"],
+            "text": self.answer_texts[number],
+            "score": score,
+        }
 
     def top_passages(self, scores: np.ndarray, k: int) -> list[list[dict]]:
         """The ``k`` highest-scoring passages per row of ``scores``; ties keep passage order."""
