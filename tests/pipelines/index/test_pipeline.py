@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
-from support import RETRIEVAL_OFF
+from support import ENCODER_AS_SHIPPED, RETRIEVAL_OFF
 
 from llm_pipeline.pipelines.index import create_pipeline
 from llm_pipeline.retrieval import PassageIndex
@@ -55,6 +55,8 @@ def index_folder(tmp_path_factory):
                 "validated_documents_validation": MemoryDataset(DOCUMENTS.iloc[2:]),
                 "validated_conversations_train": MemoryDataset(CONVERSATIONS),
                 "params:retrieval": MemoryDataset(RETRIEVAL),
+                # Two keys of two passages: nothing to tune on, the encoder stays as shipped.
+                "params:retrieval_encoder": MemoryDataset({**ENCODER_AS_SHIPPED, "steps": 2}),
             }
         )
         outputs = SequentialRunner().run(create_pipeline(), catalog)

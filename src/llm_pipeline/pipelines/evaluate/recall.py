@@ -103,10 +103,12 @@ def past_answer_recall(
     if not index.answers or not questions:
         return {k: [0.0] * len(questions) for k in ks}
     given = index.past_answers(questions, max(ks))
-    references_embedded = embed(references, embedding_model)
     keys = answer_keys(references, contexts)
     texts = sorted({answer["text"] for answers in given for answer in answers})
-    embedded = dict(zip(texts, embed(texts, embedding_model), strict=True))
+    # One pass of the embedding model over the references and the answers given.
+    encoded = embed([*references, *texts], embedding_model)
+    references_embedded = encoded[: len(references)]
+    embedded = dict(zip(texts, encoded[len(references) :], strict=True))
     right_at = []
     for rank in range(max(ks)):
         answers = np.zeros_like(references_embedded)

@@ -15,6 +15,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "validated_documents_validation",
                     "validated_conversations_train",
                     "params:retrieval",
+                    "params:retrieval_encoder",
                 ],
                 "passage_index",
                 name="build_passage_index",
