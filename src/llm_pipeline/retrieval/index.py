@@ -100,23 +100,11 @@ class PassageIndex:
         if len(passages) != len(embeddings):
             raise ValueError(f"{len(passages)} passages but {len(embeddings)} embeddings.")
         self.keys = keys or []
-        self.key_embeddings = (
-            key_embeddings
-            if key_embeddings is not None
-            else np.zeros((0, embeddings.shape[1]), dtype=np.float32)
-        )
-        if len(self.keys) != len(self.key_embeddings):
-            raise ValueError(f"{len(self.keys)} keys but {len(self.key_embeddings)} embeddings.")
+        self.key_embeddings = _one_row_each(self.keys, key_embeddings, embeddings, "keys")
         self.answers = answers or []
-        self.answer_embeddings = (
-            answer_embeddings
-            if answer_embeddings is not None
-            else np.zeros((0, embeddings.shape[1]), dtype=np.float32)
+        self.answer_embeddings = _one_row_each(
+            self.answers, answer_embeddings, embeddings, "past answers"
         )
-        if len(self.answers) != len(self.answer_embeddings):
-            raise ValueError(
-                f"{len(self.answers)} past answers but {len(self.answer_embeddings)} embeddings."
-            )
         # Each distinct answer once, the number of each past pair's answer, the past questions
         # that got each answer, and each question's pairs: found once, not at every search.
         self.answer_texts = sorted({answer["text"] for answer in self.answers})
@@ -399,6 +387,18 @@ class PassageIndex:
             answers,
             answer_embeddings,
         )
+
+
+def _one_row_each(
+    items: list[dict], rows: np.ndarray | None, passage_rows: np.ndarray, name: str
+) -> np.ndarray:
+    """``rows``, the embeddings of ``items`` (none: an empty array as wide as the passages'),
+    checked to hold one row per item."""
+    if rows is None:
+        rows = np.zeros((0, passage_rows.shape[1]), dtype=np.float32)
+    if len(items) != len(rows):
+        raise ValueError(f"{len(items)} {name} but {len(rows)} embeddings.")
+    return rows
 
 
 def default_key_votes() -> dict[str, float]:
