@@ -56,26 +56,53 @@ def default_raw_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def recall(default_raw_data: Path) -> dict[str, dict[int, float]]:
+def examples(default_raw_data: Path) -> list[dict]:
+    """The 100 held-out questions of the raw sample files, each with its context."""
+    found = [
+        json.loads(line)
+        for path in sorted((default_raw_data / "validation").glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+    assert sum(bool(example.get("context")) for example in found) == 100
+    return found
+
+
+@pytest.fixture(scope="module")
+def indexes(default_raw_data: Path) -> dict[str, PassageIndex]:
+    """The sample documents indexed four ways; each embedding pass is made once (MiniLM over
+    the passages, keys and past answers is most of this module's time)."""
     raw = default_raw_data
     passages = split_passages(document_rows(raw / "documents"), CONFIG.max_words)
     questions = question_answer_pairs(chats(raw / "conversations"))
-    examples = [
-        json.loads(line)
-        for path in sorted((raw / "validation").glob("*.jsonl"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-    ]
-    assert sum(bool(example.get("context")) for example in examples) == 100
+    # Past answers kept whatever the default, for the past-answer test below; a search does
+    # not read them.
+    config = CONFIG.model_copy(update={"past_answers": 3})
+    with_keys = PassageIndex.build(passages, None, config, questions)
+    # The same embeddings, the votes weighed 0.
+    without_votes = PassageIndex(
+        with_keys.passages,
+        with_keys.embeddings,
+        config,
+        with_keys.embedding_model,
+        with_keys.bm25,
+        with_keys.keys,
+        with_keys.key_embeddings,
+        {**with_keys.key_votes, "weight": 0.0},
+        with_keys.answers,
+        with_keys.answer_embeddings,
+    )
+    return {
+        "documents": PassageIndex.build(passages, None, CONFIG, None),
+        "with past questions, without their votes": without_votes,
+        "with past questions": with_keys,
+        "with the tuned encoder": PassageIndex.build(passages, None, CONFIG, questions, ENCODER),
+    }
+
+
+@pytest.fixture(scope="module")
+def recall(indexes: dict[str, PassageIndex], examples: list[dict]) -> dict[str, dict[int, float]]:
     found = {}
-    with_keys = PassageIndex.build(passages, None, CONFIG, questions)
-    without_votes = PassageIndex.build(passages, None, CONFIG, questions)
-    without_votes.key_votes["weight"] = 0.0
-    for name, index in (
-        ("documents", PassageIndex.build(passages, None, CONFIG, None)),
-        ("with past questions, without their votes", without_votes),
-        ("with past questions", with_keys),
-        ("with the tuned encoder", PassageIndex.build(passages, None, CONFIG, questions, ENCODER)),
-    ):
+    for name, index in indexes.items():
         ranked = index.search([example["prompt"] for example in examples], 5)
         found[name] = {
             k: float(
@@ -119,21 +146,11 @@ def test_the_votes_of_past_questions_find_more_answering_passages_first_three(re
     assert recall["with past questions"][3] > recall["with past questions, without their votes"][3]
 
 
-def test_the_right_past_answer_is_usually_among_the_first_three(default_raw_data):
+def test_the_right_past_answer_is_usually_among_the_first_three(indexes, examples):
     from llm_pipeline.pipelines.evaluate.recall import past_answer_recall
 
-    raw = default_raw_data
-    passages = split_passages(document_rows(raw / "documents"), CONFIG.max_words)
-    questions = question_answer_pairs(chats(raw / "conversations"))
-    config = CONFIG.model_copy(update={"past_answers": 3})
-    index = PassageIndex.build(passages, None, config, questions)
-    examples = [
-        json.loads(line)
-        for path in sorted((raw / "validation").glob("*.jsonl"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-    ]
     recall = past_answer_recall(
-        index,
+        indexes["with past questions"],
         [example["prompt"] for example in examples],
         [example["reference"] for example in examples],
         [example["context"] for example in examples],
