@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -78,19 +79,9 @@ def indexes(default_raw_data: Path) -> dict[str, PassageIndex]:
     # not read them.
     config = CONFIG.model_copy(update={"past_answers": 3})
     with_keys = PassageIndex.build(passages, None, config, questions)
-    # The same embeddings, the votes weighed 0.
-    without_votes = PassageIndex(
-        with_keys.passages,
-        with_keys.embeddings,
-        config,
-        with_keys.embedding_model,
-        with_keys.bm25,
-        with_keys.keys,
-        with_keys.key_embeddings,
-        {**with_keys.key_votes, "weight": 0.0},
-        with_keys.answers,
-        with_keys.answer_embeddings,
-    )
+    # The same index and embeddings, the votes weighed 0.
+    without_votes = copy.copy(with_keys)
+    without_votes.key_votes = {**with_keys.key_votes, "weight": 0.0}
     return {
         "documents": PassageIndex.build(passages, None, CONFIG, None),
         "with past questions, without their votes": without_votes,
