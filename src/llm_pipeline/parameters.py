@@ -170,6 +170,7 @@ class RLParameters(_Schema):
 
 class AlignParameters(_Schema):
     method: Literal["dpo", "rlhf"]
+    reward_model_with_dpo: bool
     reward: LibrarySection
     reward_lora: LibrarySection | None
     rl: RLParameters

@@ -84,6 +84,16 @@ def test_load_without_model_files_names_the_path(tmp_path, create):
     assert str(folder) in str(error.value)
 
 
+def test_a_model_its_stage_did_not_train_saves_and_loads_with_the_reason(tmp_path):
+    dataset = ModelFolderDataset(str(tmp_path / "reward_model"), version=Version(None, None))
+
+    dataset.save(ModelFolder.untrained(tmp_path / "staged", "align.method is dpo"))
+
+    loaded = dataset.load()
+    assert loaded.not_trained == "align.method is dpo"
+    assert fake_model_folder(tmp_path / "model", "trained").not_trained is None
+
+
 def test_versioned_saves_keep_every_version_and_load_the_latest(tmp_path):
     root = tmp_path / "sft_model"
     dataset = ModelFolderDataset(str(root), version=Version(None, None))

@@ -13,7 +13,7 @@ from kedro.io import AbstractVersionedDataset, DatasetError
 from kedro.io.core import Version
 
 from llm_pipeline.datasets._atomic import replace_directory_atomically
-from llm_pipeline.training.folders import Folder, ModelFolder
+from llm_pipeline.training.folders import NOT_TRAINED_FILE, Folder, ModelFolder
 
 
 class FolderDataset(AbstractVersionedDataset[Folder, Folder]):
@@ -59,10 +59,13 @@ class FolderDataset(AbstractVersionedDataset[Folder, Folder]):
 
 
 class ModelFolderDataset(FolderDataset):
-    """A Hugging Face model or tokenizer folder; loading checks that it holds one."""
+    """A Hugging Face model or tokenizer folder; loading checks that it holds one, or says why
+    its stage trained none (``ModelFolder.not_trained``)."""
 
     def load(self) -> ModelFolder:
         path = Path(self._get_load_path().as_posix())
+        if (path / NOT_TRAINED_FILE).exists():
+            return ModelFolder(path)
         if not (path / "config.json").exists() and not (path / "tokenizer.json").exists():
             raise DatasetError(
                 f"{path} holds no Hugging Face model or tokenizer (no config.json or "

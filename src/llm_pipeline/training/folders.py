@@ -14,6 +14,9 @@ import yaml
 
 from llm_pipeline.training.jobs import RUN_CONFIG_FILE
 
+# The one file of a model folder whose stage chose to train nothing, with the reason.
+NOT_TRAINED_FILE = "not_trained.json"
+
 
 @dataclass(frozen=True)
 class Folder:
@@ -34,3 +37,17 @@ class ModelFolder(Folder):
 
     def read_json(self, name: str) -> dict[str, Any]:
         return json.loads((self.path / name).read_text(encoding="utf-8"))
+
+    @property
+    def not_trained(self) -> str | None:
+        """Why the stage trained no model into this folder, or None when it holds one."""
+        if not (self.path / NOT_TRAINED_FILE).exists():
+            return None
+        return str(self.read_json(NOT_TRAINED_FILE)["reason"])
+
+    @classmethod
+    def untrained(cls, path: Path, reason: str) -> ModelFolder:
+        """A folder at ``path`` that says a model was not trained, and why."""
+        path.mkdir(parents=True, exist_ok=True)
+        (path / NOT_TRAINED_FILE).write_text(json.dumps({"reason": reason}), encoding="utf-8")
+        return cls(path)

@@ -219,6 +219,31 @@ def test_a_model_trained_towards_the_chosen_answers_ranks_them_first_more_often(
     assert evidence["validation_prompts"] == 2
 
 
+def test_without_a_reward_model_its_figures_say_why_and_the_rest_is_measured(
+    tiny_model_dir, tmp_path
+):
+    same = ModelFolder(tiny_model_dir)
+    reason = "align.method is dpo, which needs no reward model"
+    none = ModelFolder.untrained(tmp_path / "reward_model", reason)
+
+    evidence = measure_alignment(
+        PAIRS, VALIDATION, ANSWERS, same, same, none, NO_INDEX, PARAMS, RETRIEVAL_OFF
+    )
+
+    assert evidence["reward_model_score_gain"] == {
+        "computed": False,
+        "reason": f"no reward model: {reason}",
+    }
+    for name in (
+        "sft_reward_model_score",
+        "aligned_reward_model_score",
+        "reward_model_heldout_accuracy",
+    ):
+        assert evidence[name] is None, name
+    assert evidence["implicit_reward_accuracy"] == 0.0
+    assert evidence["preference_accuracy_gain"]["difference"] == 0.0
+
+
 def test_no_held_out_pairs_is_refused_with_what_to_do(tiny_model_dir, reward_model_dir):
     same = ModelFolder(tiny_model_dir)
     with pytest.raises(ValueError, match="validated_preferences_validation is empty"):

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from llm_pipeline.datasets import Folder, ModelFolder
 from llm_pipeline.pipelines.feedback.nodes import (
     FeedbackConfig,
+    check_judge,
     ground_prompts,
-    judge_answers,
     make_preference_pairs,
     select_prompts,
 )
@@ -121,7 +121,14 @@ def test_no_prompt_is_an_error_that_says_what_to_do(params):
 def test_a_judge_model_that_is_not_a_folder_is_named(params, tmp_path):
     params["judge"] = {**params["judge"], "model": str(tmp_path / "no-such-judge")}
     with pytest.raises(FileNotFoundError, match="no-such-judge"):
-        judge_answers(["Hi"], [["a", "b"]], ModelFolder(tmp_path), params)
+        check_judge(ModelFolder(tmp_path), params)
+
+
+def test_a_reward_model_that_was_not_trained_says_how_to_train_one(params, tmp_path):
+    params["judge"] = {**params["judge"], "model": "reward_model"}
+    none = ModelFolder.untrained(tmp_path / "reward_model", "align.method is dpo")
+    with pytest.raises(FileNotFoundError, match=r"\(align.method is dpo\).*reward_model_with_dpo"):
+        check_judge(none, params)
 
 
 # --- pairs ------------------------------------------------------------------------------------

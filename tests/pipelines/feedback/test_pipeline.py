@@ -43,6 +43,13 @@ def test_feedback_runs_only_when_named():
     assert not feedback_nodes & {node.name for node in pipelines["__default__"].nodes}
 
 
+def test_the_judge_is_checked_before_any_answer_is_sampled():
+    from kedro.pipeline import Pipeline
+
+    order = [node.name for node in Pipeline(create_pipeline().nodes).nodes]
+    assert order.index("check_judge") < order.index("sample_answers")
+
+
 def test_feedback_never_reads_a_held_out_split():
     inputs = create_pipeline().inputs()
     assert {"validated_preferences_train", "validated_conversations_train"} <= inputs

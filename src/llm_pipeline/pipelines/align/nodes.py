@@ -4,8 +4,10 @@
 - ``dpo``: direct preference optimisation on the pairs (``training.dpo``);
 - ``rlhf``: reinforcement learning (GRPO or RLOO, ``align.rl.algorithm``) against the reward
   model and the rule rewards of ``align.rl.rules``, with a KL penalty (``training.rl``).
-The reward model is trained either way: RLHF learns from it, and the evaluate stage uses it to
-score both models' answers (the feedback stage also judges with it).
+RLHF learns from a reward model, trained first. DPO learns from the pairs themselves and needs
+none: under DPO the reward model trains only with ``align.reward_model_with_dpo`` (the evaluate
+stage then scores both models' answers with it, and the feedback pipeline can judge with it);
+otherwise its folder holds only the reason it was not trained (``ModelFolder.not_trained``).
 """
 
 from __future__ import annotations
@@ -58,9 +60,20 @@ def train_reward_model(
     launch_params: dict[str, Any],
 ) -> ModelFolder:
     """A reward model (the fine-tuned model with a scoring head) trained with TRL's
-    RewardTrainer; its held-out pairwise accuracy is in the folder's reward_metrics.json."""
+    RewardTrainer; its held-out pairwise accuracy is in the folder's reward_metrics.json. Under
+    DPO, without ``reward_model_with_dpo``, a folder that says why none was trained."""
+    import tempfile
+    from pathlib import Path
+
     from llm_pipeline.training.stage_jobs import run_training_job
 
+    if params["method"] == "dpo" and not params["reward_model_with_dpo"]:
+        reason = (
+            "align.method is dpo, which needs no reward model, and align.reward_model_with_dpo "
+            "is false"
+        )
+        logger.info("No reward model trained: %s.", reason)
+        return ModelFolder.untrained(Path(tempfile.mkdtemp(prefix="llm-pipeline-model-")), reason)
     job = {"model_dir": sft_model.path, "reward": params["reward"], "lora": params["reward_lora"]}
     tables = preference_tables(
         preferences_train, preferences_validation, passage_index, retrieval_params
@@ -111,5 +124,11 @@ def align_model(
         "lora": params["lora"],
         "model_init_kwargs": params["model_init_kwargs"],
     }
+    if reward_model.not_trained:
+        raise ValueError(
+            f"RLHF learns from a reward model, and {reward_model.path} holds none "
+            f"({reward_model.not_trained}): run the align stage whole "
+            "(kedro run --pipeline align --params align.method=rlhf), which trains it first."
+        )
     logger.info("Aligning with RLHF (%s) against %s", rl["algorithm"], reward_model.path)
     return run_training_job("llm_pipeline.training.rl", job, tables, launch_params)

@@ -14,7 +14,9 @@ preference pairs, each figure computed the same way for both:
   ``beta * (log pi_aligned(y|x) - log pi_sft(y|x))`` of the chosen answer is above the rejected
   one's (DPO's reward; under RLHF the same KL-regularised form), with its mean margin;
 - ``reward_model_score``: the reward model's mean score of each model's greedy answers to the
-  validation set's prompts (asked as the other metrics ask them).
+  validation set's prompts (asked as the other metrics ask them), when the align stage trained
+  one (under DPO only with ``align.reward_model_with_dpo``); else its figures are not computed,
+  with the reason.
 
 The gains (``preference_accuracy_gain``, ``reward_model_score_gain``) are paired bootstrap
 comparisons of the aligned model against the fine-tuned one over the same pairs or prompts, and
@@ -28,6 +30,7 @@ import copy
 import logging
 import math
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -429,10 +432,21 @@ def evaluate_models(
         validation_set, passage_index, config.include_context, retrieval_params
     )
     for name, folder in models.items():
+        started = time.perf_counter()
         scores[name], answers[name] = score_model(folder, validation_set, chats, params)
         samples[name] = answers[name]
+        logger.info(
+            "%s: %d answers and reference perplexities in %.0f s",
+            name,
+            len(chats),
+            time.perf_counter() - started,
+        )
+    started = time.perf_counter()
     add_answer_scores(
         scores, answers, validation_set, config, given_passages(chats), self_judged(models, config)
+    )
+    logger.info(
+        "Similarity, answer accuracy and judged metrics in %.0f s", time.perf_counter() - started
     )
     return scores, samples.head(config.samples_in_report), answers
 
@@ -797,14 +811,12 @@ def measure_alignment(
     # The answers evaluate_models generated to the same prompts: greedy decoding is
     # deterministic, so generating them again would only cost minutes.
     answers = {name: validation_answers[name] for name in ("sft", "aligned")}
-    scores = reward_model_scores(reward_model, prompts, answers, batch_size)
     ranked = {
         name: statistics.Sample.of(
             [float(c > r) for c, r in zip(found["chosen"], found["rejected"], strict=True)]
         )
         for name, found in (("sft", sft), ("aligned", aligned))
     }
-    scored = {name: statistics.Sample.of(values) for name, values in scores.items()}
     count, seed = params["bootstrap_resamples"], params["seed"]
     evidence = {
         "method": alignment_method(aligned_model),
@@ -822,22 +834,15 @@ def measure_alignment(
         "implicit_reward_margin": sum(margins) / len(margins),
         "beta": beta,
         "validation_prompts": len(prompts),
-        "sft_reward_model_score": sum(scores["sft"]) / len(prompts),
-        "aligned_reward_model_score": sum(scores["aligned"]) / len(prompts),
-        "reward_model_score_gain": statistics.compare(
-            scored["aligned"], scored["sft"], True, count, seed
-        ),
-        "reward_model_heldout_accuracy": reward_model_accuracy(reward_model),
+        **reward_model_evidence(reward_model, prompts, answers, batch_size, count, seed),
     }
     gain, implicit_interval = (
         evidence["preference_accuracy_gain"],
         evidence["implicit_reward_interval"],
     )
-    score_gain = evidence["reward_model_score_gain"]
     logger.info(
         "Held-out pairs ranked right: sft %.3f, aligned %.3f (gain %+.3f [%.3f, %.3f]); implicit "
-        "reward accuracy %.3f [%.3f, %.3f]; reward model score of greedy answers: sft %.3f, "
-        "aligned %.3f (gain %+.3f [%.3f, %.3f])",
+        "reward accuracy %.3f [%.3f, %.3f]",
         evidence["sft_preference_accuracy"],
         evidence["aligned_preference_accuracy"],
         gain["difference"],
@@ -846,11 +851,51 @@ def measure_alignment(
         evidence["implicit_reward_accuracy"],
         implicit_interval["low"],
         implicit_interval["high"],
+    )
+    return evidence
+
+
+def reward_model_evidence(
+    reward_model: ModelFolder,
+    prompts: list[list[dict[str, str]]],
+    answers: dict[str, list[str]],
+    batch_size: int,
+    count: int,
+    seed: int,
+) -> dict[str, Any]:
+    """The reward model's mean score of the sft and the aligned model's answers, their paired
+    gain and the reward model's own held-out accuracy; without a reward model (DPO trained
+    none), the gain is not computed, with the reason, and the scores are None."""
+    if reward_model.not_trained:
+        logger.info(
+            "Reward model score of the answers: not computed (%s)", reward_model.not_trained
+        )
+        return {
+            "sft_reward_model_score": None,
+            "aligned_reward_model_score": None,
+            "reward_model_score_gain": statistics.not_computed(
+                f"no reward model: {reward_model.not_trained}"
+            ),
+            "reward_model_heldout_accuracy": None,
+        }
+    scores = reward_model_scores(reward_model, prompts, answers, batch_size)
+    scored = {name: statistics.Sample.of(values) for name, values in scores.items()}
+    evidence = {
+        "sft_reward_model_score": sum(scores["sft"]) / len(prompts),
+        "aligned_reward_model_score": sum(scores["aligned"]) / len(prompts),
+        "reward_model_score_gain": statistics.compare(
+            scored["aligned"], scored["sft"], True, count, seed
+        ),
+        "reward_model_heldout_accuracy": reward_model_accuracy(reward_model),
+    }
+    gain = evidence["reward_model_score_gain"]
+    logger.info(
+        "Reward model score of greedy answers: sft %.3f, aligned %.3f (gain %+.3f [%.3f, %.3f])",
         evidence["sft_reward_model_score"],
         evidence["aligned_reward_model_score"],
-        score_gain["difference"],
-        score_gain["low"],
-        score_gain["high"],
+        gain["difference"],
+        gain["low"],
+        gain["high"],
     )
     return evidence
 

@@ -147,19 +147,9 @@ def sample_candidate_answers(
     return answers
 
 
-def judge_answers(
-    prompts: list[str | list[dict[str, str]]],
-    answers: list[list[str]],
-    reward_model: ModelFolder,
-    params: dict[str, Any],
-) -> dict[str, Any]:
-    """Every answer's score by the configured judge: the reward model, or a judge model that
-    applies the written principles (``llm_pipeline.pipelines.feedback.judges``)."""
-    from llm_pipeline.pipelines.feedback.judges import (
-        judge_with_principles,
-        judge_with_reward_model,
-    )
-
+def check_judge(reward_model: ModelFolder, params: dict[str, Any]) -> ModelFolder:
+    """The judge's model folder, checked before any answer is sampled (sampling takes minutes):
+    the local causal LM folder of a principles judge, or the align stage's reward model."""
     config = FeedbackConfig.model_validate(params)
     if config.judge.uses_principles:
         judge_dir = Path(config.judge.model)
@@ -172,13 +162,37 @@ def judge_answers(
                 "folder (no config.json): give the path of a causal LM folder, or 'reward_model' "
                 "to judge with the align stage's reward model."
             )
+        return ModelFolder(judge_dir)
+    if reward_model.not_trained:
+        raise FileNotFoundError(
+            f"feedback.judge.model is 'reward_model', and {reward_model.path} holds no reward "
+            f"model ({reward_model.not_trained}). Train one first: kedro run --nodes "
+            "align.train_reward_model --params align.reward_model_with_dpo=true; or set "
+            "feedback.judge.model to a local causal LM folder to judge by the principles."
+        )
+    return reward_model
+
+
+def judge_answers(
+    prompts: list[str | list[dict[str, str]]],
+    answers: list[list[str]],
+    judge: ModelFolder,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Every answer's score by the configured judge (``check_judge``): the reward model, or a
+    judge model that applies the written principles (``llm_pipeline.pipelines.feedback.judges``)."""
+    from llm_pipeline.pipelines.feedback.judges import (
+        judge_with_principles,
+        judge_with_reward_model,
+    )
+
+    config = FeedbackConfig.model_validate(params)
+    if config.judge.uses_principles:
         judgement = judge_with_principles(
-            judge_dir, config.principles, prompts, answers, config.judge.batch_size
+            judge.path, config.principles, prompts, answers, config.judge.batch_size
         )
     else:
-        judgement = judge_with_reward_model(
-            reward_model.path, prompts, answers, config.judge.batch_size
-        )
+        judgement = judge_with_reward_model(judge.path, prompts, answers, config.judge.batch_size)
     logger.info("Judged %d answers with %s", sum(map(len, answers)), judgement.judge)
     return dataclasses.asdict(judgement)
 

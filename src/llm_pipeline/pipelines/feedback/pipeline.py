@@ -4,8 +4,9 @@ and the same answers queued for human review.
 The answers are sampled and judged with the passages retrieved for each prompt, as the models
 are trained and evaluated; the pairs keep the plain prompt (align grounds it again).
 
-Not part of the default run: ``kedro run --pipeline feedback`` after a default run has made
-``sft_model`` and ``reward_model``; the next ``kedro run`` ingests the pairs it wrote.
+Not part of the default run: ``kedro run --pipeline feedback`` after a run that made
+``sft_model`` and ``reward_model`` (under DPO only with ``align.reward_model_with_dpo``); the
+next ``kedro run`` ingests the pairs it wrote.
 """
 
 from kedro.pipeline import Node, Pipeline
@@ -17,6 +18,14 @@ def create_pipeline(**kwargs) -> Pipeline:
     params = "params:feedback"
     return Pipeline(
         [
+            # Its only inputs come from the catalog: Kedro runs it first, before minutes of
+            # sampling, so a judge that cannot judge stops the run at once.
+            Node(
+                nodes.check_judge,
+                ["reward_model", params],
+                "feedback_judge",
+                name="check_judge",
+            ),
             Node(
                 nodes.select_prompts,
                 ["validated_preferences_train", "validated_conversations_train", params],
@@ -37,7 +46,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.judge_answers,
-                ["grounded_feedback_prompts", "feedback_answers", "reward_model", params],
+                ["grounded_feedback_prompts", "feedback_answers", "feedback_judge", params],
                 "feedback_judgement",
                 name="judge_answers",
             ),
