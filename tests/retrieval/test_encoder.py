@@ -109,6 +109,64 @@ def test_the_same_seed_tunes_the_same_encoder(tuned, tmp_path):
     )
 
 
+def cls_pooled_encoder(folder: Path) -> Path:
+    """A small sentence-transformers folder that pools by its CLS token, not the mean, with
+    MiniLM's tokenizer and no dropout: the tuning must encode as this folder does."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(str(default_embedding_model()))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    BertModel(config).save_pretrained(folder / "bert")
+    tokenizer.save_pretrained(folder / "bert")
+    transformer = Transformer(str(folder / "bert"), max_seq_length=64)
+    pooling = Pooling(32, pooling_mode="cls")
+    SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(folder / "st"))
+    return folder / "st"
+
+
+def test_tuning_encodes_with_the_folders_own_pooling(tmp_path):
+    """The loss of the first step, before any update, is the loss of the folder's own
+    embeddings (CLS-pooled here) of the pairs drawn: mean pooling would give another."""
+    import random
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    source = cls_pooled_encoder(tmp_path)
+    one_step = EncoderTuningConfig.model_validate({**TUNING.model_dump(), "steps": 1})
+
+    done = tune_encoder(source, GROUPS, one_step, tmp_path / "tuned")
+
+    sampler = random.Random(one_step.seed)
+    chosen = sampler.sample(GROUPS, min(one_step.batch_size, len(GROUPS)))
+    pairs = [sampler.sample(group, 2) for group in chosen]
+    shipped = SentenceTransformer(str(source), device="cpu")
+    first, second = (
+        torch.from_numpy(shipped.encode([p[side] for p in pairs], normalize_embeddings=True))
+        for side in (0, 1)
+    )
+    logits = first @ second.T / one_step.temperature
+    rows = torch.arange(len(pairs))
+    expected = (
+        torch.nn.functional.cross_entropy(logits, rows)
+        + torch.nn.functional.cross_entropy(logits.T, rows)
+    ) / 2
+    assert done["last_loss"] == pytest.approx(expected.item(), abs=2e-4)
+    pooling = json.loads((tmp_path / "tuned" / "1_Pooling" / "config.json").read_text())
+    assert pooling["pooling_mode"] == "cls"
+    assert SentenceTransformer(str(tmp_path / "tuned")).max_seq_length == 64
+
+
 def test_tuning_needs_the_questions_of_two_passages(tmp_path):
     with pytest.raises(ValueError, match="at least 2 passages, got 1"):
         tune_encoder(default_embedding_model(), GROUPS[:1], TUNING, tmp_path / "tuned")

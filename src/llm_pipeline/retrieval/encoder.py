@@ -48,10 +48,12 @@ def tune_encoder(
     """Fine-tune the sentence-transformers folder ``source`` on ``groups`` (texts that share an
     answer) and write it to ``target``; returns what was done (steps, last loss, seconds).
 
-    Mean pooling and unit length, as the packaged all-MiniLM-L6-v2's own modules encode, so the
-    tuned folder loads and encodes as the source does."""
+    The folder's own modules encode during tuning, its pooling (mean for the packaged
+    all-MiniLM-L6-v2, CLS or another for other folders) included, each embedding at unit
+    length as the index encodes; so what is tuned is what the index searches with. The tuned
+    folder holds the source's files with the tuned weights and modules written over them."""
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from sentence_transformers import SentenceTransformer
 
     if len(groups) < 2:
         raise ValueError(
@@ -60,18 +62,15 @@ def tune_encoder(
         )
     torch.manual_seed(config.seed)
     sampler = random.Random(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(str(source))
-    model = AutoModel.from_pretrained(str(source))
+    model = SentenceTransformer(str(source), device="cpu")
+    # Tuning truncates at config.max_length; the saved folder encodes as the source did.
+    shipped_length, model.max_seq_length = model.max_seq_length, config.max_length
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
 
     def embed(texts: list[str]) -> Any:
-        batch = tokenizer(
-            texts, padding=True, truncation=True, max_length=config.max_length, return_tensors="pt"
-        )
-        hidden = model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+        found = model(model.tokenize(texts))["sentence_embedding"]
+        return torch.nn.functional.normalize(found, dim=-1)
 
     started, loss = time.perf_counter(), None
     for _ in range(config.steps):
@@ -92,8 +91,8 @@ def tune_encoder(
         source, target, ignore=shutil.ignore_patterns(*_WEIGHT_FILES), dirs_exist_ok=False
     )
     model.eval()
-    model.save_pretrained(target, safe_serialization=True)
-    tokenizer.save_pretrained(target)
+    model.max_seq_length = shipped_length
+    model.save(str(target), create_model_card=False)
     done = {
         "steps": config.steps,
         "groups": len(groups),
