@@ -111,9 +111,9 @@ def test_prompt_tuning_chosen_by_parameters_goes_through_align_evaluate_and_regi
 )
 def test_the_smollm2_environment_adapts_then_fine_tunes_smollm2_with_lora(small_raw_data, tmp_path):
     project = copy_project(tmp_path, small_raw_data)
-    result = run_command(
-        [tool("kedro"), "run", "--env", "smollm2", "--to-outputs", "sft_model"], cwd=project
-    )
+    # Two LoRA steps of the environment's four: each is seconds of a 135M model on a CPU.
+    command = [tool("kedro"), "run", "--env", "smollm2", "--to-outputs", "sft_model"]
+    result = run_command([*command, "--params", "finetune.sft.max_steps=2"], cwd=project)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     # The pretrain stage continued SmolLM2's own pretraining on the documents, with its own

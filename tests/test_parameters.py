@@ -8,11 +8,24 @@ import typing
 import pytest
 import yaml
 from pydantic import BaseModel
-from support import CONF, copy_project, environment_parameters, run_command, tool
+from support import (
+    CONF,
+    command_environment,
+    copy_project,
+    environment_parameters,
+    run_command,
+    tool,
+)
 
 from llm_pipeline.cli.sample_data import CANARY_PREFIX, CANARY_SECRET
 from llm_pipeline.evaluation.statistics import DIRECTIONS
-from llm_pipeline.parameters import FILE_OF_KEY, FILES, check_library_sections, check_parameters
+from llm_pipeline.parameters import (
+    CACHE_VARIABLE,
+    FILE_OF_KEY,
+    FILES,
+    check_library_sections,
+    check_parameters,
+)
 from llm_pipeline.pipelines.evaluate.nodes import EvaluationConfig
 from llm_pipeline.pipelines.register.nodes import RegisterConfig
 
@@ -31,7 +44,8 @@ def test_every_parameters_file_of_conf_base_has_a_schema():
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_every_stage_s_parameters_are_valid(env):
+def test_every_stage_s_parameters_are_valid(env, tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path))  # checked here, not remembered from before
     params = environment_parameters(env)
     assert check_parameters(params) == []
     assert check_library_sections(params) == []
@@ -153,6 +167,47 @@ def test_a_misspelt_key_of_a_library_section_is_named(path, library):
     assert f"'{'.'.join(path[:-1])}' ({library})" in error
     assert path[-1] in error
     assert check_library_sections(params, ["ingest"]) == []
+
+
+CHECK_IN_A_NEW_PROCESS = """
+import json, sys
+from llm_pipeline.parameters import check_library_sections
+errors = check_library_sections(json.loads(sys.stdin.read()), ["finetune"])
+print(json.dumps({"errors": errors, "trl imported": "trl" in sys.modules}))
+"""
+
+
+def test_a_section_that_passed_is_not_checked_again_until_it_changes(tmp_path, monkeypatch):
+    """Another run of the same parameters does not import TRL to check them again (seconds of
+    every `kedro run` that trains); a changed value is checked, and a failure leaves no mark."""
+    import json
+    import subprocess
+    import sys
+
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path))
+    params = environment_parameters("tiny")
+    assert check_library_sections(params, ["finetune"]) == []
+    markers = tmp_path / "checked-parameters"
+    assert len(list(markers.iterdir())) == 3  # finetune.sft, .lora and .prompt_tuning
+
+    again = subprocess.run(
+        [sys.executable, "-c", CHECK_IN_A_NEW_PROCESS],
+        input=json.dumps(params),
+        capture_output=True,
+        text=True,
+        env=command_environment(**{CACHE_VARIABLE: str(tmp_path)}),
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout.splitlines()[-1]) == {"errors": [], "trl imported": False}
+
+    params["finetune"]["sft"]["learning_rate"] = 1.0e-3
+    assert check_library_sections(params, ["finetune"]) == []
+    assert len(list(markers.iterdir())) == 4
+    params["finetune"]["sft"]["learning_rat"] = 1.0e-3
+    for _ in range(2):  # named again each time
+        [error] = check_library_sections(params, ["finetune"])
+        assert "learning_rat" in error
+    assert len(list(markers.iterdir())) == 4
 
 
 def test_a_library_section_s_own_checks_apply():

@@ -1,5 +1,6 @@
 """The quality gate on real runs: after the tiny run registered v1 as champion, the evaluate and
-register stages run again in a copy of that project (the tiny env gates on perplexity): first
+register stages run again, as one `kedro run`, in a copy of that project (the tiny env gates on
+perplexity): first
 with the same aligned model (not better beyond its interval: challenger only), then with a
 deliberately worse one (the pretrained base model put in the aligned model's place), which must
 never become champion.
@@ -19,8 +20,9 @@ pytestmark = pytest.mark.slow
 NAME = "llm-pipeline"
 
 
-def run_stage(project: Path, stage: str) -> str:
-    result = run_command([tool("kedro"), "run", "--env", "tiny", "--pipeline", stage], cwd=project)
+def run_stages(project: Path, stages: str) -> str:
+    command = [tool("kedro"), "run", "--env", "tiny", "--pipelines", stages]
+    result = run_command(command, cwd=project)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
 
@@ -43,9 +45,8 @@ def gated(finished_tiny_run, tmp_path_factory):
             base = newest(project / "data/06_models/base_model") / "base_model"
             target = project / "data/06_models/aligned_model" / generate_timestamp()
             shutil.copytree(base, target / "aligned_model")
-        run_stage(project, "evaluate")
+        run_stages(project, "evaluate,register")
         metrics.append(json.loads((project / "data/08_reporting/metrics.json").read_text()))
-        run_stage(project, "register")
     return project, metrics
 
 

@@ -9,15 +9,24 @@ that class itself, constructed from the section, so that a misspelt key fails as
 ``ParametersCheck`` (settings.py) runs the check when a Kedro context is created, so a run with
 a misspelt key stops before any node runs, naming the key and the environment. Library sections
 are checked only before a pipeline that reads them runs: importing transformers or TRL costs
-seconds that ``kedro run --pipeline ingest`` does not need.
+seconds that ``kedro run --pipeline ingest`` does not need. A library section that passed is
+remembered (``checked_marker``) and not checked again while it, the libraries and this code stay
+the same: importing TRL's config classes costs seconds in every run that trains.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib
+import json
 import logging
+import os
+import socket
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -291,6 +300,34 @@ LIBRARY_SECTIONS: dict[tuple[str, ...], tuple[str, str]] = {
 }
 MODEL_CONFIGS = {"llama": "LlamaConfig", "gpt2": "GPT2Config"}
 
+# Where a passed library section leaves its marker: $LLM_PIPELINE_CACHE_DIR, else the user's
+# cache (beside the converted GGUF models of conf/base/globals.yml).
+CACHE_VARIABLE = "LLM_PIPELINE_CACHE_DIR"
+
+
+@functools.cache
+def _checking_environment() -> tuple[Any, ...]:
+    versions = {}
+    for package in ("transformers", "trl", "peft", "torch", "pydantic"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    code = hashlib.sha256()
+    for source in (Path(__file__), Path(__file__).with_name("training") / "jobs.py"):
+        code.update(source.read_bytes())
+    return versions, code.hexdigest(), sys.version, socket.gethostname()
+
+
+def checked_marker(where: str, module: str, name: str, fields: dict[str, Any]) -> Path:
+    """The file whose existence says that section ``where`` with these ``fields`` passed its
+    check by ``module.name``: named by a digest of the fields, the versions of Python and the
+    checking libraries, this code and the host (a class may check against the hardware)."""
+    identity = [where, module, name, fields, *_checking_environment()]
+    text = json.dumps(identity, sort_keys=True, default=str)
+    root = os.environ.get(CACHE_VARIABLE) or Path("~/.cache/llm-pipeline").expanduser()
+    return Path(root) / "checked-parameters" / hashlib.sha256(text.encode()).hexdigest()
+
 
 def check_library_sections(
     params: dict[str, Any], stages: Iterable[str] | None = None
@@ -311,13 +348,26 @@ def check_library_sections(
             if path[0] not in wanted or not isinstance(fields, dict):
                 continue
             where = ".".join(path)
+            marker = checked_marker(where, module, name, fields)
+            if marker.exists():
+                continue
             config_class = getattr(importlib.import_module(module), name)
             try:
                 checked_fields(config_class, fields, where)
                 _construct(config_class, module, fields, scratch)
             except Exception as error:  # each library raises its own kinds
                 errors.append(f"{FILE_OF_KEY[path[0]]}: '{where}' ({module}.{name}): {error}")
+            else:
+                _remember(marker)
     return errors
+
+
+def _remember(marker: Path) -> None:
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError as error:  # a read-only cache: the section is checked again next time
+        logger.debug("Could not remember a checked section in %s: %s", marker, error)
 
 
 def _at(params: dict[str, Any], path: tuple[str, ...]) -> Any:

@@ -106,6 +106,11 @@ def test_the_auth_config_names_its_own_database_and_no_password(tmp_path):
     assert "database_uri = postgresql://mlflow:db-secret@db.internal:5432/team_auth" in text
     assert "default_permission = READ" in text
     assert "admin_password" not in text
+    # A checked password is trusted for 30 s per worker, not checked (0.1 s of scrypt) again
+    # on every request; 0 turns that off.
+    assert "auth_cache_ttl_seconds = 30" in text
+    off = settings.model_copy(update={"auth_cache_seconds": 0})
+    assert "auth_cache_ttl_seconds = 0" in write_auth_config(off).read_text()
     command = " ".join(server_command(settings))
     assert "--app-name basic-auth" in command
     assert "db-secret" not in command  # the store URIs travel by environment, not `ps`

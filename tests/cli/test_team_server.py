@@ -50,6 +50,10 @@ class RunningServer:
     state_dir: Path
     artifacts: Path
     auth_database_uri: str
+    tracking_database_uri: str
+    log: Path
+    # The tracking database's schema revision before the start, and this MLflow's head.
+    revisions: tuple[str, str]
 
     def password(self, user: str) -> str:
         return (self.state_dir / f"{user}_password").read_text().strip()
@@ -142,15 +146,24 @@ def _team_server(root: Path, databases: list[str], *options: str) -> Iterator[tu
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[RunningServer]:
-    """The script with an auth database where admin still has the old default password."""
+    """The script started on databases an older MLflow left: a tracking database five schema
+    revisions behind, with an experiment in it, and an auth database where admin still has the
+    old default password. One start serves every test here (each costs half a minute)."""
     root = tmp_path_factory.mktemp("team_server")
     prefix = f"llm_pipeline_test_{uuid.uuid4().hex[:8]}"
     databases = [f"{prefix}_tracking", f"{prefix}_auth"]
-    _seed_legacy_admin(databases[1])
     try:
-        with _team_server(root, databases) as (url, _):
+        revisions = _tracking_database_behind(databases[0], revisions_behind=5)
+        _seed_legacy_admin(databases[1])
+        with _team_server(root, databases) as (url, log):
             yield RunningServer(
-                url, root / "state", root / "artifacts", _database_uri(databases[1])
+                url,
+                root / "state",
+                root / "artifacts",
+                _database_uri(databases[1]),
+                _database_uri(databases[0]),
+                log,
+                revisions,
             )
     finally:
         _drop_databases(databases)
@@ -345,34 +358,28 @@ def _tracking_database_behind(database: str, revisions_behind: int) -> tuple[str
     return old, head
 
 
-def test_a_tracking_database_of_an_older_mlflow_is_upgraded_on_start(tmp_path):
+def test_a_tracking_database_of_an_older_mlflow_is_upgraded_on_start(server):
     from mlflow.store.db import utils
     from sqlalchemy import create_engine
 
-    prefix = f"llm_pipeline_test_{uuid.uuid4().hex[:8]}"
-    databases = [f"{prefix}_tracking", f"{prefix}_auth"]
-    try:
-        old, head = _tracking_database_behind(databases[0], revisions_behind=5)
-        with _team_server(tmp_path, databases, "--workers", "1") as (url, log):
-            admin = ("admin", (tmp_path / "state/admin_password").read_text().strip())
-            found = requests.get(
-                f"{url}{API}/experiments/get-by-name",
-                params={"experiment_name": OLD_EXPERIMENT},
-                auth=admin,
-            )
-            assert found.status_code == 200, found.text
-            project = requests.get(
-                f"{url}{API}/experiments/get-by-name",
-                params={"experiment_name": MODEL_NAME},
-                auth=("pipeline", (tmp_path / "state/pipeline_password").read_text().strip()),
-            )
-            assert project.status_code == 200, project.text
-        assert f"Upgraded the tracking schema from revision {old} to {head}" in log.read_text()
-        engine = create_engine(_database_uri(databases[0]))
-        assert utils._get_schema_version(engine) == head
-        engine.dispose()
-    finally:
-        _drop_databases(databases)
+    old, head = server.revisions
+    admin = ("admin", server.password("admin"))
+    found = requests.get(
+        f"{server.url}{API}/experiments/get-by-name",
+        params={"experiment_name": OLD_EXPERIMENT},
+        auth=admin,
+    )
+    assert found.status_code == 200, found.text
+    project = requests.get(
+        f"{server.url}{API}/experiments/get-by-name",
+        params={"experiment_name": MODEL_NAME},
+        auth=("pipeline", server.password("pipeline")),
+    )
+    assert project.status_code == 200, project.text
+    assert f"Upgraded the tracking schema from revision {old} to {head}" in server.log.read_text()
+    engine = create_engine(server.tracking_database_uri)
+    assert utils._get_schema_version(engine) == head
+    engine.dispose()
 
 
 def test_a_tracking_database_of_a_newer_mlflow_is_refused_by_name(tmp_path):

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,11 @@ class TeamServerSettings(BaseModel):
     admin_username: str = "admin"
     pipeline_username: str = "pipeline"
     default_permission: str = "READ"
+    # Seconds a worker keeps a verified user and password (MLflow's auth_cache_ttl_seconds):
+    # checking a password costs the server 0.1 s of CPU (scrypt) on every request otherwise.
+    # A password changed or a user deleted through one worker stays valid on the others for
+    # at most this long. 0: every request is checked against the auth database.
+    auth_cache_seconds: int = Field(default=30, ge=0)
     startup_timeout: float = 300.0
 
     @property
@@ -238,6 +243,7 @@ def write_auth_config(settings: TeamServerSettings) -> Path:
         "database_uri": settings.database_uri(settings.auth_database),
         "admin_username": settings.admin_username,
         "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+        "auth_cache_ttl_seconds": str(settings.auth_cache_seconds),
     }
     text = io.StringIO()
     config.write(text)
@@ -540,6 +546,12 @@ def parse_settings(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Te
     parser.add_argument("--state-dir", type=Path, default=defaults.state_dir)
     parser.add_argument("--kedro-env", default=defaults.kedro_env)
     parser.add_argument("--pipeline-user", default=defaults.pipeline_username)
+    parser.add_argument(
+        "--auth-cache-seconds",
+        type=int,
+        default=defaults.auth_cache_seconds,
+        help="seconds a worker trusts a checked user and password (0: check every request)",
+    )
     args = parser.parse_args(argv)
     return TeamServerSettings(
         postgres_url=environ.get("MLFLOW_POSTGRES_URL") or DEFAULT_POSTGRES_URL,
@@ -552,6 +564,7 @@ def parse_settings(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Te
         state_dir=args.state_dir,
         kedro_env=args.kedro_env,
         pipeline_username=args.pipeline_user,
+        auth_cache_seconds=args.auth_cache_seconds,
     )
 
 
