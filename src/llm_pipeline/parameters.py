@@ -325,8 +325,8 @@ def checked_marker(where: str, module: str, name: str, fields: dict[str, Any]) -
     checking libraries, this code and the host (a class may check against the hardware)."""
     identity = [where, module, name, fields, *_checking_environment()]
     text = json.dumps(identity, sort_keys=True, default=str)
-    root = os.environ.get(CACHE_VARIABLE) or Path("~/.cache/llm-pipeline").expanduser()
-    return Path(root) / "checked-parameters" / hashlib.sha256(text.encode()).hexdigest()
+    root = Path(os.environ.get(CACHE_VARIABLE) or "~/.cache/llm-pipeline").expanduser()
+    return root / "checked-parameters" / hashlib.sha256(text.encode()).hexdigest()
 
 
 def check_library_sections(
