@@ -105,7 +105,7 @@ def _stop(process: subprocess.Popen, state_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def _team_server(root: Path, databases: list[str], *options: str) -> Iterator[tuple[str, Path]]:
+def _team_server(root: Path, databases: list[str]) -> Iterator[tuple[str, Path]]:
     """``make server``'s script on a free port with these tracking and auth databases, once it
     says it is ready: its URL and its log file. Stopped afterwards, databases kept."""
     state_dir, artifacts, log = root / "state", root / "artifacts", root / "server.log"
@@ -127,7 +127,6 @@ def _team_server(root: Path, databases: list[str], *options: str) -> Iterator[tu
         databases[1],
         "--state-dir",
         str(state_dir),
-        *options,
     ]
     with log.open("w") as output:
         process = subprocess.Popen(
