@@ -210,6 +210,48 @@ def test_the_same_job_runs_as_two_nodes_meeting_at_a_c10d_endpoint(tmp_path, mon
     assert results == [{"world_size": 2, "total": 3.0}] * 2
 
 
+# An entrypoint's end, as the training modules end: exit_worker(main()) with a process group
+# still open, an exit handler to run and, with "thread", a non-daemon thread still writing.
+ENDS_FAST = (
+    WORKER_OUTPUT_DIR
+    + """
+import atexit, threading, time
+import torch.distributed as dist
+from llm_pipeline.training.jobs import exit_worker, record_errors
+
+@record_errors
+def main():
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    atexit.register(lambda: (folder / f"atexit{rank}").write_text("ran"))
+    if yaml.safe_load(parser.parse_args().config.read_text()).get("thread"):
+        def late():
+            time.sleep(1)
+            (folder / f"thread{rank}").write_text("finished")
+        threading.Thread(target=late).start()
+    dist.barrier()  # as training ends: every rank has met the others
+    print(f"rank {rank} done", flush=False)
+    return 0
+
+exit_worker(main())
+"""
+)
+
+
+@pytest.mark.parametrize("with_thread", [False, True], ids=["fast", "thread"])
+def test_a_worker_that_exits_early_still_runs_its_exit_handlers_and_threads(
+    tmp_path, monkeypatch, with_thread
+):
+    module = job_module(tmp_path, monkeypatch, "ends_fast", ENDS_FAST)
+    job = {"output_dir": tmp_path, "thread": with_thread}
+    launch(module, job, launch_config(nproc_per_node=2), tmp_path / "logs")
+    for rank in (0, 1):
+        assert (tmp_path / f"atexit{rank}").read_text() == "ran"
+        assert (tmp_path / f"thread{rank}").exists() == with_thread
+        worker_log = next((tmp_path / "logs").rglob(f"attempt_0/{rank}/stdout.log"))
+        assert f"rank {rank} done" in worker_log.read_text()
+
+
 FAILS_ONCE = (
     WORKER_OUTPUT_DIR
     + """

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from llm_pipeline.training.jobs import (
     causal_lm_peft_config,
     checked_fields,
+    exit_worker,
     read_job,
     record_errors,
     save_model_folder,
@@ -173,4 +174,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_worker(main())

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from llm_pipeline.training.jobs import (
     batches_by_length,
     checked_fields,
+    exit_worker,
     is_rank_zero,
     read_job,
     record_errors,
@@ -183,4 +184,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_worker(main())

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llm_pipeline.training.jobs import (
     checked_fields,
+    exit_worker,
     read_job,
     record_errors,
     save_model_folder,
@@ -248,4 +249,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_worker(main())
