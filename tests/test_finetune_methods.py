@@ -61,8 +61,10 @@ def test_prompt_tuning_chosen_by_parameters_goes_through_align_evaluate_and_regi
         [
             tool("kedro"), "run", "--env", "tiny",
             "--pipelines", "finetune,align,evaluate,register",
-            # align.lora as conf/base sets it: a soft prompt trains further as itself.
-            "--params", "finetune.method=prompt_tuning,align.lora.r=4",
+            # align.lora as conf/base sets it: a soft prompt trains further as itself. No reward
+            # model, as conf/base under DPO: the shared run covers its training.
+            "--params",
+            "finetune.method=prompt_tuning,align.lora.r=4,align.reward_model_with_dpo=false",
         ],
         cwd=project,
     )  # fmt: skip
