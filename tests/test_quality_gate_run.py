@@ -1,9 +1,8 @@
 """The quality gate on real runs: after the tiny run registered v1 as champion, the evaluate and
 register stages run again, as one `kedro run`, in a copy of that project (the tiny env gates on
-perplexity): first
-with the same aligned model (not better beyond its interval: challenger only), then with a
-deliberately worse one (the pretrained base model put in the aligned model's place), which must
-never become champion.
+perplexity): first with the same aligned model (not better beyond its interval: challenger
+only), then with a deliberately worse one (the pretrained base model put in the aligned model's
+place), which must never become champion.
 """
 
 from __future__ import annotations
