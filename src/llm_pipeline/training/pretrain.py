@@ -22,9 +22,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llm_pipeline.process_exit import exit_without_teardown
 from llm_pipeline.training.jobs import (
     checked_fields,
-    exit_worker,
     is_rank_zero,
     read_job,
     record_errors,
@@ -227,4 +227,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    exit_worker(main())
+    exit_without_teardown(main())

@@ -23,10 +23,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llm_pipeline.process_exit import exit_without_teardown
 from llm_pipeline.training.jobs import (
     batches_by_length,
     checked_fields,
-    exit_worker,
     is_rank_zero,
     read_job,
     record_errors,
@@ -184,4 +184,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    exit_worker(main())
+    exit_without_teardown(main())

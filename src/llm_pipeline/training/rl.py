@@ -25,9 +25,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llm_pipeline.process_exit import exit_without_teardown
 from llm_pipeline.training.jobs import (
     checked_fields,
-    exit_worker,
     read_job,
     record_errors,
     save_model_folder,
@@ -249,4 +249,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    exit_worker(main())
+    exit_without_teardown(main())

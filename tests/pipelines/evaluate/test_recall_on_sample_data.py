@@ -82,11 +82,19 @@ def indexes(default_raw_data: Path) -> dict[str, PassageIndex]:
     # The same index and embeddings, the votes weighed 0.
     without_votes = copy.copy(with_keys)
     without_votes.key_votes = {**with_keys.key_votes, "weight": 0.0}
+    # The documents alone: what ``build`` makes without questions, from the same embeddings.
+    documents = PassageIndex(
+        with_keys.passages, with_keys.embeddings, CONFIG, with_keys.embedding_model, with_keys.bm25
+    )
+    # The tuned encoder's index without past answers, which no search here reads.
+    unanswered = CONFIG.model_copy(update={"past_answers": 0})
     return {
-        "documents": PassageIndex.build(passages, None, CONFIG, None),
+        "documents": documents,
         "with past questions, without their votes": without_votes,
         "with past questions": with_keys,
-        "with the tuned encoder": PassageIndex.build(passages, None, CONFIG, questions, ENCODER),
+        "with the tuned encoder": PassageIndex.build(
+            passages, None, unanswered, questions, ENCODER
+        ),
     }
 
 

@@ -1,0 +1,33 @@
+"""The project's ``kedro run`` is Kedro's own, which ends its process fast only where it is the
+``kedro`` command (the end-to-end tests run it; ``test_no_torch_in_ingest`` reads what an exit
+handler of that process wrote)."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+from kedro.framework.cli.project import run as kedro_run
+
+from llm_pipeline.cli import _is_the_kedro_command, cli
+
+
+def test_the_projects_run_takes_kedros_options_and_help():
+    run = cli.commands["run"]
+    assert run is not kedro_run
+    assert [param.opts for param in run.params] == [param.opts for param in kedro_run.params]
+    assert run.help == kedro_run.help
+    assert run.callback.__wrapped__ is kedro_run.callback
+
+
+def test_only_the_kedro_command_itself_leaves_without_teardown(monkeypatch):
+    assert not _is_the_kedro_command()  # pytest: a run here ends as Kedro's does
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/kedro", "run"])
+    assert _is_the_kedro_command()
+    monkeypatch.setattr(sys, "argv", ["/usr/lib/python3/site-packages/kedro/__main__.py", "run"])
+    main = types.ModuleType("__main__")
+    main.__spec__ = types.SimpleNamespace(name="kedro.__main__")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    assert _is_the_kedro_command()
+    main.__spec__ = types.SimpleNamespace(name="my_scheduler")
+    assert not _is_the_kedro_command()
