@@ -7,13 +7,14 @@ from __future__ import annotations
 import sys
 import types
 
+import click
 from kedro.framework.cli.project import run as kedro_run
 
 from llm_pipeline.cli import _is_the_kedro_command, cli
 
 
 def test_the_projects_run_takes_kedros_options_and_help():
-    run = cli.commands["run"]
+    run = cli.get_command(click.Context(cli), "run")
     assert run is not kedro_run
     assert [param.opts for param in run.params] == [param.opts for param in kedro_run.params]
     assert run.help == kedro_run.help
@@ -31,3 +32,13 @@ def test_only_the_kedro_command_itself_leaves_without_teardown(monkeypatch):
     assert _is_the_kedro_command()
     main.__spec__ = types.SimpleNamespace(name="my_scheduler")
     assert not _is_the_kedro_command()
+
+
+def test_a_tool_run_as_a_module_imports_no_kedro_command_line():
+    """Kedro's command line configures Kedro's logging when imported: a tool's own log lines
+    (to standard error) would go elsewhere."""
+    import subprocess
+
+    code = "import sys, llm_pipeline.cli; print('kedro.framework.project' in sys.modules)"
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert ran.stdout.strip() == "False"

@@ -62,10 +62,16 @@ def dpo_job(inputs: dict, name: str, **trainer) -> dict:
     }
 
 
-def test_dpo_learns_the_pairs_and_logs_its_reward_margin(dpo_inputs):
+@pytest.fixture(scope="module")
+def plain_run(dpo_inputs) -> dict:
+    """One DPO job, run once for the tests that read it."""
     spec = dpo_job(dpo_inputs, "plain")
     launch("llm_pipeline.training.dpo", spec, launch_config(), dpo_inputs["root"] / "jobs")
+    return spec
 
+
+def test_dpo_learns_the_pairs_and_logs_its_reward_margin(plain_run):
+    spec = plain_run
     history = json.loads((spec["output_dir"] / "training_log.json").read_text())
     steps = [entry for entry in history if "rewards/margins" in entry]
     assert [entry["step"] for entry in steps] == [1, 2, 3, 4]
@@ -84,15 +90,12 @@ def test_a_dpo_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(dpo_in
     )
 
 
-def test_the_same_dpo_job_run_twice_gives_the_same_weights(dpo_inputs):
+def test_the_same_dpo_job_run_twice_gives_the_same_weights(dpo_inputs, plain_run):
     """Same pairs, model and seed on the same machine: bit-identical weights (other CPUs may
     differ in the last bits, through their own kernels)."""
-    weights = []
-    for name in ("first", "second"):
-        spec = dpo_job(dpo_inputs, name)
-        launch("llm_pipeline.training.dpo", spec, launch_config(), dpo_inputs["root"] / "jobs")
-        weights.append(saved_weights(spec["output_dir"]))
-    first, second = weights
+    spec = dpo_job(dpo_inputs, "second")
+    launch("llm_pipeline.training.dpo", spec, launch_config(), dpo_inputs["root"] / "jobs")
+    first, second = saved_weights(plain_run["output_dir"]), saved_weights(spec["output_dir"])
     assert first.keys() == second.keys()
     assert [name for name in first if not first[name].equal(second[name])] == []
     start = saved_weights(dpo_inputs["model_dir"])

@@ -254,23 +254,19 @@ def test_lora_fine_tuning_stopped_after_a_checkpoint_resumes_to_the_same_weights
         "lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]},
         "sft": {"learning_rate": 5e-2, "save_strategy": "steps", "save_steps": 2},
     }
-    for folder in ("whole", "stopped"):
-        (tmp_path / folder).mkdir()
-    whole, _ = run_sft(tmp_path / "whole", base, "lora", caplog, **copy.deepcopy(sections))
-
-    stopped = tmp_path / "stopped"
-    caplog.clear()
-    run_sft(stopped, base, "lora", caplog, **copy.deepcopy(sections))
+    run = tmp_path / "run"
+    run.mkdir()
+    whole, _ = run_sft(run, base, "lora", caplog, **copy.deepcopy(sections))
+    before = load_file(whole / "model.safetensors")
     # As if killed after step 2: the later checkpoints and the output were never written.
-    checkpoints = stopped / "lora-checkpoints"
+    checkpoints = run / "lora-checkpoints"
     for step in (4, 6):
         shutil.rmtree(checkpoints / f"checkpoint-{step}")
-    shutil.rmtree(stopped / "lora")
+    shutil.rmtree(whole)
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        resumed, _ = run_sft(stopped, base, "lora", caplog, **copy.deepcopy(sections))
+        resumed, _ = run_sft(run, base, "lora", caplog, **copy.deepcopy(sections))
     assert "Resuming from" in caplog.text and "(step 2)" in caplog.text
-    before = load_file(whole / "model.safetensors")
     after = load_file(resumed / "model.safetensors")
     assert weights_differ(load_file(base / "model.safetensors"), after)
     for name, tensor in before.items():

@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from kedro.framework.cli.hooks import get_cli_hook_manager
-from kedro.framework.cli.project import run as kedro_run
 
 from llm_pipeline.process_exit import exit_without_teardown
 
@@ -37,7 +35,20 @@ TOOLS = {
 }
 
 
-@click.group(name="llm-pipeline")
+class _Tools(click.Group):
+    """The tools, and ``run`` made when Kedro asks for it (``_fast_run``): importing Kedro's
+    command line configures Kedro's logging, which a tool run as a module must not get."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), "run"])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "run":
+            return _fast_run()
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(name="llm-pipeline", cls=_Tools)
 def cli() -> None:
     """llm-pipeline's tools."""
 
@@ -70,6 +81,9 @@ def _fast_run() -> click.Command:
     of every ``kedro run`` and of every ``dvc repro`` stage on a 2-core host (measured
     2026-12-07). A failed run, or one called inside another program (click's test runner, a
     script calling Kedro's ``main``), ends as Kedro's does."""
+    from kedro.framework.cli.hooks import get_cli_hook_manager
+    from kedro.framework.cli.project import run as kedro_run
+
     command = copy.copy(kedro_run)
 
     @functools.wraps(kedro_run.callback)
@@ -95,6 +109,3 @@ def _is_the_kedro_command() -> bool:
         "kedro",
         "kedro.__main__",
     }
-
-
-cli.add_command(_fast_run())

@@ -155,12 +155,17 @@ class PassageIndex:
             model = tuned_encoder(model, keys, encoder_tuning)
         embeddings = encode([p["text"] for p in passages], model)
         bm25 = BM25([p["text"] for p in passages], k1=BM25_K1, b=BM25_B)
-        key_embeddings = encode([key["text"] for key in keys], model) if keys else None
         # Kept only when prompts are to get them: the registered model carries its index.
         answers = past_answer_pairs(questions or []) if config.past_answers else []
-        answer_embeddings = (
-            encode([answer["question"] for answer in answers], model) if answers else None
-        )
+        # The keys and the past answers' questions are mostly the same past questions: each
+        # distinct text is embedded once.
+        key_texts = [key["text"] for key in keys]
+        asked = [answer["question"] for answer in answers]
+        distinct = list(dict.fromkeys([*key_texts, *asked]))
+        vectors = encode(distinct, model) if distinct else None
+        row = {text: number for number, text in enumerate(distinct)}
+        key_embeddings = vectors[[row[text] for text in key_texts]] if keys else None
+        answer_embeddings = vectors[[row[text] for text in asked]] if answers else None
         index = cls(
             passages,
             embeddings,
