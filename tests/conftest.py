@@ -94,17 +94,21 @@ def measured_durations() -> dict[str, float]:
 
 class DurationRecorder:
     """Sums each test's phases as the reports arrive (on the controller under xdist), and
-    writes them when the session ends, beside the durations of tests that did not run."""
+    writes them when the session ends: after the whole suite, those alone (a test removed or
+    renamed leaves no entry behind); after a part of it, beside the durations of the others."""
 
-    def __init__(self) -> None:
+    def __init__(self, whole_suite: bool) -> None:
         self.seconds: dict[str, float] = {}
+        self.whole_suite = whole_suite
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        nodeid = report.nodeid.rpartition("@")[0] if "@" in report.nodeid else report.nodeid
+        # Under xdist, "<node id>@<group>"; a parameter may hold "@" too, and ends with "]".
+        base, at, group = report.nodeid.rpartition("@")
+        nodeid = base if at and "]" not in group else report.nodeid
         self.seconds[nodeid] = self.seconds.get(nodeid, 0.0) + report.duration
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        seconds = {**measured_durations(), **self.seconds}
+        seconds = {**({} if self.whole_suite else measured_durations()), **self.seconds}
         record = {
             "measured": "pytest --store-durations (make test-durations)",
             "seconds": {nodeid: round(seconds[nodeid], 2) for nodeid in sorted(seconds)},
@@ -114,7 +118,13 @@ class DurationRecorder:
 
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--store-durations") and not hasattr(config, "workerinput"):
-        config.pluginmanager.register(DurationRecorder(), "llm-pipeline-durations")
+        whole_suite = (
+            config.args_source is pytest.Config.ArgsSource.TESTPATHS
+            and not config.option.keyword
+            and not config.option.markexpr
+            and not config.option.lf
+        )
+        config.pluginmanager.register(DurationRecorder(whole_suite), "llm-pipeline-durations")
 
 
 @pytest.fixture(scope="session")
