@@ -39,7 +39,9 @@ atexit.register(_report)
 
 def test_kedro_run_ingest_imports_no_training_library(small_raw_data, tmp_path):
     (tmp_path / "project").mkdir()
-    project = copy_project(tmp_path / "project", small_raw_data)
+    # No MLflow store yet, as in a new checkout: MLflow makes it in this run (the other tests'
+    # project copies start with an empty one, copied).
+    project = copy_project(tmp_path / "project", small_raw_data, mlflow_store=False)
     recorder = tmp_path / "recorder"
     recorder.mkdir()
     (recorder / "sitecustomize.py").write_text(RECORDER.format(heavy=HEAVY))
@@ -52,6 +54,7 @@ def test_kedro_run_ingest_imports_no_training_library(small_raw_data, tmp_path):
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert (project / "data/02_intermediate/documents_train.jsonl").exists()
+    assert (project / "mlflow.db").is_file()
     imports = json.loads(report.read_text())
     first = "\n".join(f"{name}:\n{stack}" for name, stack in imports["first_import"].items())
     assert imports["loaded"] == [], f"ingest imported {imports['loaded']}; first imports:\n{first}"

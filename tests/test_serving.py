@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from support import build_tiny_model, command_environment
+from support import build_tiny_model, command_environment, new_mlflow_store
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +74,7 @@ print(json.dumps(answer["choices"][0]["message"]))
 def store(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("serving")
     model = build_tiny_model(root / "tiny_model")
-    env = command_environment(MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}")
+    env = command_environment(MLFLOW_TRACKING_URI=f"sqlite:///{new_mlflow_store(root)}")
     result = subprocess.run(
         [sys.executable, "-c", REGISTER, str(model)],
         cwd=root,

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from support import new_mlflow_store
 
 from llm_pipeline.cli.champion import RegistryError, approve, champion_version, rollback
 
@@ -21,7 +22,7 @@ NAME = "llm-pipeline"
 def client(tmp_path):
     from mlflow import MlflowClient
 
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = f"sqlite:///{new_mlflow_store(tmp_path)}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     client.create_registered_model(NAME)
     # Versions here only carry aliases and tags: their source is a folder with no model in it.

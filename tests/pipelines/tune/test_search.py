@@ -11,7 +11,7 @@ import pytest
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
-from support import PROJECT_ROOT, RETRIEVAL_OFF, shop_sentences
+from support import PROJECT_ROOT, RETRIEVAL_OFF, new_mlflow_store, shop_sentences
 
 from llm_pipeline.datasets import StartingModelDataset
 from llm_pipeline.datasets.model_folder import Folder, ModelFolder
@@ -69,7 +69,7 @@ def search(tmp_path_factory, tiny_model_dir):
     shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir()
     shutil.copytree(tiny_model_dir, root / "tiny_model")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = f"sqlite:///{new_mlflow_store(root)}"
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.chdir(root)  # the catalog's paths are relative to the project, as in `kedro run`
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
