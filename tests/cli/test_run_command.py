@@ -8,6 +8,7 @@ import sys
 import types
 
 import click
+import pytest
 from kedro.framework.cli.project import run as kedro_run
 
 from llm_pipeline.cli import _is_the_kedro_command, cli
@@ -42,3 +43,40 @@ def test_a_tool_run_as_a_module_imports_no_kedro_command_line():
     code = "import sys, llm_pipeline.cli; print('kedro.framework.project' in sys.modules)"
     ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert ran.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["--runner", "ParallelRunner"],
+        ["--runner", "kedro.runner.ThreadRunner"],
+        ["--async"],
+        ["--runner-params", "is_async=True"],
+    ],
+)
+def test_a_runner_that_would_split_or_break_the_mlflow_run_is_refused_before_the_run(
+    arguments, monkeypatch
+):
+    """Each was seen on this project: the ParallelRunner refuses kedro-mlflow's datasets, two
+    ThreadRunner threads logged the parameters at once and the run failed, and --async left the
+    artifacts in four extra MLflow runs. The refusal comes before Kedro looks for a project
+    (there is none in pytest's folder)."""
+    from click.testing import CliRunner
+
+    called = []
+    monkeypatch.setattr(kedro_run, "callback", lambda *a, **k: called.append(k))
+    result = CliRunner().invoke(cli, ["run", *arguments])
+    assert result.exit_code == 2, result.output
+    assert "SequentialRunner" in result.output or "--async" in result.output
+    assert "Leave out" in result.output
+    assert called == []
+
+
+def test_the_sequential_runner_and_a_runner_kedro_cannot_load_go_on_to_kedro(monkeypatch):
+    from click.testing import CliRunner
+
+    called = []
+    monkeypatch.setattr(kedro_run, "callback", lambda *a, **k: called.append(k["runner"]))
+    for arguments in ([], ["--runner", "SequentialRunner"], ["--runner", "NoSuchRunner"]):
+        assert CliRunner().invoke(cli, ["run", *arguments]).exit_code == 0
+    assert called == [None, "SequentialRunner", "NoSuchRunner"]

@@ -88,6 +88,9 @@ def _fast_run() -> click.Command:
 
     @functools.wraps(kedro_run.callback)
     def run(*args: Any, **kwargs: Any) -> Any:
+        refuse_unsupported_runner(
+            kwargs.get("runner"), kwargs.get("is_async", False), kwargs.get("runner_params") or {}
+        )
         result = kedro_run.callback(*args, **kwargs)
         if _is_the_kedro_command():
             get_cli_hook_manager().hook.after_command_run(
@@ -100,6 +103,40 @@ def _fast_run() -> click.Command:
 
     command.callback = run
     return command
+
+
+def refuse_unsupported_runner(runner: str | None, is_async: bool, runner_params: dict) -> None:
+    """Stop before the run, with the reason, where kedro-mlflow cannot keep the run's record:
+    ``--runner ParallelRunner`` (its artifact datasets cannot be pickled into the worker
+    processes: Kedro refuses them, kedro-mlflow issue #624), ``--runner ThreadRunner`` (two
+    threads can log the run's parameters at once, and MLflow's store refuses the duplicate:
+    one of two runs failed so)
+    and ``--async`` / ``--runner-params is_async=True`` (the saving threads' artifacts land in
+    new MLflow runs of their own, left RUNNING, not in the run: kedro-mlflow issue #646; Kedro
+    suggests the flag in every run's log). Each was seen on this project with kedro 1.7 and
+    kedro-mlflow 2.0.3 (docs/stack-notes.md). A runner Kedro cannot load is left to Kedro's own
+    error."""
+    from kedro.runner import SequentialRunner
+    from kedro.utils import load_obj
+
+    try:
+        chosen = load_obj(runner or "SequentialRunner", "kedro.runner")
+    except (AttributeError, ImportError, ValueError):
+        return
+    cores = "the training nodes already use every core (and GPU) through torchrun"
+    if not (isinstance(chosen, type) and issubclass(chosen, SequentialRunner)):
+        raise click.UsageError(
+            f"--runner {runner}: this project runs with Kedro's SequentialRunner (the default) "
+            "only. kedro-mlflow's artifact datasets cannot be pickled into the ParallelRunner's "
+            "processes, and under the ThreadRunner two threads can log the run's parameters at "
+            f"once, which MLflow refuses; {cores}. Leave out --runner."
+        )
+    if is_async or runner_params.get("is_async") is True:
+        raise click.UsageError(
+            "--async (is_async): kedro-mlflow logs what the asynchronous saving threads save "
+            "into new MLflow runs of their own instead of this run, which would split the run's "
+            f"record and lineage in MLflow; {cores}. Leave out --async."
+        )
 
 
 def _is_the_kedro_command() -> bool:
