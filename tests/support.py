@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import copy
 import functools
 import itertools
@@ -17,7 +16,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +176,7 @@ def new_mlflow_store(folder: Path) -> Path:
     target = folder / "mlflow.db"
     if not target.exists():
         shutil.copyfile(_empty_mlflow_store(), target)
-        with contextlib.closing(sqlite3.connect(target)) as store, store:
+        with closing(sqlite3.connect(target)) as store, store:
             store.execute(
                 "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
                 (str(folder.resolve() / "mlruns" / "0"),),

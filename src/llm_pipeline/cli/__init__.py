@@ -109,13 +109,12 @@ def refuse_unsupported_runner(runner: str | None, is_async: bool, runner_params:
     """Stop before the run, with the reason, where kedro-mlflow cannot keep the run's record:
     ``--runner ParallelRunner`` (its artifact datasets cannot be pickled into the worker
     processes: Kedro refuses them, kedro-mlflow issue #624), ``--runner ThreadRunner`` (two
-    threads can log the run's parameters at once, and MLflow's store refuses the duplicate:
-    one of two runs failed so)
-    and ``--async`` / ``--runner-params is_async=True`` (the saving threads' artifacts land in
-    new MLflow runs of their own, left RUNNING, not in the run: kedro-mlflow issue #646; Kedro
-    suggests the flag in every run's log). Each was seen on this project with kedro 1.7 and
-    kedro-mlflow 2.0.3 (docs/stack-notes.md). A runner Kedro cannot load is left to Kedro's own
-    error."""
+    threads can log the run's parameters at once, and MLflow's store refuses the duplicate: one
+    of two runs failed so) and ``--async`` or ``--runner-params is_async=True`` (the saving
+    threads' artifacts land in new MLflow runs of their own, left RUNNING, not in the run:
+    kedro-mlflow issue #646; Kedro suggests the flag in every run's log). Each was seen on this
+    project with kedro 1.7 and kedro-mlflow 2.0.3 (docs/stack-notes.md). A runner Kedro cannot
+    load is left to Kedro's own error."""
     from kedro.runner import SequentialRunner
     from kedro.utils import load_obj
 
