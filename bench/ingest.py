@@ -8,10 +8,13 @@ process and its workers: other jobs on a shared machine change them far less tha
 and the load average says how shared it was), and as its last line the ratio of ingest
 throughput to the read-and-hash baseline (goal: at least 0.01).
 
-With ``--engine ray`` the same corpora also go through the ``ray`` engine, on Ray started on
-this machine before the clock starts (as a cluster would be running already); the last line is
-then the ratio of its throughput to the local engine's (goal: at least 0.7 on 2 cores), and the
-4x-data line is the ray engine's (goal: at most 4.5x).
+With ``--engine ray`` the same corpora go through both engines, each run in a process of its
+own, the ``ray`` engine's joining a Ray cluster started on this machine before the clock
+starts (as a cluster would be running already); each line says how much the Kedro process's
+memory grew during the run, the 4x-data lines say how time and that growth scale (goals for
+the ray engine: at most 4.5x the time, memory that does not grow with the data), and the last
+line is the ratio of its throughput to the local engine's (goal: at least 0.7 on 2 cores).
+Tables are written as JSON Lines by both engines, as the project's catalog writes them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import hashlib
 import logging
 import os
 import resource
+import socket
 import sys
 import tempfile
 import time
@@ -50,27 +54,78 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
 
 
-def run_ingest(root: Path, workers: str, engine: str = "local") -> tuple[float, float]:
+def run_ingest(
+    root: Path, workers: str, engine: str = "local", address: str | None = None
+) -> tuple[float, float]:
+    """The ingest pipeline over ``root``, its tables written as JSON Lines (as the project's
+    catalog writes them) into a folder that is deleted after; seconds and CPU seconds."""
     import yaml
     from kedro.io import DataCatalog, MemoryDataset
     from kedro.runner import SequentialRunner
 
-    from llm_pipeline.datasets import RawFolderDataset
+    from llm_pipeline.datasets import JSONLinesDataset, RawFolderDataset
     from llm_pipeline.pipelines.ingest import create_pipeline
+    from llm_pipeline.pipelines.ingest.pipeline import SPLITS
 
     params = yaml.safe_load(PARAMS_FILE.read_text())["ingest"]
     if workers:
         params["workers"] = workers if workers == "auto" else int(workers)
     params["engine"] = engine
+    params["ray"] = {"address": address}
     datasets = {
         f"raw_{kind}": RawFolderDataset(str(root / kind))
         for kind in ("documents", "conversations", "preferences", "validation")
     }
     datasets["params:ingest"] = MemoryDataset(params)
-    catalog = DataCatalog(datasets=datasets)
-    start, cpu_start = time.perf_counter(), cpu_seconds()
-    SequentialRunner().run(create_pipeline(), catalog)
-    return time.perf_counter() - start, cpu_seconds() - cpu_start
+    with tempfile.TemporaryDirectory() as written:
+        for name in ("quarantine", "ingest_accounting", *(f"ingested_{n}" for n in SPLITS)):
+            datasets[name] = JSONLinesDataset(f"{written}/{name}.jsonl")
+        catalog = DataCatalog(datasets=datasets)
+        start, cpu_start = time.perf_counter(), cpu_seconds()
+        SequentialRunner().run(create_pipeline(), catalog)
+        return time.perf_counter() - start, cpu_seconds() - cpu_start
+
+
+def private_megabytes() -> float:
+    """This process's own resident memory now (RssAnon: not the shared pages of Ray's object
+    store that it maps, which are the store's memory, nor its libraries' code)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1e3
+    raise RuntimeError("no RssAnon in /proc/self/status")
+
+
+def single(
+    root: Path, workers: str, engine: str, address: str | None, block_megabytes: float | None
+) -> None:
+    """One run in this process (started by ``compare_engines``): its seconds and how much its
+    private memory grew from before the run to its peak (sampled every 20 ms), as the last
+    line."""
+    import threading
+
+    import matplotlib.pyplot  # noqa: F401 (imported by the data report: not the data's memory)
+    from kedro.runner import SequentialRunner  # noqa: F401
+
+    from llm_pipeline.pipelines.ingest import cluster, create_pipeline  # noqa: F401
+
+    if engine == "ray":
+        ray_engine.connect({"address": address})
+    if block_megabytes:
+        cluster.BLOCK_BYTES = (int(block_megabytes * 1e6),) * 2
+    before = private_megabytes()
+    peak = [before]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], private_megabytes())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    seconds, _ = run_ingest(root, workers, engine, address)
+    done.set()
+    sampler.join()
+    print(f"{seconds} {max(peak[0], private_megabytes()) - before}")
 
 
 def measure(megabytes: float, workers: str, engine: str) -> tuple[float, float, float, int]:
@@ -82,28 +137,61 @@ def measure(megabytes: float, workers: str, engine: str) -> tuple[float, float, 
     return baseline, ingest, cpu, size
 
 
-def compare_engines(megabytes: float, workers: str) -> None:
-    """Both engines on the same corpora, Ray already up (its start is printed, not timed)."""
+def compare_engines(megabytes: float, workers: str, block_megabytes: float | None) -> None:
+    """Both engines on the same corpora, each run in a process of its own; the ray engine's
+    runs join a Ray cluster started on this machine before the clock (as one would be running
+    already). Beside the time, how much the Kedro process's memory grew during the run."""
+    import subprocess
+
+    ray = str(Path(sys.executable).parent / "ray")
+    with socket.socket() as probe:  # a free port: 6379, Ray's own, may be another server's
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
     start = time.perf_counter()
-    ray_engine.connect({"address": None})
-    print(f"Ray started in {time.perf_counter() - start:.1f} s (not counted below)")
-    times = {}
-    for scale in (0.25, 1.0):
-        with tempfile.TemporaryDirectory() as folder:
-            root = Path(folder)
-            size = write_corpus(root, megabytes * scale)
-            for engine in ("local", "ray"):
-                times[engine, scale] = run_ingest(root, workers, engine)[0]
-        mb = size / 1e6
-        for engine in ("local", "ray"):
-            print(
-                f"{mb:6.1f} MB, {engine:5}: {mb / times[engine, scale]:.1f} MB/s "
-                f"({times[engine, scale]:.1f} s)"
-            )
-    print(
-        f"ray engine: 4x the data took {times['ray', 1.0] / times['ray', 0.25]:.2f}x the time "
-        "(goal: at most 4.5x)"
+    subprocess.run(
+        [
+            *(ray, "start", "--head", "--node-ip-address=127.0.0.1"),
+            *(f"--port={address.rsplit(':', 1)[1]}", "--include-dashboard=false"),
+            "--disable-usage-stats",
+        ],
+        check=True,
+        capture_output=True,
     )
+    print(f"Ray started in {time.perf_counter() - start:.1f} s (not counted below)")
+    times, grew = {}, {}
+    try:
+        for scale in (0.25, 1.0):
+            with tempfile.TemporaryDirectory() as folder:
+                root = Path(folder)
+                size = write_corpus(root, megabytes * scale)
+                for engine in ("local", "ray"):
+                    command = [sys.executable, __file__, "--single", engine, "--root", folder]
+                    # "auto": the cluster started above (an address of 127.0.0.1 is rewritten
+                    # by Ray into the host's own address, on which the head does not listen).
+                    command += ["--address", "auto"]
+                    command += ["--workers", workers] if workers else []
+                    if block_megabytes:
+                        command += ["--block-megabytes", str(block_megabytes)]
+                    done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
+                    seconds, megabytes_grown = done.stdout.split()[-2:]
+                    times[engine, scale] = float(seconds)
+                    grew[engine, scale] = float(megabytes_grown)
+            mb = size / 1e6
+            for engine in ("local", "ray"):
+                print(
+                    f"{mb:6.1f} MB, {engine:5}: {mb / times[engine, scale]:.1f} MB/s "
+                    f"({times[engine, scale]:.1f} s), the Kedro process's own memory grew by "
+                    f"{grew[engine, scale]:.0f} MB"
+                )
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True)
+    for engine in ("local", "ray"):
+        print(
+            f"{engine} engine: 4x the data took {times[engine, 1.0] / times[engine, 0.25]:.2f}x "
+            f"the time and {grew[engine, 1.0] / max(grew[engine, 0.25], 1):.2f}x the growth of "
+            "the Kedro process's memory"
+        )
+    print("(goals for the ray engine: at most 4.5x the time; memory that does not grow)")
     print(f"ratio of ray to local throughput: {times['local', 1.0] / times['ray', 1.0]:.4f}")
 
 
@@ -112,11 +200,23 @@ def main() -> None:
     parser.add_argument("--megabytes", type=float, default=100.0)
     parser.add_argument("--workers", default="", help="override ingest.workers (auto or N)")
     parser.add_argument("--engine", choices=("local", "ray"), default="local")
+    parser.add_argument("--single", choices=("local", "ray"), help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--address", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--block-megabytes",
+        type=float,
+        help="the ray engine's blocks, this many MB of raw files each (default: as the "
+        "project sizes them, a few per CPU up to 64 MB)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
+    if args.single:
+        single(args.root, args.workers, args.single, args.address, args.block_megabytes)
+        return
     load = os.getloadavg()[0]
     if args.engine == "ray":
-        compare_engines(args.megabytes, args.workers)
+        compare_engines(args.megabytes, args.workers, args.block_megabytes)
         after = os.getloadavg()[0]
         print(f"load average before / after: {load:.2f} / {after:.2f} on {os.cpu_count()} cores")
         return

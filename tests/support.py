@@ -422,7 +422,11 @@ def run_ingest(raw: Path, written: Path, **overrides: object) -> dict:
         datasets[name] = JSONLinesDataset(str(written / f"{name}.jsonl"))
     outputs = SequentialRunner().run(create_pipeline(), DataCatalog(datasets=datasets))
     loaded = {name: dataset.load() for name, dataset in outputs.items()}
-    return {**loaded, **{name: datasets[name].load() for name in on_disk}}
+    # Read from the files, as the next stage reads them (a fresh dataset keeps no table).
+    written_back = {
+        name: JSONLinesDataset(str(written / f"{name}.jsonl")).load() for name in on_disk
+    }
+    return {**loaded, **written_back}
 
 
 def counted_loads(monkeypatch: Any) -> list[str]:

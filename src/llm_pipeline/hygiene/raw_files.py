@@ -71,6 +71,7 @@ class VettedFile:
     real: str
     device: int
     inode: int
+    size: int = 0  # bytes when listed: only to share out the work of reading
 
     def __call__(self) -> bytes:
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -195,7 +196,7 @@ class _Walk:
                 "opened (copy the file instead)"
             )
             return RefusedFile(source, "hard_link", detail)
-        return VettedFile(source, real, status.st_dev, status.st_ino)
+        return VettedFile(source, real, status.st_dev, status.st_ino, status.st_size)
 
     def _in_cache(self, real: str) -> bool:
         return self.dvc_cache is not None and _inside(real, self.dvc_cache)

@@ -17,7 +17,7 @@ import pytest
 from support import copy_project, run_command, run_ingest, tool
 
 from llm_pipeline.hygiene import near_duplicates, parallel, ray_engine
-from llm_pipeline.pipelines.ingest import nodes
+from llm_pipeline.pipelines.ingest import cluster, nodes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 
@@ -74,9 +74,11 @@ def test_ray_engine_writes_what_the_local_engine_writes_on_sample_data_with_bad_
         + "\n"
     )
     (raw / "documents" / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
-    # Small chunks: many tasks even on the sample data, so that all three nodes get some.
+    # Small chunks and blocks: many tasks even on the sample data, so that all three nodes get
+    # some, and the tables pass between nodes in many blocks.
     monkeypatch.setattr(nodes, "_CHUNK_CHARS", 4_000)
     monkeypatch.setattr(near_duplicates, "_BATCH_CHARS", 20_000)
+    monkeypatch.setattr(cluster, "BLOCK_BYTES", (4_000, 64_000_000))
 
     local = run_ingest(raw, tmp_path / "local", engine="local", workers=1)
     distributed = run_ingest(raw, tmp_path / "ray", engine="ray", ray={"address": ray_cluster})
@@ -100,8 +102,13 @@ def test_ray_engine_writes_what_the_local_engine_writes_on_sample_data_with_bad_
     assert distributed["data_report"]["boilerplate_lines_removed"] > 0
 
 
-def test_ray_engine_finds_the_same_near_duplicates_on_a_generated_corpus(ray_cluster, tmp_path):
+def test_ray_engine_finds_the_same_near_duplicates_on_a_generated_corpus(
+    ray_cluster, tmp_path, monkeypatch
+):
     from corpus import write_corpus
+
+    # Blocks of about one file: near duplicates of rows in other blocks.
+    monkeypatch.setattr(cluster, "BLOCK_BYTES", (10_000, 10_000))
 
     raw = tmp_path / "01_raw"
     write_corpus(raw, 3.0)
@@ -209,3 +216,103 @@ def test_kedro_run_with_the_ray_engine_starts_ray_and_writes_the_files_the_local
     assert len(written["local"]) == 9
     assert "<project>/data/01_raw/" in written["local"]["quarantine.jsonl"]
     assert written["ray"] == written["local"]
+
+
+def test_every_table_an_ingest_node_hands_on_stays_on_the_cluster(
+    ray_cluster, small_raw_data, tmp_path, monkeypatch
+):
+    """Node by node, as Kedro runs them: on the ray engine every table that passes between the
+    ingest nodes or is written is a ``ClusterTable`` (blocks in the workers' object stores, their
+    references here), and only small things come into the Kedro process: counts, the table of
+    files, the report."""
+    import yaml
+    from support import INGEST_PARAMETERS
+
+    from llm_pipeline.datasets import JSONLinesDataset, RawFolderDataset
+    from llm_pipeline.hygiene.ray_engine import ClusterTable
+    from llm_pipeline.pipelines.ingest import create_pipeline
+
+    params = {
+        **yaml.safe_load(INGEST_PARAMETERS.read_text())["ingest"],
+        "engine": "ray",
+        "ray": {"address": ray_cluster},
+    }
+    monkeypatch.setattr(cluster, "BLOCK_BYTES", (4_000, 64_000_000))
+    data = {
+        f"raw_{kind}": RawFolderDataset(str(small_raw_data / kind)).load() for kind in nodes.KINDS
+    }
+    data["params:ingest"] = params
+    made = {}
+    for node in create_pipeline().nodes:
+        outputs = node.run({name: data[name] for name in node.inputs})
+        data.update(outputs)
+        made.update(outputs)
+    tables = {name: value for name, value in made.items() if isinstance(value, ClusterTable)}
+    small = {name: type(value).__name__ for name, value in made.items() if name not in tables}
+    # Tables of rows: 8 read (rows and quarantine of each kind), 5 cleaned, 4 redacted, 5 left
+    # by de-duplication, 7 splits, 4 left by the leakage check, the quarantine. The tables of
+    # files and the accounting have a row per file.
+    assert len(tables) == 34, sorted(tables)
+    assert small == {
+        **{f"{kind}_files": "DataFrame" for kind in nodes.KINDS},
+        "cleaning_counts": "dict",
+        "pii_counts": "dict",
+        "duplicate_counts": "dict",
+        "leakage_counts": "dict",
+        "ingest_accounting": "DataFrame",
+        "data_report": "dict",
+        "data_report_plot": "Figure",
+        "text_length_histogram": "DataFrame",
+    }
+    assert len(tables["ingested_conversations_train"]) > 100
+    assert len(tables["ingested_documents_train"].blocks) > 10
+    # Written block by block, the same rows as the whole table.
+    dataset = JSONLinesDataset(str(tmp_path / "train.jsonl"))
+    dataset.save(tables["ingested_conversations_train"])
+    written = JSONLinesDataset(str(tmp_path / "train.jsonl")).load()
+    pd.testing.assert_frame_equal(
+        written[["id", "source", "line"]],
+        tables["ingested_conversations_train"].to_pandas()[["id", "source", "line"]],
+    )
+
+
+def test_strict_mode_on_the_ray_engine_names_the_file_line_and_rule(
+    ray_cluster, small_raw_data, tmp_path
+):
+    raw = tmp_path / "01_raw"
+    shutil.copytree(small_raw_data, raw)
+    (raw / "documents" / "zz_bad.jsonl").write_text('{"text": "fine enough text here"}\nnot json\n')
+
+    with pytest.raises(nodes.IngestError, match=r"zz_bad\.jsonl:2: malformed_json"):
+        run_ingest(raw, tmp_path / "ray", engine="ray", strict=True, ray={"address": ray_cluster})
+
+
+def test_a_candidate_number_maps_back_to_its_row_past_the_repeated_rows():
+    import numpy as np
+
+    from llm_pipeline.pipelines.ingest.cluster import _row_of_candidate
+
+    repeated = np.array([0, 3, 4, 9])
+    rows = [row for row in range(15) if row not in set(repeated)]
+    assert [_row_of_candidate(c, repeated) for c in range(len(rows))] == rows
+    assert [_row_of_candidate(c, np.array([], dtype=int)) for c in range(3)] == [0, 1, 2]
+
+
+def test_quarantine_partitions_cut_the_files_in_order_into_even_shares():
+    from collections import Counter
+
+    from llm_pipeline.pipelines.ingest.cluster import _bounds, _cut_by_source, _sorted_rows
+
+    per_source = Counter({"a": 5, "b": 1, "c": 4, "d": 5, "e": 5})
+    bounds = _bounds(per_source, 4)
+    assert bounds == sorted(bounds) and 1 <= len(bounds) <= 3
+    rows = pd.DataFrame(
+        {
+            "source": [s for s, n in per_source.items() for _ in range(n)][::-1],
+            "line": list(range(20)),
+        }
+    )
+    _, *pieces = _cut_by_source(rows, bounds)
+    merged = pd.concat([_sorted_rows(piece)[1] for piece in pieces], ignore_index=True)
+    expected = rows.sort_values(["source", "line"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(merged, expected)

@@ -75,17 +75,26 @@ def engine_workers(params: dict) -> Workers:
 
 def report_quarantined(entries: list[dict], params: dict, step: str) -> None:
     """Log each refused row by file, line and rule; in strict mode, stop instead."""
-    described = [f"{q['source']}:{q['line']}: {q['rule']}: {q['detail']}" for q in entries]
-    if params["strict"] and described:
+    report_described(described_entries(entries), len(entries), params, step)
+
+
+def described_entries(entries: list[dict]) -> list[str]:
+    """The first quarantine entries (as many as a node logs) as "file:line: rule: detail"."""
+    return [
+        f"{q['source']}:{q['line']}: {q['rule']}: {q['detail']}" for q in entries[:_LOGGED_PER_NODE]
+    ]
+
+
+def report_described(described: list[str], total: int, params: dict, step: str) -> None:
+    """``report_quarantined`` of ``total`` refused rows, the first of them ``described``."""
+    if params["strict"] and total:
         shown = "\n".join(described[:20])
-        more = f"\n… and {len(described) - 20} more" if len(described) > 20 else ""
-        raise IngestError(f"{step}: {len(described)} rows refused (strict mode):\n{shown}{more}")
+        more = f"\n… and {total - 20} more" if total > 20 else ""
+        raise IngestError(f"{step}: {total} rows refused (strict mode):\n{shown}{more}")
     for line in described[:_LOGGED_PER_NODE]:
         logger.warning("%s: %s", step, line)
-    if len(described) > _LOGGED_PER_NODE:
-        logger.warning(
-            "%s: … and %d more quarantined rows", step, len(described) - _LOGGED_PER_NODE
-        )
+    if total > _LOGGED_PER_NODE:
+        logger.warning("%s: … and %d more quarantined rows", step, total - _LOGGED_PER_NODE)
 
 
 def _text_field(record: dict, name: str) -> str | None:
@@ -113,6 +122,10 @@ def read_files(
     """
     config = readers.ReaderConfig.model_validate(params["reader"])
     workers = engine_workers(params)
+    if not isinstance(workers, int):
+        from llm_pipeline.pipelines.ingest import cluster
+
+        return cluster.read_files(files, kind, params, parse, config, workers)
     readings = parallel.map_in_order(
         _read_file,
         files,
@@ -457,6 +470,34 @@ def clean_records(
     """Normalise every text, strip repeated boilerplate lines from documents, enforce lengths."""
     config = cleaning.CleaningConfig.model_validate(params["cleaning"])
     frames = dict(zip(KINDS, (documents, conversations, preferences, validation), strict=True))
+    if on_cluster(frames.values()):
+        from llm_pipeline.pipelines.ingest import cluster
+
+        return cluster.clean_records(frames, config, params, engine_workers(params))
+    frames = cleaned_texts(frames, config, params)
+    # Counted here, in this process, with the local engine (the ray engine counts hashed lines
+    # in a group-by on the cluster).
+    boilerplate = cleaning.boilerplate_lines(frames["documents"]["text"].tolist(), config)
+    if boilerplate:
+        frames["documents"] = without_lines(frames["documents"], boilerplate, params)
+    frames, quarantine = with_lengths_checked(frames, config)
+    report_quarantined(quarantine, params, "clean")
+    logger.info("Removed %d boilerplate lines seen in many documents", len(boilerplate))
+    counts = {"boilerplate_lines": len(boilerplate)}
+    return (*frames.values(), _frame(quarantine, QUARANTINE_COLUMNS), counts)
+
+
+def on_cluster(tables: Any) -> bool:
+    """Whether the tables are the ``ray`` engine's, kept on its cluster."""
+    from llm_pipeline.hygiene.ray_engine import ClusterTable
+
+    return any(isinstance(table, ClusterTable) for table in tables)
+
+
+def cleaned_texts(
+    frames: dict[str, pd.DataFrame], config: cleaning.CleaningConfig, params: dict
+) -> dict[str, pd.DataFrame]:
+    """The tables with every text normalised (``cleaning.clean_text``)."""
     texts = {kind: _texts(frame, kind) for kind, frame in frames.items()}
     changed_kinds = set()
     cleaner = functools.partial(cleaning.clean_text, config=config)
@@ -465,27 +506,34 @@ def clean_records(
         for index, clean in changed:
             values[index] = clean
             changed_kinds.add(kind)
-    frames = {
+    return {
         kind: _with_changed_texts(frame, kind, texts[kind], kind in changed_kinds)
         for kind, frame in frames.items()
     }
-    documents = frames["documents"]["text"].tolist()
-    # Counted here, in this process, by either engine: a group-by on the line across a cluster
-    # ships every line once more, which cost the ray engine 2 s of a 12 s run at 100 MB.
-    boilerplate = cleaning.boilerplate_lines(documents, config)
-    if boilerplate:
-        texts = {"documents": {"text": documents}}
-        for _, _, changed in _apply_to_texts(
-            texts,
-            _changed,
-            functools.partial(cleaning.remove_lines, lines=frozenset(boilerplate)),
-            params,
-            "remove boilerplate",
-        ):
-            for index, text in changed:
-                documents[index] = text
-        frames["documents"] = _with_texts(frames["documents"], "documents", texts["documents"])
-    quarantine = []
+
+
+def without_lines(documents: pd.DataFrame, lines: set[str], params: dict) -> pd.DataFrame:
+    """The documents without the given (boilerplate) lines."""
+    texts = {"documents": {"text": documents["text"].tolist()}}
+    values = texts["documents"]["text"]
+    for _, _, changed in _apply_to_texts(
+        texts,
+        _changed,
+        functools.partial(cleaning.remove_lines, lines=frozenset(lines)),
+        params,
+        "remove boilerplate",
+    ):
+        for index, text in changed:
+            values[index] = text
+    return _with_texts(documents, "documents", texts["documents"])
+
+
+def with_lengths_checked(
+    frames: dict[str, pd.DataFrame], config: cleaning.CleaningConfig
+) -> tuple[dict[str, pd.DataFrame], list[dict]]:
+    """The tables without their rows of a text too short or too long, and those rows'
+    quarantine entries."""
+    quarantine, kept = [], {}
     for kind, frame in frames.items():
         refused = _rows_of_wrong_length(frame, kind, config)
         for row in frame.iloc[refused].to_dict(orient="records"):
@@ -494,11 +542,8 @@ def clean_records(
             quarantine.append(quarantine_entry(row["source"], row["line"], rule, detail, record))
         keep = np.ones(len(frame), dtype=bool)
         keep[refused] = False
-        frames[kind] = frame[keep].reset_index(drop=True)
-    report_quarantined(quarantine, params, "clean")
-    logger.info("Removed %d boilerplate lines seen in many documents", len(boilerplate))
-    counts = {"boilerplate_lines": len(boilerplate)}
-    return (*frames.values(), _frame(quarantine, QUARANTINE_COLUMNS), counts)
+        kept[kind] = frame[keep].reset_index(drop=True)
+    return kept, quarantine
 
 
 def redact_personal_data(
@@ -509,10 +554,26 @@ def redact_personal_data(
     params: dict,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Replace personal data and secrets by typed placeholders; count them per kind and type."""
-    config = pii.PiiConfig.model_validate(params["pii"])
     frames = dict(zip(KINDS, (documents, conversations, preferences, validation), strict=True))
+    if on_cluster(frames.values()):
+        from llm_pipeline.pipelines.ingest import cluster
+
+        return cluster.redact_personal_data(frames, params, engine_workers(params))
+    redacted, counts = redacted_frames(frames, params)
+    for kind, found in counts.items():
+        if found:
+            logger.info("Redacted in %s: %s", kind, found)
+    return (*redacted.values(), counts)
+
+
+def redacted_frames(
+    frames: dict[str, pd.DataFrame], params: dict
+) -> tuple[dict[str, pd.DataFrame], dict[str, dict[str, int]]]:
+    """The tables with personal data replaced, and how many of each type, per kind (types in
+    alphabetical order)."""
+    config = pii.PiiConfig.model_validate(params["pii"])
     texts = {kind: _texts(frame, kind) for kind, frame in frames.items()}
-    counts: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}
+    counts: dict[str, dict[str, int]] = {kind: {} for kind in frames}
     for kind, column, found in _apply_to_texts(
         texts, _pii_spans, config, params, "find personal data"
     ):
@@ -521,14 +582,11 @@ def redact_personal_data(
             values[index], hits = pii.apply_redactions(values[index], spans)
             for kind_of_pii, count in hits.items():
                 kind_counts[kind_of_pii] = kind_counts.get(kind_of_pii, 0) + count
-    redacted = [
-        _with_changed_texts(frame, kind, texts[kind], bool(counts[kind]))
+    redacted = {
+        kind: _with_changed_texts(frame, kind, texts[kind], bool(counts[kind]))
         for kind, frame in frames.items()
-    ]
-    for kind, found in counts.items():
-        if found:
-            logger.info("Redacted in %s: %s", kind, found)
-    return (*redacted, counts)
+    }
+    return redacted, {kind: dict(sorted(found.items())) for kind, found in counts.items()}
 
 
 def drop_duplicates(
@@ -544,6 +602,11 @@ def drop_duplicates(
     Validation examples are only de-duplicated exactly: near-identical questions are fine there.
     """
     config = near_duplicates.NearDuplicateConfig.model_validate(params["near_duplicates"])
+    inputs = dict(zip(KINDS, (documents, conversations, preferences, validation), strict=True))
+    if on_cluster(inputs.values()):
+        from llm_pipeline.pipelines.ingest import cluster
+
+        return cluster.drop_duplicates(inputs, config, params, engine_workers(params))
     frames = {
         kind: frame.sort_values(["source", "line"], kind="stable").reset_index(drop=True)
         for kind, frame in zip(
@@ -599,7 +662,7 @@ def drop_duplicates(
                 "near_duplicate",
                 found.similarity,
             )
-        quarantine += _duplicate_entries(frame, kind, duplicate_of)
+        quarantine += duplicate_entries(frame, kind, duplicate_of)
         keep = ~frame.index.isin(list(duplicate_of))
         kept_frames.append(frame.loc[keep, COLUMNS[kind]].reset_index(drop=True))
         counts[kind] = {"rows": len(frame), "exact": exact, "near": len(duplicate_of) - exact}
@@ -679,10 +742,14 @@ def _ids_and_signatures(
     return ids, near_duplicates.signature_table(texts, config)
 
 
-def _duplicate_entries(
-    frame: pd.DataFrame, kind: str, duplicate_of: dict[int, tuple[int, str, float]]
+def duplicate_entries(
+    frame: pd.DataFrame,
+    kind: str,
+    duplicate_of: dict[int, tuple[int, str, float]],
+    kept_at: dict[int, tuple[str, int]] | None = None,
 ) -> list[dict]:
-    """Quarantine entries of the duplicate rows, naming the kept row (columns read once)."""
+    """Quarantine entries of the duplicate rows, naming the kept row (columns read once): its
+    file and line in ``frame``, or in ``kept_at`` when given."""
     if not duplicate_of:
         return []
     sources, lines = frame["source"].tolist(), frame["line"].tolist()
@@ -690,7 +757,8 @@ def _duplicate_entries(
     values = {k: frame[k].tolist() for k in fields}
     entries = []
     for index, (kept, rule, similarity) in sorted(duplicate_of.items()):
-        detail = f"{similarity:.2f} similar to {sources[kept]} line {lines[kept]}"
+        kept_source, kept_line = kept_at[kept] if kept_at else (sources[kept], lines[kept])
+        detail = f"{similarity:.2f} similar to {kept_source} line {kept_line}"
         record = {k: values[k][index] for k in fields}
         entries.append(quarantine_entry(sources[index], int(lines[index]), rule, detail, record))
     return entries
@@ -708,14 +776,23 @@ def _split(frame: pd.DataFrame, fraction: float, salt: str) -> tuple[pd.DataFram
     return frame[~held_out].reset_index(drop=True), frame[held_out].reset_index(drop=True)
 
 
+def split_frame(frame: Any, fraction: float, salt: str) -> tuple[Any, Any]:
+    """Train and held-out rows of a table, on either engine."""
+    if on_cluster([frame]):
+        from llm_pipeline.pipelines.ingest import cluster
+
+        return cluster.split(frame, fraction, salt)
+    return _split(frame, fraction, salt)
+
+
 def split_documents(documents: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Hold out a fraction of documents for the pretraining evaluation loss."""
-    return _split(documents, params["document_validation_fraction"], params["split_salt"])
+    return split_frame(documents, params["document_validation_fraction"], params["split_salt"])
 
 
 def split_preferences(preferences: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Hold out a fraction of preference pairs to measure alignment on pairs never trained on."""
-    return _split(preferences, params["preference_validation_fraction"], params["split_salt"])
+    return split_frame(preferences, params["preference_validation_fraction"], params["split_salt"])
 
 
 def validation_examples_from_conversations(conversations: pd.DataFrame) -> pd.DataFrame:
@@ -738,6 +815,15 @@ def validation_examples_from_conversations(conversations: pd.DataFrame) -> pd.Da
     return _frame(rows, COLUMNS["validation"])
 
 
+def with_user_turns(explicit_validation: pd.DataFrame) -> pd.DataFrame:
+    """Explicit validation examples with their prompt as the one user turn of ``messages``."""
+    validation_set = explicit_validation.copy()
+    validation_set["messages"] = [
+        [{"role": "user", "content": prompt}] for prompt in validation_set["prompt"]
+    ]
+    return validation_set
+
+
 def split_conversations(
     conversations: pd.DataFrame, explicit_validation: pd.DataFrame, params: dict
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -746,14 +832,15 @@ def split_conversations(
     With explicit validation examples, those are the validation set; otherwise the held-out
     conversations become it, so no example is on both sides.
     """
+    if on_cluster([conversations, explicit_validation]):
+        from llm_pipeline.pipelines.ingest import cluster
+
+        return cluster.split_conversations(conversations, explicit_validation, params)
     train, held_out = _split(
         conversations, params["conversation_validation_fraction"], params["split_salt"]
     )
     if len(explicit_validation):
-        validation_set = explicit_validation.copy()
-        validation_set["messages"] = [
-            [{"role": "user", "content": prompt}] for prompt in validation_set["prompt"]
-        ]
+        validation_set = with_user_turns(explicit_validation)
         logger.info("Validation set: %d explicit examples", len(validation_set))
     else:
         validation_set = validation_examples_from_conversations(held_out)
@@ -776,6 +863,17 @@ def remove_validation_leaks(
     config = near_duplicates.LeakageConfig.model_validate({"ngram": params["leakage"]["ngram"]})
     fields = params["leakage"]["fields"]
     workers = engine_workers(params)
+    trains = (documents_train, conversations_train, preferences_train)
+    if on_cluster([*trains, validation_set]):
+        from llm_pipeline.pipelines.ingest import cluster
+
+        return cluster.remove_validation_leaks(
+            dict(zip(("documents", "conversations", "preferences"), trains, strict=True)),
+            validation_set,
+            config,
+            params,
+            workers,
+        )
     validation_texts = records.leakage_probes(
         validation_set, fields, params["leakage"]["min_words"]
     )
@@ -791,22 +889,14 @@ def remove_validation_leaks(
         config,
         workers,
     )
+    ids = validation_set["id"].tolist() if len(validation_set) else []
     for kind, frame in frames.items():
-        leaks = found[kind]
-        leaking_rows: dict[int, int] = {}
-        for validation_index, train_indices in leaks.items():
-            leaked_examples.add(validation_index)
-            for train_index in train_indices:
-                leaking_rows.setdefault(train_index, validation_index)
-        for train_index, validation_index in sorted(leaking_rows.items()):
-            row = frame.iloc[train_index]
-            example = validation_set.iloc[validation_index]
-            detail = f"shares a {config.ngram}-word run with validation example {example['id']}"
-            record = {k: row[k] for k in COLUMNS[kind] if k not in ("source", "line", "category")}
-            quarantine.append(
-                quarantine_entry(row["source"], int(row["line"]), "validation_leak", detail, record)
-            )
-        kept.append(frame.drop(index=list(leaking_rows)).reset_index(drop=True))
+        leaking_rows = first_leaks(found[kind])
+        leaked_examples.update(found[kind])
+        leaking = {row: str(ids[example]) for row, example in leaking_rows.items()}
+        frame, entries = without_leaks(frame, kind, leaking, config.ngram)
+        kept.append(frame)
+        quarantine += entries
     report = {
         "ngram": config.ngram,
         "fields": list(fields),
@@ -825,6 +915,32 @@ def remove_validation_leaks(
             len(quarantine),
         )
     return (*kept, _frame(quarantine, QUARANTINE_COLUMNS), report)
+
+
+def first_leaks(leaks: dict[int, list[int]]) -> dict[int, int]:
+    """{training row: the first validation example leaking into it} of ``leaks``
+    ({validation example: training rows}, examples ascending)."""
+    leaking_rows: dict[int, int] = {}
+    for validation_index, train_indices in leaks.items():
+        for train_index in train_indices:
+            leaking_rows.setdefault(train_index, validation_index)
+    return leaking_rows
+
+
+def without_leaks(
+    frame: pd.DataFrame, kind: str, leaking: dict[int, str], ngram: int
+) -> tuple[pd.DataFrame, list[dict]]:
+    """``frame`` without its rows ``leaking`` names (row: the id of the validation example that
+    leaked into it), and their quarantine entries."""
+    quarantine = []
+    for train_index, example_id in sorted(leaking.items()):
+        row = frame.iloc[train_index]
+        detail = f"shares a {ngram}-word run with validation example {example_id}"
+        record = {k: row[k] for k in COLUMNS[kind] if k not in ("source", "line", "category")}
+        quarantine.append(
+            quarantine_entry(row["source"], int(row["line"]), "validation_leak", detail, record)
+        )
+    return frame.drop(index=list(leaking)).reset_index(drop=True), quarantine
 
 
 def _redact_nested(value: Any, config: pii.PiiConfig) -> Any:
@@ -846,13 +962,23 @@ def gather_quarantine(params: dict, *quarantines: pd.DataFrame) -> pd.DataFrame:
     frames = [frame for frame in quarantines if len(frame)]
     if not frames:
         return _frame([], QUARANTINE_COLUMNS)
-    merged = pd.concat(frames, ignore_index=True)
     config = pii.PiiConfig.model_validate(params["pii"])
-    merged["record"] = [_redact_nested(record, config) for record in merged["record"]]
-    merged["detail"] = [_redact_nested(detail, config) for detail in merged["detail"]]
+    if on_cluster(frames):
+        from llm_pipeline.pipelines.ingest import cluster
+
+        return cluster.gather_quarantine(frames, config, engine_workers(params))
+    merged = redacted_quarantine(pd.concat(frames, ignore_index=True), config)
     for rule, count in merged["rule"].value_counts().items():
         logger.warning("Quarantined %d rows: %s", count, rule)
     return merged.sort_values(["source", "line"], kind="stable").reset_index(drop=True)
+
+
+def redacted_quarantine(quarantine: pd.DataFrame, config: pii.PiiConfig) -> pd.DataFrame:
+    """Quarantine entries with personal data redacted in their records and details."""
+    quarantine = quarantine.copy()
+    quarantine["record"] = [_redact_nested(record, config) for record in quarantine["record"]]
+    quarantine["detail"] = [_redact_nested(detail, config) for detail in quarantine["detail"]]
+    return quarantine
 
 
 def account_for_every_row(quarantine: pd.DataFrame, **tables: pd.DataFrame) -> pd.DataFrame:
@@ -868,9 +994,20 @@ def account_for_every_row(quarantine: pd.DataFrame, **tables: pd.DataFrame) -> p
         frame for name, frame in tables.items() if not name.endswith("_files") and len(frame)
     ]
     seen = pd.concat(files, ignore_index=True)
+    if on_cluster([quarantine, *outputs]):
+        from llm_pipeline.pipelines.ingest import cluster
+
+        out, refused = cluster.rows_per_source(outputs, quarantine)
+        return accounting_of(seen, out, refused)
     placed = pd.concat([frame[["source", "line"]] for frame in outputs], ignore_index=True)
     out = placed.drop_duplicates().groupby("source").size() if len(placed) else pd.Series(dtype=int)
     refused = quarantine.groupby("source").size() if len(quarantine) else pd.Series(dtype=int)
+    return accounting_of(seen, out, refused)
+
+
+def accounting_of(seen: pd.DataFrame, out: pd.Series, refused: pd.Series) -> pd.DataFrame:
+    """The accounting of the files ``seen`` (their rows read), given the distinct rows placed
+    in an output and the rows quarantined, per source."""
     accounting = seen[["source", "kind", "rows_seen", "html_text_from"]].copy()
     accounting["rows_out"] = accounting["source"].map(out).fillna(0).astype(int)
     accounting["rows_quarantined"] = accounting["source"].map(refused).fillna(0).astype(int)
@@ -900,6 +1037,17 @@ def build_data_report(
     """The data report as numbers, as a figure, and the length histogram for ``dvc plots``."""
     from llm_pipeline.pipelines.ingest import report
 
+    hygiene = {
+        "cleaning": cleaning_counts,
+        "pii": pii_counts,
+        "duplicates": duplicate_counts,
+        "leakage": leakage,
+    }
+    if on_cluster([quarantine, *outputs.values()]):
+        from llm_pipeline.pipelines.ingest import cluster
+
+        summary, histogram = cluster.data_report(quarantine, accounting, hygiene, outputs)
+        return summary, report.plot(summary, histogram), histogram
     by_kind = {
         "documents": pd.concat([outputs["documents_train"], outputs["documents_validation"]]),
         "conversations": pd.concat(
@@ -907,12 +1055,6 @@ def build_data_report(
         ),
         "preferences": pd.concat([outputs["preferences_train"], outputs["preferences_validation"]]),
         "validation": outputs["validation_set"],
-    }
-    hygiene = {
-        "cleaning": cleaning_counts,
-        "pii": pii_counts,
-        "duplicates": duplicate_counts,
-        "leakage": leakage,
     }
     histogram = report.length_histogram(by_kind)
     summary = report.summarise(by_kind, quarantine, accounting, hygiene)

@@ -26,9 +26,19 @@ def _lengths(kind: str, frame: pd.DataFrame) -> list[int]:
 
 def length_histogram(outputs: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Characters per text, binned, per kind: what ``dvc plots`` draws."""
+    return histogram_table({kind: length_counts(kind, frame) for kind, frame in outputs.items()})
+
+
+def length_counts(kind: str, frame: pd.DataFrame) -> np.ndarray:
+    """How many texts of ``frame`` fall in each of ``LENGTH_BINS``."""
+    counts, _ = np.histogram(_lengths(kind, frame), bins=LENGTH_BINS)
+    return counts
+
+
+def histogram_table(counts_by_kind: dict[str, np.ndarray]) -> pd.DataFrame:
+    """``length_histogram``'s table from the counts per bin of each kind."""
     rows = []
-    for kind, frame in outputs.items():
-        counts, _ = np.histogram(_lengths(kind, frame), bins=LENGTH_BINS)
+    for kind, counts in counts_by_kind.items():
         for start, count in zip(LENGTH_BINS[:-1], counts, strict=True):
             rows.append({"kind": kind, "length_from": start, "texts": int(count)})
     return pd.DataFrame(rows, columns=["kind", "length_from", "texts"])
@@ -48,13 +58,34 @@ def summarise(
     hygiene: dict[str, Any],
 ) -> dict[str, Any]:
     """Counts per kind, source and category, rates of duplicates and personal data."""
-    kinds: dict[str, Any] = {}
-    for kind, frame in outputs.items():
-        kinds[kind] = {
-            "rows": len(frame),
-            "by_source": frame.groupby("source").size().to_dict() if len(frame) else {},
-            "by_category": frame.groupby("category").size().to_dict() if len(frame) else {},
-        }
+    kinds = {kind: kind_counts(frame) for kind, frame in outputs.items()}
+    return summary_of(kinds, quarantine_counts(quarantine), accounting, hygiene)
+
+
+def kind_counts(frame: pd.DataFrame) -> dict[str, Any]:
+    """Rows of a kind's table, in all and per source and category (keys in order)."""
+    return {
+        "rows": len(frame),
+        "by_source": frame.groupby("source").size().to_dict() if len(frame) else {},
+        "by_category": frame.groupby("category").size().to_dict() if len(frame) else {},
+    }
+
+
+def quarantine_counts(quarantine: pd.DataFrame) -> dict[str, Any]:
+    """Quarantined rows per rule (in order), and the files refused before being opened."""
+    return {
+        "by_rule": quarantine.groupby("rule").size().to_dict() if len(quarantine) else {},
+        "files_not_opened": _files_not_opened(quarantine),
+    }
+
+
+def summary_of(
+    kinds: dict[str, Any],
+    quarantined: dict[str, Any],
+    accounting: pd.DataFrame,
+    hygiene: dict[str, Any],
+) -> dict[str, Any]:
+    """``summarise`` from each kind's ``kind_counts`` and the ``quarantine_counts``."""
     duplicates = hygiene["duplicates"]
     pii_found = hygiene["pii"]
     rows_read = {kind: counts["rows"] for kind, counts in duplicates.items()}
@@ -64,10 +95,8 @@ def summarise(
         "rows_out": int(accounting["rows_out"].sum()),
         "rows_quarantined": int(accounting["rows_quarantined"].sum()),
         "every_row_accounted_for": bool(accounting["balanced"].all()),
-        "quarantined_by_rule": quarantine.groupby("rule").size().to_dict()
-        if len(quarantine)
-        else {},
-        "files_not_opened": _files_not_opened(quarantine),
+        "quarantined_by_rule": quarantined["by_rule"],
+        "files_not_opened": quarantined["files_not_opened"],
         "duplicates": duplicates,
         "duplicate_rate": {
             kind: (c["exact"] + c["near"]) / c["rows"] if c["rows"] else 0.0

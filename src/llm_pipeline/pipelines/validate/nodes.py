@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from llm_pipeline import expectations
+from llm_pipeline.datasets.jsonl import as_frame
 from llm_pipeline.datasets.model_folder import Folder
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def check_data_contracts(
 
     The ingest accounting (rows in = rows out + rows quarantined, per file) is a contract too.
     """
+    datasets = {name: as_frame(table) for name, table in datasets.items()}
     frames = {
         **datasets,
         "validation_set": flag_leaks(datasets, leakage),
@@ -109,4 +111,4 @@ def enforce_data_contracts(
             "Data contracts failed; no training was started. The full report is the "
             "validation_report dataset.\n" + describe_failures(report)
         )
-    return datasets
+    return {name: as_frame(table) for name, table in datasets.items()}
