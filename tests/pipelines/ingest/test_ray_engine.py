@@ -188,34 +188,41 @@ def test_each_ray_task_is_sent_only_its_part_of_the_shared_input(ray_cluster):
     assert found == [[len(t) for t in texts[r.start : r.stop]] for r in tasks]
 
 
-def test_kedro_run_with_the_ray_engine_starts_ray_and_writes_the_files_the_local_engine_writes(
+def test_kedro_run_on_ray_started_here_or_on_a_running_cluster_writes_the_local_engines_files(
     ray_cluster, small_raw_data, tmp_path
 ):
-    """The command a user types, with ``ingest.ray.address: null`` and RAY_ADDRESS=local: Ray
-    started inside the Kedro process (the module's cluster only says Ray can start here)."""
+    """The commands a user types: with ``ingest.ray.address: null`` and RAY_ADDRESS=local, Ray
+    started inside the Kedro process; with the address of a running cluster (the module's three
+    nodes), the Kedro process joins it."""
     written = {}
-    for engine in ("local", "ray"):
-        (tmp_path / engine).mkdir()
-        project = copy_project(tmp_path / engine, small_raw_data)
+    runs = {
+        "local": ("ingest.engine=local", None),
+        "ray started here": ("ingest.engine=ray", "1 nodes"),
+        "ray cluster": (f"ingest.engine=ray,ingest.ray.address={ray_cluster}", "3 nodes"),
+    }
+    for name, (params, nodes_seen) in runs.items():
+        (tmp_path / name).mkdir()
+        project = copy_project(tmp_path / name, small_raw_data)
         result = run_command(
-            [tool("kedro"), "run", "--pipeline", "ingest", "--params", f"ingest.engine={engine}"],
+            [tool("kedro"), "run", "--pipeline", "ingest", "--params", params],
             cwd=project,
             RAY_ADDRESS="local",
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         on_ray = re.search(
-            r"Ingest runs on Ray: \d+ CPUs on 1 nodes", result.stdout + result.stderr
+            r"Ingest runs on Ray: \d+ CPUs on (\d+ nodes)", result.stdout + result.stderr
         )
-        assert bool(on_ray) == (engine == "ray")
+        assert (on_ray and on_ray.group(1)) == nodes_seen, name
         folder = project / "data" / "02_intermediate"
         # Sources are named by their absolute paths, which differ only in the project folder.
-        written[engine] = {
+        written[name] = {
             path.name: path.read_text().replace(str(project), "<project>")
             for path in sorted(folder.glob("*.jsonl"))
         }
     assert len(written["local"]) == 9
     assert "<project>/data/01_raw/" in written["local"]["quarantine.jsonl"]
-    assert written["ray"] == written["local"]
+    assert written["ray started here"] == written["local"]
+    assert written["ray cluster"] == written["local"]
 
 
 def test_every_table_an_ingest_node_hands_on_stays_on_the_cluster(
