@@ -617,18 +617,14 @@ def _sorted_rows(*pieces: pd.DataFrame) -> tuple:
 
 def rows_per_source(outputs: list[Any], quarantine: Any) -> tuple[pd.Series, pd.Series]:
     """For ``nodes.account_for_every_row``: per file, its distinct rows in the outputs (a row in
-    two outputs counts once: the (file, line) pairs are partitioned by file across the cluster)
-    and its rows in the quarantine."""
+    two outputs counts once: the (file, line) pairs are grouped by file across the cluster) and
+    its rows in the quarantine."""
     workers = ray_engine.connected()
     blocks = [block for table in outputs for block in table.blocks]
-    parts = workers.parts if blocks else 0
-    pieces = workers.run_blocks([(_pairs_by_source, b, parts) for b in blocks], parts)
-    counted = workers.run_blocks(
-        [(_distinct_per_source, *(p.tables[j] for p in pieces)) for j in range(parts)], 0
-    )
+    cut = workers.run_blocks([(_pairs_by_source, b, workers.parts) for b in blocks], workers.parts)
     out: Counter[str] = Counter()
-    for result in counted:
-        out.update(result.small)
+    for counts in workers.grouped(cut, _distinct_per_source):
+        out.update(counts)
     refused: Counter[str] = Counter()
     if isinstance(quarantine, ClusterTable):
         for result in workers.run_blocks([(_per_source, block) for block in quarantine.blocks], 0):
@@ -642,9 +638,9 @@ def _pairs_by_source(block: pd.DataFrame, parts: int) -> tuple:
     return (None, *(pairs[part == j] for j in range(parts)))
 
 
-def _distinct_per_source(*pieces: pd.DataFrame) -> tuple:
-    pairs = pd.concat(pieces, ignore_index=True).drop_duplicates()
-    return ({str(k): int(n) for k, n in pairs.groupby("source").size().items()},)
+def _distinct_per_source(pairs: pd.DataFrame) -> dict[str, int]:
+    counts = pairs.drop_duplicates().groupby("source").size()
+    return {str(k): int(n) for k, n in counts.items()}
 
 
 def _per_source(block: pd.DataFrame) -> tuple:
