@@ -52,6 +52,11 @@ def _table(results: list[BlockResult], table: int, columns: list[str]) -> Cluste
     return ClusterTable.of(results, table, nodes._frame([], columns))
 
 
+def _counts_by(table: pd.DataFrame, column: str) -> dict[str, int]:
+    """Rows of ``table`` per value of ``column`` (values in order), as plain Python values."""
+    return {str(k): int(n) for k, n in table.groupby(column).size().items()}
+
+
 def _report(results: list[BlockResult], params: dict, step: str) -> int:
     """Log (or, in strict mode, refuse) the quarantine entries the blocks described; their
     number."""
@@ -353,10 +358,11 @@ def _near_duplicates(
     them: one group-by pass over every kind, kinds numbered one after another."""
     kinds = [k for k, (table, _) in hashed.items() if k != "validation" and len(table) > 1]
     base, bases, calls = 0, {}, []
+    repeated_of = {kind: np.array(sorted(repeats[kind]), dtype=np.int64) for kind in kinds}
     for code, kind in enumerate(kinds):
         table, results = hashed[kind]
         bases[kind] = base
-        repeated = np.array(sorted(repeats[kind]), dtype=np.int64)
+        repeated = repeated_of[kind]
         for result, offset, length in zip(results, table.offsets, table.lengths, strict=True):
             inside = repeated[(repeated >= offset) & (repeated < offset + length)] - offset
             # Candidates are numbered as the rows that repeat no earlier one.
@@ -371,7 +377,7 @@ def _near_duplicates(
         found["index"], found["kept"], found["similarity"], strict=True
     ):
         kind = kinds[int(np.searchsorted(starts, index, side="right")) - 1]
-        repeated = np.array(sorted(repeats[kind]), dtype=np.int64)
+        repeated = repeated_of[kind]
         row = _row_of_candidate(int(index) - bases[kind], repeated)
         near[kind][row] = (
             _row_of_candidate(int(kept) - bases[kind], repeated),
@@ -586,8 +592,8 @@ def gather_quarantine(
 
 def _redact_quarantine_block(block: pd.DataFrame, config: pii.PiiConfig) -> tuple:
     counts = (
-        {str(k): int(n) for k, n in block.groupby("source").size().items()},
-        {str(k): int(n) for k, n in block.groupby("rule").size().items()},
+        _counts_by(block, "source"),
+        _counts_by(block, "rule"),
     )
     return counts, nodes.redacted_quarantine(block, config)
 
@@ -639,12 +645,11 @@ def _pairs_by_source(block: pd.DataFrame, parts: int) -> tuple:
 
 
 def _distinct_per_source(pairs: pd.DataFrame) -> dict[str, int]:
-    counts = pairs.drop_duplicates().groupby("source").size()
-    return {str(k): int(n) for k, n in counts.items()}
+    return _counts_by(pairs.drop_duplicates(), "source")
 
 
 def _per_source(block: pd.DataFrame) -> tuple:
-    return ({str(k): int(n) for k, n in block.groupby("source").size().items()},)
+    return (_counts_by(block, "source"),)
 
 
 def data_report(
@@ -708,7 +713,7 @@ def _counts_block(block: pd.DataFrame, kind: str) -> tuple:
 
 
 def _quarantine_block_counts(block: pd.DataFrame) -> tuple:
-    rules = {str(k): int(n) for k, n in block.groupby("rule").size().items()}
+    rules = _counts_by(block, "rule")
     refused = block[block["rule"].isin(raw_files.REFUSAL_RULES)]
     files = [
         {"source": row.source, "rule": row.rule, "detail": row.detail}
