@@ -7,6 +7,7 @@ import http.client
 import json
 import re
 import threading
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -142,6 +143,42 @@ def test_a_reviewer_judges_with_keys_and_the_choices_become_preference_pairs(
     assert set(preferences["origin"]) == {"human"} and set(preferences["reviewer"]) == {"alice"}
     assert set(preferences["category"]) == {"human_review"}
     assert preferences["reviewed_at"].str.endswith("+00:00").all()
+
+
+class SlowSession(ReviewSession):
+    """A server that answers each decision a while after writing it, as a loaded machine may."""
+
+    def record(self, item_id: str, choice: str) -> dict[str, str]:
+        decision = super().record(item_id, choice)
+        time.sleep(0.5)
+        return decision
+
+
+def test_keys_pressed_before_the_server_answers_act_in_turn(browser, queue, tmp_path):
+    """A quick reviewer: "a" then "2" judges two pairs, and "u" right after undoes the second,
+    although each key comes before the server has answered the one before it."""
+    from selenium.webdriver.common.by import By
+
+    session = SlowSession(queue, tmp_path / "decisions.jsonl", "alice")
+    httpd = review_server(session)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        browser.get(f"http://127.0.0.1:{httpd.server_port}/")
+        ready = lambda: browser.find_element(By.TAG_NAME, "body").get_attribute("data-ready")  # noqa: E731
+        wait_for(browser, ready)
+        for key in ("a", "2", "u"):
+            press(browser, key)
+        wait_for(browser, lambda: len(choices(session.decisions)) == 3)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    items = read_jsonl(queue)
+    decisions = [(row["id"], row["choice"]) for row in read_jsonl(session.decisions)]
+    assert decisions == [
+        (items[0]["id"], "a"),
+        (items[1]["id"], "b"),
+        (items[1]["id"], "undone"),
+    ]
 
 
 def test_import_names_the_line_of_a_decision_for_an_unknown_pair(queue, tmp_path):
