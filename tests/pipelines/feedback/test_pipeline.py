@@ -15,7 +15,7 @@ from kedro.io.core import Version
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 from pipelines.feedback.fixtures import build_length_reward_model, feedback_params
-from support import RETRIEVAL_OFF, copy_project, run_command, tool
+from support import RETRIEVAL_OFF, run_command, tool
 
 from llm_pipeline.datasets import Folder, JSONLinesDataset, ModelFolder
 from llm_pipeline.pipelines.feedback import create_pipeline
@@ -123,13 +123,17 @@ def test_the_pipeline_writes_pairs_that_follow_the_judge(
 
 @pytest.mark.slow
 def test_kedro_run_feedback_after_the_models_exist_feeds_the_next_ingest(
-    small_raw_data, tiny_model_dir, reward_model_dir, tmp_path
+    finished_tiny_run, tiny_model_dir, reward_model_dir, tmp_path
 ):
-    project = copy_project(tmp_path, small_raw_data)
+    # The shared tiny run's project: its data ingested, validated and indexed. Its own fine-tuned
+    # and reward models give way to the tiny model and a reward model that prefers longer
+    # answers, so that the judge's choices are known.
+    finished, _ = finished_tiny_run
+    project = tmp_path / "project"
+    shutil.copytree(finished, project)
     kedro = [tool("kedro"), "run", "--env", "tiny"]
-    prepared = run_command([*kedro, "--pipelines", "ingest,validate,index"], cwd=project)
-    assert prepared.returncode == 0, prepared.stderr[-3000:]
     for name, folder in (("sft_model", tiny_model_dir), ("reward_model", reward_model_dir)):
+        shutil.rmtree(project / "data/06_models" / name)
         shutil.copytree(folder, project / "data/06_models" / name / VERSION / name)
 
     smaller = "feedback.prompts.count=10,feedback.generation.max_new_tokens=12"
