@@ -3,12 +3,14 @@ the page did not send, and the import."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -42,15 +44,23 @@ def queue(tmp_path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def serving(session: ReviewSession) -> Iterator[str]:
+    """The review server of ``session`` on a thread, for the ``with`` block; its URL."""
+    httpd = review_server(session)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 @pytest.fixture
 def server(queue, tmp_path):
     session = ReviewSession(queue, tmp_path / "decisions.jsonl", "alice")
-    httpd = review_server(session)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}/", session
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(session) as url:
+        yield url, session
 
 
 @pytest.fixture
@@ -160,18 +170,13 @@ def test_keys_pressed_before_the_server_answers_act_in_turn(browser, queue, tmp_
     from selenium.webdriver.common.by import By
 
     session = SlowSession(queue, tmp_path / "decisions.jsonl", "alice")
-    httpd = review_server(session)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        browser.get(f"http://127.0.0.1:{httpd.server_port}/")
+    with serving(session) as url:
+        browser.get(url)
         ready = lambda: browser.find_element(By.TAG_NAME, "body").get_attribute("data-ready")  # noqa: E731
         wait_for(browser, ready)
         for key in ("a", "2", "u"):
             press(browser, key)
         wait_for(browser, lambda: len(choices(session.decisions)) == 3)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
     items = read_jsonl(queue)
     decisions = [(row["id"], row["choice"]) for row in read_jsonl(session.decisions)]
     assert decisions == [
