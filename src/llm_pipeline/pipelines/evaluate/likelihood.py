@@ -65,11 +65,17 @@ def labelled_nlls(logits: Any, labels: Any) -> list[tuple[float, int]]:
     import torch
 
     labels = labels.to(logits.device)
+    # Only the labelled positions' logits go through the log-softmax, in fp32: the padding and
+    # prompt positions inside the kept window cost as much as scored ones, and cross-entropy
+    # over a (batch, vocabulary, positions) transpose is 2-7x slower than over gathered rows.
+    scored = labels != IGNORED
     nll = torch.nn.functional.cross_entropy(
-        logits.transpose(1, 2).float(), labels, ignore_index=IGNORED, reduction="none"
+        logits[scored].float(), labels[scored], reduction="none"
     )
-    totals, counts = nll.sum(dim=1).tolist(), (labels != IGNORED).sum(dim=1).tolist()
-    return list(zip(totals, counts, strict=True))
+    rows = scored.nonzero(as_tuple=True)[0]
+    totals = torch.zeros(labels.shape[0], dtype=nll.dtype, device=nll.device)
+    totals = totals.index_add_(0, rows, nll).tolist()
+    return list(zip(totals, scored.sum(dim=1).tolist(), strict=True))
 
 
 def _first_labelled(labels: list[int]) -> int:
