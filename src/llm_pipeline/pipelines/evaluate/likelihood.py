@@ -3,9 +3,11 @@ perplexity, preference log-probabilities, the likelihood judge and the canary.
 
 Two things make it cheaper than a plain ``model(...).logits`` over the batch, with the same
 figures: sequences are batched in order of length (less padding), and the language-model head
-runs only from the first labelled position of the batch on (``logits_to_keep``), not over the
-prompt, which is most of every grounded sequence: 49,152 vocabulary logits per prompt token
-cost about a fifth of SmolLM2-135M's forward pass and more in the log-softmax after it.
+and the log-softmax run only at the positions whose next token is labelled (transformers'
+boolean ``logits_to_keep``, as the training jobs' ``answer_loss.py`` does), not over the
+prompt, which is most of every grounded sequence, nor over padding: 49,152 vocabulary logits
+per prompt token cost about a fifth of SmolLM2-135M's forward pass and more in the log-softmax
+after it.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ def summed_nlls(
     never scored) and their count, in the order given."""
     import torch
 
+    from llm_pipeline.training.answer_loss import next_token_labels
     from llm_pipeline.training.jobs import batches_by_length
 
     filler = 0 if pad is None else pad
     # Where the model's first weights are (the inputs' device under device_map="auto").
     device = next(model.parameters()).device
     keeps = accepts_logits_to_keep(model)
+    virtual = soft_prompt_length(model)
     nlls: list[float] = [0.0] * len(sequences)
     counts: list[int] = [0] * len(sequences)
     for rows in batches_by_length([len(ids) for ids, _ in sequences], batch_size):
@@ -41,20 +45,24 @@ def summed_nlls(
             torch.arange(width)[None, :] < torch.tensor([len(ids) for ids, _ in batch])[:, None]
         ).long()
         input_ids, labels, attention = (t.to(device) for t in (input_ids, labels, attention))
-        # The first token any row scores; its prediction is at the position before it.
-        first = max(1, min((_first_labelled(lab) for _, lab in batch), default=1))
         with torch.no_grad():
             if keeps:
+                # Position i predicts token i + 1: the head projects where that one is labelled
+                # (a soft prompt's positions, first, never).
+                following = next_token_labels(labels)
+                keep = following != IGNORED
+                before = torch.zeros(len(batch), virtual, dtype=torch.bool, device=device)
                 logits = model(
-                    input_ids=input_ids, attention_mask=attention, logits_to_keep=width - first + 1
-                ).logits[:, :-1]
+                    input_ids=input_ids,
+                    attention_mask=attention,
+                    logits_to_keep=torch.cat([before, keep], dim=1),
+                ).logits
+                found = kept_nlls(logits, following[keep], keep)
             else:
                 # A prompt-tuned model puts its soft prompt's positions first: keep the text's.
                 logits = model(input_ids=input_ids, attention_mask=attention).logits
-                logits = logits[:, logits.shape[1] - width + first - 1 : -1]
-        for index, (total, count) in zip(
-            rows, labelled_nlls(logits, labels[:, first:]), strict=True
-        ):
+                found = labelled_nlls(logits[:, logits.shape[1] - width : -1], labels[:, 1:])
+        for index, (total, count) in zip(rows, found, strict=True):
             nlls[index], counts[index] = total, count
     return nlls, counts
 
@@ -62,25 +70,32 @@ def summed_nlls(
 def labelled_nlls(logits: Any, labels: Any) -> list[tuple[float, int]]:
     """Per row, the summed negative log-likelihood of its labelled tokens (``labels[:, i]``
     predicted by ``logits[:, i]``; ``IGNORED`` not scored) and their count."""
-    import torch
 
     labels = labels.to(logits.device)
-    # Only the labelled positions' logits go through the log-softmax, in fp32: the padding and
-    # prompt positions inside the kept window cost as much as scored ones, and cross-entropy
-    # over a (batch, vocabulary, positions) transpose is 2-7x slower than over gathered rows.
+    # Only the labelled positions' logits go through the log-softmax: cross-entropy over a
+    # (batch, vocabulary, positions) transpose of every position is 2-7x slower.
     scored = labels != IGNORED
-    nll = torch.nn.functional.cross_entropy(
-        logits[scored].float(), labels[scored], reduction="none"
-    )
-    rows = scored.nonzero(as_tuple=True)[0]
-    totals = torch.zeros(labels.shape[0], dtype=nll.dtype, device=nll.device)
+    return kept_nlls(logits[scored], labels[scored], scored)
+
+
+def kept_nlls(logits: Any, targets: Any, kept: Any) -> list[tuple[float, int]]:
+    """Per row of the boolean ``kept`` (batch x positions), the summed negative log-likelihood
+    of its ``targets`` and their count: ``logits`` and ``targets`` hold one row per kept
+    position, in row-major order (what a boolean ``logits_to_keep`` gives)."""
+    import torch
+
+    nll = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
+    rows = kept.nonzero(as_tuple=True)[0]
+    totals = torch.zeros(kept.shape[0], dtype=nll.dtype, device=nll.device)
     totals = totals.index_add_(0, rows, nll).tolist()
-    return list(zip(totals, scored.sum(dim=1).tolist(), strict=True))
+    return list(zip(totals, kept.sum(dim=1).tolist(), strict=True))
 
 
-def _first_labelled(labels: list[int]) -> int:
-    """The index of the first scored label (the length when there is none)."""
-    return next((index for index, label in enumerate(labels) if label != IGNORED), len(labels))
+def soft_prompt_length(model: Any) -> int:
+    """The virtual tokens a prompt-tuned PEFT model puts before the text (0 for any other)."""
+    configs = getattr(model, "peft_config", None)
+    config = configs.get(model.active_adapter) if isinstance(configs, dict) else None
+    return config.num_virtual_tokens if getattr(config, "is_prompt_learning", False) else 0
 
 
 def accepts_logits_to_keep(model: Any) -> bool:
