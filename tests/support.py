@@ -206,6 +206,9 @@ ENCODER_AS_SHIPPED = {
     "seed": 0,
 }
 
+# ``answer_classifier`` as conf/base has it.
+ANSWER_CLASSIFIER = {"weight": 2.0, "regularisation": 100.0, "folds": 5, "seed": 0}
+
 
 def retrieval_config(**overrides: Any) -> Any:
     """A RetrievalConfig with retrieval on, over RETRIEVAL_OFF's values; ``overrides`` on top."""

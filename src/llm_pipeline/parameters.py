@@ -42,7 +42,11 @@ from llm_pipeline.pipelines.feedback.nodes import FeedbackConfig
 from llm_pipeline.pipelines.ingest.cleaning import CleaningConfig
 from llm_pipeline.pipelines.register.nodes import RegisterConfig
 from llm_pipeline.pipelines.tune.search import TuneConfig
-from llm_pipeline.retrieval.config import EncoderTuningConfig, RetrievalConfig
+from llm_pipeline.retrieval.config import (
+    AnswerClassifierConfig,
+    EncoderTuningConfig,
+    RetrievalConfig,
+)
 from llm_pipeline.training.launch import LaunchConfig
 from llm_pipeline.training.rewards import RuleRewards
 from llm_pipeline.training.tokenizer import TokenizerConfig
@@ -114,6 +118,7 @@ class ValidateFile(_Schema):
 class IndexFile(_Schema):
     retrieval: RetrievalConfig
     retrieval_encoder: EncoderTuningConfig
+    answer_classifier: AnswerClassifierConfig
 
 
 # --- parameters_pretrain.yml -----------------------------------------------------------------

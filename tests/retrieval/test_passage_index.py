@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from support import SHOP_PASSAGES, retrieval_config
 
+from llm_pipeline.retrieval.classifier import AnswerClassifier
 from llm_pipeline.retrieval.index import (
     PACKAGED_MODEL,
     PassageIndex,
@@ -86,10 +87,15 @@ def test_save_writes_plain_files_that_load_back_to_the_same_index(tmp_path):
 
 
 def older_index(folder: Path, version: int) -> Path:
-    """An index saved as format ``version`` wrote it: 3 had no past answers, 2 no key votes."""
+    """An index saved as format ``version`` wrote it: 4 had no answer classifier, 3 no past
+    answers, 2 no key votes."""
     index_without_model().save(folder)
     settings = json.loads((folder / "index.json").read_text())
     settings["format_version"] = version
+    del settings["answer_classifier"]
+    if version == 4:
+        (folder / "index.json").write_text(json.dumps(settings))
+        return folder
     del settings["answers"]
     for field in ("past_answers", "past_answers_template"):
         del settings["retrieval"][field]
@@ -147,6 +153,124 @@ def test_only_the_nearest_keys_vote_and_a_left_out_key_gives_nothing():
     assert result[0, 1] == 0.0  # its key was left out (its own question)
     assert result[0, 2] > 0.0
     assert result[0, 3] == 0.0  # not among the 2 nearest
+
+
+# Two answers, each given to three past questions: refunds near the first axis, Canada near
+# the second; the third axis is what only the classifier below reads.
+PAST = [{"question": f"refund question {n}", "text": "Refunds take 5 days."} for n in range(3)] + [
+    {"question": f"canada question {n}", "text": "We ship to Canada."} for n in range(3)
+]
+PAST_EMBEDDINGS = np.array(
+    [[1, 0, 0, 0], [0.9, 0.1, 0, 0], [0.95, 0, 0.1, 0]]
+    + [[0, 1, 0, 0], [0.1, 0.9, 0, 0]] * 1
+    + [[0, 0.95, 0.1, 0]],
+    dtype=np.float32,
+)
+
+
+def index_with_classifier(weight: float) -> PassageIndex:
+    """An index over PASSAGES with PAST as its past answers and a classifier made by hand: it
+    gives Canada (answer 1 of the sorted texts) to a question along the third axis, refunds
+    otherwise; the training questions' out-of-fold rows are all sure of Canada."""
+    embeddings = np.random.default_rng(0).normal(size=(len(PASSAGES), 4)).astype(np.float32)
+    texts = [p["text"] for p in PASSAGES]
+    classifier = AnswerClassifier(
+        weights=np.array([[0, 0, 0, 0], [0, 0, 20.0, 0]]),
+        bias=np.array([1.0, 0.0]),
+        out_of_fold=np.tile([[0.0, 1.0]], (len(PAST), 1)),
+    )
+    settings = {"weight": weight, "regularisation": 100.0, "folds": 5, "seed": 0}
+    config = CONFIG.model_copy(update={"past_answers": 2})
+    return PassageIndex(
+        PASSAGES,
+        embeddings,
+        config,
+        PACKAGED_MODEL,
+        BM25(texts, 1.2, 0.75),
+        None,
+        None,
+        None,
+        PAST,
+        PAST_EMBEDDINGS,
+        classifier,
+        settings,
+    )
+
+
+def past_answers_of(index: PassageIndex, vectors: list[list[float]], **kwargs) -> list[str]:
+    """The first past answer of each query given by its embedding (no model is loaded)."""
+    queries = [f"query {n}" for n in range(len(vectors))]
+    index._last_queries = (queries, np.array(vectors, dtype=np.float32))
+    return [found[0]["text"] for found in index.past_answers(queries, 2, **kwargs)]
+
+
+def test_the_classifier_s_probability_is_added_to_the_votes_by_its_weight():
+    # Closest to the refund questions, and along the third axis: the votes say refunds.
+    query = [[0.9, 0.0, 0.3, 0.0]]
+    refunds, canada = "Refunds take 5 days.", "We ship to Canada."
+
+    assert past_answers_of(index_with_classifier(0.0), query) == [refunds]
+    assert past_answers_of(index_with_classifier(5.0), query) == [canada]
+    # Off the third axis the classifier agrees with the votes.
+    assert past_answers_of(index_with_classifier(5.0), [[1.0, 0.0, 0.0, 0.0]]) == [refunds]
+    index = index_with_classifier(5.0)
+    index._last_queries = (["q"], np.array(query, dtype=np.float32))
+    [found] = index.past_answers(["q"], 2)
+    assert found[0]["score"] == 1.0 and 0 < found[1]["score"] < 1
+
+
+def test_a_training_question_left_out_is_ranked_by_its_out_of_fold_probabilities():
+    index = index_with_classifier(5.0)
+    # The past question itself: the final fit would say refunds (off the third axis); the
+    # out-of-fold row, from a fit that did not see it, says Canada.
+    index._last_queries = (["refund question 0"], PAST_EMBEDDINGS[:1])
+    [left_out] = index.past_answers(["refund question 0"], 1, leave_own_out=True)
+    [as_new] = index.past_answers(["refund question 0"], 1)
+
+    assert left_out[0]["text"] == "We ship to Canada."
+    assert as_new[0]["text"] == "Refunds take 5 days."
+
+
+def test_the_classifier_is_saved_as_plain_arrays_and_an_older_index_has_none(tmp_path):
+    index = index_with_classifier(5.0)
+    index.save(tmp_path / "index")
+    loaded = PassageIndex.load(tmp_path / "index")
+
+    for name in ("weights", "bias", "out_of_fold"):
+        assert np.array_equal(getattr(loaded.classifier, name), getattr(index.classifier, name))
+        assert (tmp_path / "index" / f"classifier_{name}.npy").exists()
+    settings = json.loads((tmp_path / "index" / "index.json").read_text())
+    assert settings["format_version"] == 5
+    assert settings["answer_classifier"]["weight"] == 5.0
+    query = [[0.9, 0.0, 0.3, 0.0]]
+    assert past_answers_of(loaded, query) == past_answers_of(index, query)
+
+    older = older_index(tmp_path / "format-4", 4)
+    assert PassageIndex.load(older).classifier is None
+    without = tmp_path / "without"
+    index_without_model().save(without)
+    assert json.loads((without / "index.json").read_text())["answer_classifier"] is None
+    assert PassageIndex.load(without).classifier is None
+    assert not list(without.glob("classifier_*"))
+
+
+def test_a_classifier_of_other_answers_is_refused():
+    index = index_with_classifier(1.0)
+    with pytest.raises(ValueError, match="6 past pairs of 2 answers"):
+        PassageIndex(
+            index.passages,
+            index.embeddings,
+            index.config,
+            PACKAGED_MODEL,
+            index.bm25,
+            None,
+            None,
+            None,
+            PAST,
+            PAST_EMBEDDINGS,
+            AnswerClassifier(np.zeros((3, 4)), np.zeros(3), np.zeros((6, 3))),
+            {"weight": 1.0},
+        )
 
 
 def test_no_keys_give_no_votes():

@@ -60,6 +60,22 @@ class EncoderTuningConfig(BaseModel):
     seed: int
 
 
+class AnswerClassifierConfig(BaseModel):
+    """``answer_classifier:`` in parameters_index.yml (``classifier.py``); every value comes from
+    the YAML."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Its probability's share in the past answers' ranking, added to the votes' (0: votes alone,
+    # no classifier fitted).
+    weight: float = Field(ge=0.0)
+    # Inverse strength of the L2 penalty on its weights (scikit-learn's ``C``).
+    regularisation: float = Field(gt=0)
+    # Folds of past questions for the out-of-fold probabilities of the training questions.
+    folds: int = Field(ge=2)
+    seed: int
+
+
 # What an index built before past answers (formats 2 and 3) searches with: none given.
 NO_PAST_ANSWERS = {"past_answers": 0, "past_answers_template": "{answers}"}
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
-from support import ENCODER_AS_SHIPPED, RETRIEVAL_OFF
+from support import ANSWER_CLASSIFIER, ENCODER_AS_SHIPPED, RETRIEVAL_OFF
 
 from llm_pipeline.pipelines.index import create_pipeline
 from llm_pipeline.retrieval import PassageIndex
@@ -57,6 +57,7 @@ def index_folder(tmp_path_factory):
                 "params:retrieval": MemoryDataset(RETRIEVAL),
                 # Two keys of two passages: nothing to tune on, the encoder stays as shipped.
                 "params:retrieval_encoder": MemoryDataset({**ENCODER_AS_SHIPPED, "steps": 2}),
+                "params:answer_classifier": MemoryDataset(ANSWER_CLASSIFIER),
             }
         )
         outputs = SequentialRunner().run(create_pipeline(), catalog)

@@ -23,21 +23,25 @@ def build_passage_index(
     conversations_train: pd.DataFrame,
     params: dict[str, Any],
     encoder_params: dict[str, Any],
+    classifier_params: dict[str, Any],
 ) -> Folder:
     """The passage index folder of every validated document, with the training conversations'
     questions as keys of the passages that hold their answers (``retrieval/index.py``), searched
     with MiniLM fine-tuned on those keys (``retrieval/encoder.py``; ``retrieval_encoder.steps``
-    0: as shipped); the held-out conversations are not used, so they stay held out."""
+    0: as shipped), and the answer classifier of its past answers (``retrieval/classifier.py``;
+    ``answer_classifier.weight`` 0: none); the held-out conversations are not used, so they
+    stay held out."""
     from llm_pipeline.retrieval import PassageIndex, RetrievalConfig, split_passages
-    from llm_pipeline.retrieval.config import EncoderTuningConfig
+    from llm_pipeline.retrieval.config import AnswerClassifierConfig, EncoderTuningConfig
     from llm_pipeline.retrieval.index import question_answer_pairs
 
     config = RetrievalConfig.model_validate(params)
     tuning = EncoderTuningConfig.model_validate(encoder_params)
+    classifier = AnswerClassifierConfig.model_validate(classifier_params)
     documents = pd.concat([documents_train, documents_validation], ignore_index=True)
     passages = split_passages(documents.to_dict(orient="records"), config.max_words)
     questions = question_answer_pairs([list(m) for m in conversations_train["messages"]])
-    index = PassageIndex.build(passages, None, config, questions, tuning)
+    index = PassageIndex.build(passages, None, config, questions, tuning, classifier)
     folder = Path(tempfile.mkdtemp(prefix="llm-pipeline-index-")) / "index"
     index.save(folder)
     logger.info(

@@ -16,6 +16,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "validated_conversations_train",
                     "params:retrieval",
                     "params:retrieval_encoder",
+                    "params:answer_classifier",
                 ],
                 "passage_index",
                 name="build_passage_index",
