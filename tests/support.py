@@ -137,6 +137,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def copy_of_finished_run(finished_tiny_run: tuple[Path, str], target: Path) -> Path:
+    """A copy at ``target`` of the shared tiny run's finished project (``finished_tiny_run``),
+    for a test that changes it."""
+    finished, _ = finished_tiny_run
+    shutil.copytree(finished, target)
+    return target
+
+
 def copy_project(target: Path, raw_data: Path, mlflow_store: bool = True) -> Path:
     """A copy of the project's code and configuration with ``raw_data`` as data/01_raw, and an
     empty MLflow store (``new_mlflow_store``) unless ``mlflow_store`` is false: then the first

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-from support import PROJECT_ROOT, run_command, tool
+from support import PROJECT_ROOT, copy_of_finished_run, run_command, tool
 
 STAGES = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
 
@@ -41,9 +40,7 @@ def test_dvc_records_the_stages_outputs_and_reruns_only_what_a_changed_parameter
     ``test_every_dataset_passed_between_stages_is_a_file_dvc_yaml_names`` below): `dvc commit`
     records what each stage made, a `dvc repro` then runs nothing, and a changed evaluation
     parameter reruns the evaluate stage and the register stage after it, nothing upstream."""
-    finished, _ = finished_tiny_run
-    project = tmp_path / "project"
-    shutil.copytree(finished, project)
+    project = copy_of_finished_run(finished_tiny_run, tmp_path / "project")
     for args in (["git", "init", "-q"], [tool("dvc"), "init", "-q"]):
         assert run_command(args, cwd=project).returncode == 0
     run_command([tool("dvc"), "config", "core.analytics", "false"], cwd=project)

@@ -4,13 +4,12 @@ fine-tuning the real SmolLM2-135M-Instruct."""
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from support import copy_project, run_command, tool
+from support import copy_of_finished_run, copy_project, run_command, tool
 
 pytestmark = pytest.mark.slow
 
@@ -24,10 +23,7 @@ def latest_model(project: Path, name: str) -> Path:
 def pretrained_project(finished_tiny_run, tmp_path_factory) -> Path:
     """A copy of the finished tiny project: validated data, the passage index and a pretrained
     model (and the run's other models, which the runs here version anew)."""
-    finished, _ = finished_tiny_run
-    project = tmp_path_factory.mktemp("methods") / "project"
-    shutil.copytree(finished, project)
-    return project
+    return copy_of_finished_run(finished_tiny_run, tmp_path_factory.mktemp("methods") / "project")
 
 
 def test_lora_chosen_by_parameters_runs_finetune_to_evaluate(pretrained_project):

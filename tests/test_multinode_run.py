@@ -3,12 +3,11 @@ project, as node 0 and node 1 of one job on localhost, sharing only the checkpoi
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from support import command_environment, free_port, tool
+from support import command_environment, copy_of_finished_run, free_port, tool
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +24,7 @@ def test_align_on_two_machines_ends_with_the_same_models_on_both(finished_tiny_r
     endpoint = f"127.0.0.1:{free_port()}"
     machines = []
     for rank in (0, 1):
-        project = tmp_path / f"machine{rank}"
-        shutil.copytree(finished, project)
+        project = copy_of_finished_run(finished_tiny_run, tmp_path / f"machine{rank}")
         params = (
             f"launch.nnodes=2,launch.node_rank={rank},launch.rdzv_endpoint={endpoint},"
             f"launch.checkpoint_root={shared},launch.rdzv_timeout=300"

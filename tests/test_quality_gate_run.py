@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import run_command, tool
+from support import copy_of_finished_run, run_command, tool
 
 pytestmark = pytest.mark.slow
 
@@ -35,9 +35,7 @@ def gated(finished_tiny_run, tmp_path_factory):
     """The project after the two re-evaluations, and metrics.json after each."""
     from kedro.io.core import generate_timestamp
 
-    finished, _ = finished_tiny_run
-    project = tmp_path_factory.mktemp("gate") / "project"
-    shutil.copytree(finished, project)
+    project = copy_of_finished_run(finished_tiny_run, tmp_path_factory.mktemp("gate") / "project")
     metrics = []
     for worse in (False, True):
         if worse:

@@ -15,7 +15,7 @@ from kedro.io.core import Version
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 from pipelines.feedback.fixtures import build_length_reward_model, feedback_params
-from support import RETRIEVAL_OFF, run_command, tool
+from support import RETRIEVAL_OFF, copy_of_finished_run, run_command, tool
 
 from llm_pipeline.datasets import Folder, JSONLinesDataset, ModelFolder
 from llm_pipeline.pipelines.feedback import create_pipeline
@@ -128,9 +128,7 @@ def test_kedro_run_feedback_after_the_models_exist_feeds_the_next_ingest(
     # The shared tiny run's project: its data ingested, validated and indexed. Its own fine-tuned
     # and reward models give way to the tiny model and a reward model that prefers longer
     # answers, so that the judge's choices are known.
-    finished, _ = finished_tiny_run
-    project = tmp_path / "project"
-    shutil.copytree(finished, project)
+    project = copy_of_finished_run(finished_tiny_run, tmp_path / "project")
     kedro = [tool("kedro"), "run", "--env", "tiny"]
     for name, folder in (("sft_model", tiny_model_dir), ("reward_model", reward_model_dir)):
         shutil.rmtree(project / "data/06_models" / name)

@@ -439,4 +439,6 @@ def test_the_retrieval_tag_names_what_the_prompts_get_from_the_index():
         "the top 3 passages and 2 past answers of the index registered with the model"
     )
     assert retrieval_tag(answers) == "2 past answers of the index registered with the model"
+    one = RetrievalConfig.model_validate({**retrieval, "top_k": 0, "past_answers": 1})
+    assert retrieval_tag(one) == "the first past answer of the index registered with the model"
     assert retrieval_tag(passages) == "the top 3 passages of the index registered with the model"

@@ -15,7 +15,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-IGNORED = -100
+# The label of a position not scored, as the training jobs' loss has it.
+from llm_pipeline.training.answer_loss import IGNORED
 
 
 def summed_nlls(

@@ -416,5 +416,6 @@ def retrieval_tag(retrieval: Any) -> str:
     if retrieval.top_k:
         given.append(f"the top {retrieval.top_k} passages")
     if retrieval.past_answers:
-        given.append(f"{retrieval.past_answers} past answers")
+        count = retrieval.past_answers
+        given.append("the first past answer" if count == 1 else f"{count} past answers")
     return f"{' and '.join(given)} of the index registered with the model"
