@@ -201,6 +201,7 @@ RETRIEVAL_OFF = {
     "template": "Passages:\n{passages}",
     "past_answers": 0,
     "past_answers_template": "Answers:\n{answers}",
+    "own_answer_in_training": False,
 }
 
 

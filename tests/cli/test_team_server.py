@@ -250,6 +250,7 @@ def _project_ready_to_register(root: Path, server: RunningServer, similarity: fl
     passage = {"id": "p", "source": "returns.md", "title": "Returns", "text": "30 days."}
     retrieval = {"enabled": True, "top_k": 1, "max_words": 60, "lexical_weight": 0.0}
     retrieval |= {"past_answers": 0, "past_answers_template": "Answers:\n{answers}"}
+    retrieval |= {"own_answer_in_training": False}
     config = RetrievalConfig(**retrieval, template="Passages:\n{passages}")
     index = project / "data/05_model_input/passage_index" / version / "passage_index"
     PassageIndex.build([passage], None, config).save(index)

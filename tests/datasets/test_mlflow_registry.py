@@ -237,6 +237,7 @@ RETRIEVAL = {
     "template": "Answer from these passages:\n{passages}",
     "past_answers": 1,
     "past_answers_template": "Answers:\n{answers}",
+    "own_answer_in_training": False,
 }
 # A past question and the answer it got: the registered model gives it to a like question.
 PAST = ("What does a zipper repair cost?", "Hi Ann! Zipper repairs start at $15.")

@@ -247,6 +247,11 @@ def test_the_classifier_is_saved_as_plain_arrays_and_an_older_index_has_none(tmp
 
     older = older_index(tmp_path / "format-4", 4)
     assert PassageIndex.load(older).classifier is None
+    # Its retrieval config had no own_answer_in_training: read as it was then, without.
+    settings = json.loads((older / "index.json").read_text())
+    del settings["retrieval"]["own_answer_in_training"]
+    (older / "index.json").write_text(json.dumps(settings))
+    assert PassageIndex.load(older).config.own_answer_in_training is False
     without = tmp_path / "without"
     index_without_model().save(without)
     assert json.loads((without / "index.json").read_text())["answer_classifier"] is None

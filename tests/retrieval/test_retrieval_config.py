@@ -15,6 +15,7 @@ VALUES = {
     "template": "Use these passages:\n{passages}",
     "past_answers": 2,
     "past_answers_template": "Answers before:\n{answers}",
+    "own_answer_in_training": False,
 }
 
 

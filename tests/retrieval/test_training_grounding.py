@@ -96,6 +96,12 @@ def test_grounding_with_past_answers_gives_them_after_the_passages_and_training_
     assert served.split("\n\n")[1] == f"Answers:\n[1] Q: {PAST_QUESTION} A: {PAST_ANSWER}"
     # Training: its own answer is not given back to it (no other question got that answer).
     assert "\n\nAnswers:" not in trained and PAST_ANSWER not in trained
+    # Unless training chats get their own answer (own_answer_in_training): then it is first.
+    own = {**params, "own_answer_in_training": True}
+    copied = grounding(tmp_path / "index", own, training=True)(chat)[0][0]["content"]
+    assert copied.split("\n\n")[1] == f"Answers:\n[1] Q: {PAST_QUESTION} A: {PAST_ANSWER}"
+    # It changes nothing outside training.
+    assert grounding(tmp_path / "index", own)(chat)[0][0]["content"] == served
 
     # Past answers alone (top_k 0): no passage, the answer still comes.
     alone = grounding(tmp_path / "index", {**params, "top_k": 0})(chat)[0][0]["content"]

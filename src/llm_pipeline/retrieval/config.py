@@ -23,6 +23,9 @@ class RetrievalConfig(BaseModel):
     past_answers: int = Field(ge=0)
     # The system text that introduces them; ``{answers}`` is replaced by them.
     past_answers_template: str
+    # Training chats' past answers with their own question's among them (so nearly always
+    # first), or without it, as a new question's would come.
+    own_answer_in_training: bool
 
     @field_validator("template")
     @classmethod
@@ -78,6 +81,9 @@ class AnswerClassifierConfig(BaseModel):
 
 # What an index built before past answers (formats 2 and 3) searches with: none given.
 NO_PAST_ANSWERS = {"past_answers": 0, "past_answers_template": "{answers}"}
+# What the retrieval config of an index built before 2026-12-07 is read with: training chats
+# were grounded without their own answer then.
+WITHOUT_OWN_ANSWER = {"own_answer_in_training": False}
 
 
 def _with_one_field(template: str, field: str, name: str) -> str:

@@ -66,6 +66,7 @@ import numpy as np
 from llm_pipeline.retrieval.classifier import AnswerClassifier, fit_answer_classifier
 from llm_pipeline.retrieval.config import (
     NO_PAST_ANSWERS,
+    WITHOUT_OWN_ANSWER,
     AnswerClassifierConfig,
     EncoderTuningConfig,
     RetrievalConfig,
@@ -447,7 +448,9 @@ class PassageIndex:
                     f"{folder}: {len(answers)} past answers, index.json says {settings['answers']}."
                 )
         # Formats 2 and 3 had no past answers: none are given, as they were built.
-        config = RetrievalConfig.model_validate({**NO_PAST_ANSWERS, **settings["retrieval"]})
+        config = RetrievalConfig.model_validate(
+            {**NO_PAST_ANSWERS, **WITHOUT_OWN_ANSWER, **settings["retrieval"]}
+        )
         # Format 2 had no key votes: weight 0 searches as it was built.
         key_votes = settings.get("key_votes", {**default_key_votes(), "weight": 0.0})
         # Format 4 and before had no answer classifier, nor has an index built with weight 0.

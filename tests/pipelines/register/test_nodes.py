@@ -317,6 +317,7 @@ REPORT = {
 RETRIEVAL = {"enabled": True, "top_k": 3, "max_words": 100, "lexical_weight": 0.0}
 RETRIEVAL |= {"template": "Passages:\n{passages}", "past_answers": 0}
 RETRIEVAL["past_answers_template"] = "Answers:\n{answers}"
+RETRIEVAL["own_answer_in_training"] = False
 
 
 def register(
