@@ -35,6 +35,7 @@ config = RetrievalConfig(
     enabled=True, top_k=1, max_words=60, lexical_weight=0.0, template="Passages:\\n{passages}",
     past_answers=0,
     past_answers_template="Answers:\\n{answers}",
+    own_answer_in_training=False,
 )
 PassageIndex.build([passage], None, config).save(Path("passage_index"))
 with mlflow.start_run():
