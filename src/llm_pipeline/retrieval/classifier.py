@@ -26,6 +26,7 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import softmax
 
 # L-BFGS iterations at most per fit (the sample data's fits converge in about 100-300).
 MAX_ITERATIONS = 500
@@ -42,7 +43,7 @@ class AnswerClassifier:
 
     def probabilities(self, embedded: np.ndarray) -> np.ndarray:
         """Each row of ``embedded`` (queries x dimensions): its probability of every answer."""
-        return _softmax(embedded.astype(np.float64) @ self.weights.T + self.bias)
+        return softmax(embedded.astype(np.float64) @ self.weights.T + self.bias, axis=1)
 
 
 def fit_answer_classifier(
@@ -76,7 +77,7 @@ def fit_answer_classifier(
         fold_weights, fold_bias = _fit(
             embedded[~held_out], answers[~held_out], classes, regularisation
         )
-        out_of_fold[held_out] = _softmax(embedded[held_out] @ fold_weights.T + fold_bias)
+        out_of_fold[held_out] = softmax(embedded[held_out] @ fold_weights.T + fold_bias, axis=1)
     return AnswerClassifier(weights, bias, out_of_fold)
 
 
@@ -113,9 +114,3 @@ def _fit(
 
     optimiser.step(objective)
     return weights.detach().numpy(), (bias + absent).detach().numpy()
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exponentials = np.exp(shifted)
-    return exponentials / exponentials.sum(axis=1, keepdims=True)

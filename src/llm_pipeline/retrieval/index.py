@@ -332,11 +332,8 @@ class PassageIndex:
             pairs = self.pairs_of_question.get(query)
             if pairs:
                 probabilities[row] = self.classifier.out_of_fold[pairs[0]]
-        top = probabilities.max(axis=1, keepdims=True)
-        relative = np.divide(probabilities, top, out=np.zeros_like(probabilities), where=top > 0)
-        combined = shares + float(self.classifier_settings["weight"]) * relative
-        best = combined.max(axis=1, keepdims=True)
-        return np.divide(combined, best, out=np.zeros_like(combined), where=best > 0)
+        weight = float(self.classifier_settings["weight"])
+        return shares_of_best(shares + weight * shares_of_best(probabilities))
 
     def _encode_queries(self, queries: list[str]) -> np.ndarray:
         """``encode`` with the index's model, the last call's queries kept: grounding searches
@@ -523,8 +520,14 @@ def votes(
     )
     for row in range(len(by_key)):
         np.add.at(result[row], key_passages[nearest[row]], weights[row])
-    top = result.max(axis=1, keepdims=True)
-    return np.divide(result, top, out=np.zeros_like(result), where=top > 0)
+    return shares_of_best(result)
+
+
+def shares_of_best(scores: np.ndarray) -> np.ndarray:
+    """Each row of ``scores`` (non-negative) as shares of its highest value; a row of zeros
+    stays zeros."""
+    top = scores.max(axis=1, keepdims=True)
+    return np.divide(scores, top, out=np.zeros_like(scores), where=top > 0)
 
 
 def link_questions(questions: list[tuple[str, str]], passages: list[dict]) -> list[dict]:

@@ -52,11 +52,6 @@ def _table(results: list[BlockResult], table: int, columns: list[str]) -> Cluste
     return ClusterTable.of(results, table, nodes._frame([], columns))
 
 
-def _counts_by(table: pd.DataFrame, column: str) -> dict[str, int]:
-    """Rows of ``table`` per value of ``column`` (values in order), as plain Python values."""
-    return {str(k): int(n) for k, n in table.groupby(column).size().items()}
-
-
 def _report(results: list[BlockResult], params: dict, step: str) -> int:
     """Log (or, in strict mode, refuse) the quarantine entries the blocks described; their
     number."""
@@ -592,8 +587,8 @@ def gather_quarantine(
 
 def _redact_quarantine_block(block: pd.DataFrame, config: pii.PiiConfig) -> tuple:
     counts = (
-        _counts_by(block, "source"),
-        _counts_by(block, "rule"),
+        report.counts_by(block, "source"),
+        report.counts_by(block, "rule"),
     )
     return counts, nodes.redacted_quarantine(block, config)
 
@@ -645,11 +640,11 @@ def _pairs_by_source(block: pd.DataFrame, parts: int) -> tuple:
 
 
 def _distinct_per_source(pairs: pd.DataFrame) -> dict[str, int]:
-    return _counts_by(pairs.drop_duplicates(), "source")
+    return report.counts_by(pairs.drop_duplicates(), "source")
 
 
 def _per_source(block: pd.DataFrame) -> tuple:
-    return (_counts_by(block, "source"),)
+    return (report.counts_by(block, "source"),)
 
 
 def data_report(
@@ -713,7 +708,7 @@ def _counts_block(block: pd.DataFrame, kind: str) -> tuple:
 
 
 def _quarantine_block_counts(block: pd.DataFrame) -> tuple:
-    rules = _counts_by(block, "rule")
+    rules = report.counts_by(block, "rule")
     refused = block[block["rule"].isin(raw_files.REFUSAL_RULES)]
     files = [
         {"source": row.source, "rule": row.rule, "detail": row.detail}

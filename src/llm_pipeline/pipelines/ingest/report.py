@@ -62,19 +62,27 @@ def summarise(
     return summary_of(kinds, quarantine_counts(quarantine), accounting, hygiene)
 
 
+def counts_by(table: pd.DataFrame, column: str) -> dict[str, int]:
+    """Rows of ``table`` per value of ``column`` (values in order), as plain Python values;
+    an empty table (which may lack the column) has none."""
+    if not len(table):
+        return {}
+    return {str(k): int(n) for k, n in table.groupby(column).size().items()}
+
+
 def kind_counts(frame: pd.DataFrame) -> dict[str, Any]:
     """Rows of a kind's table, in all and per source and category (keys in order)."""
     return {
         "rows": len(frame),
-        "by_source": frame.groupby("source").size().to_dict() if len(frame) else {},
-        "by_category": frame.groupby("category").size().to_dict() if len(frame) else {},
+        "by_source": counts_by(frame, "source"),
+        "by_category": counts_by(frame, "category"),
     }
 
 
 def quarantine_counts(quarantine: pd.DataFrame) -> dict[str, Any]:
     """Quarantined rows per rule (in order), and the files refused before being opened."""
     return {
-        "by_rule": quarantine.groupby("rule").size().to_dict() if len(quarantine) else {},
+        "by_rule": counts_by(quarantine, "rule"),
         "files_not_opened": _files_not_opened(quarantine),
     }
 
@@ -121,7 +129,7 @@ def _files_not_opened(quarantine: pd.DataFrame) -> dict[str, Any]:
     refused = quarantine[quarantine["rule"].isin(raw_files.REFUSAL_RULES)]
     return {
         "count": len(refused),
-        "by_rule": {rule: int(n) for rule, n in refused.groupby("rule").size().items()},
+        "by_rule": counts_by(refused, "rule"),
         "files": [
             {"source": row.source, "rule": row.rule, "detail": row.detail}
             for row in refused.itertuples()
