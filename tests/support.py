@@ -284,23 +284,34 @@ def saved_weights(folder: Path) -> dict:
 
 
 def assert_resumes_after_losing_its_last_checkpoint(
-    module: str, spec: dict[str, Any], jobs: Path, caplog: Any
+    module: str,
+    spec: dict[str, Any],
+    jobs: Path,
+    caplog: Any,
+    finished: dict[str, Any] | None = None,
 ) -> None:
     """Runs the training job ``module`` with ``spec`` (saving at steps 2 and 4), then removes
     step 4's checkpoint and the output as if the run had been killed before it completed: the
-    re-run must resume at step 2 and end with the weights of the uninterrupted run."""
+    re-run must resume at step 2 and end with the weights of the uninterrupted run.
+
+    ``finished``: the spec of the same job, already run whole into other folders (another
+    test's run): its checkpoints and weights are copied and read, not made again."""
     import logging
     import re
 
     from llm_pipeline.training.launch import launch
 
-    launch(module, spec, launch_config(), jobs)
-    uninterrupted = saved_weights(spec["output_dir"])
     checkpoints = spec["checkpoint_dir"]
+    if finished is None:
+        launch(module, spec, launch_config(), jobs)
+        uninterrupted = saved_weights(spec["output_dir"])
+    else:
+        shutil.copytree(finished["checkpoint_dir"], checkpoints)
+        uninterrupted = saved_weights(finished["output_dir"])
     found = sorted(path.name for path in checkpoints.glob("checkpoint-*"))
     assert found == ["checkpoint-2", "checkpoint-4"]
     shutil.rmtree(checkpoints / "checkpoint-4")
-    shutil.rmtree(spec["output_dir"])
+    shutil.rmtree(spec["output_dir"], ignore_errors=True)
 
     with caplog.at_level(logging.INFO):
         launch(module, spec, launch_config(), jobs)

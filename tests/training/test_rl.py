@@ -231,11 +231,25 @@ def rl_job(inputs: dict, name: str, algorithm: str = "grpo", **trainer) -> dict:
     }
 
 
+@pytest.fixture(scope="module")
+def grpo_run(rl_inputs) -> dict:
+    """The GRPO job run whole, with a checkpoint at steps 2 and 4: the resume test starts from
+    a copy of its checkpoints instead of running it again."""
+    spec = rl_job(rl_inputs, "grpo", save_strategy="steps", save_steps=2, save_total_limit=2)
+    launch("llm_pipeline.training.rl", spec, launch_config(), rl_inputs["root"] / "jobs")
+    return spec
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
-def test_rl_logs_reward_kl_and_length_at_every_step_and_moves_weights(rl_inputs, algorithm):
-    spec = rl_job(rl_inputs, algorithm, algorithm)
-    launch("llm_pipeline.training.rl", spec, launch_config(), rl_inputs["root"] / "jobs")
+def test_rl_logs_reward_kl_and_length_at_every_step_and_moves_weights(
+    rl_inputs, algorithm, request
+):
+    if algorithm == "grpo":
+        spec = request.getfixturevalue("grpo_run")
+    else:
+        spec = rl_job(rl_inputs, algorithm, algorithm)
+        launch("llm_pipeline.training.rl", spec, launch_config(), rl_inputs["root"] / "jobs")
 
     output = spec["output_dir"]
     history = json.loads((output / "training_log.json").read_text())
@@ -254,7 +268,9 @@ def test_rl_logs_reward_kl_and_length_at_every_step_and_moves_weights(rl_inputs,
 
 
 @pytest.mark.slow
-def test_an_interrupted_rl_run_resumes_from_its_last_complete_checkpoint(rl_inputs, caplog):
+def test_an_interrupted_rl_run_resumes_from_its_last_complete_checkpoint(
+    rl_inputs, grpo_run, caplog
+):
     """Step 4's checkpoint is removed as if the run had been killed before it completed: the
     re-run resumes at step 2 and ends with the weights of the uninterrupted run.
 
@@ -262,7 +278,7 @@ def test_an_interrupted_rl_run_resumes_from_its_last_complete_checkpoint(rl_inpu
     a later epoch draws that epoch's prompts in another order."""
     spec = rl_job(rl_inputs, "resumed", save_strategy="steps", save_steps=2, save_total_limit=2)
     assert_resumes_after_losing_its_last_checkpoint(
-        "llm_pipeline.training.rl", spec, rl_inputs["root"] / "jobs", caplog
+        "llm_pipeline.training.rl", spec, rl_inputs["root"] / "jobs", caplog, finished=grpo_run
     )
 
 

@@ -99,8 +99,20 @@ def weights_differ(before: dict, after: dict) -> list[str]:
     return sorted(name for name in before if not before[name].equal(after[name]))
 
 
-def run_sft(root: Path, base: Path, method: str, caplog, **sections) -> tuple[Path, int]:
-    """One sft job under torchrun; its output folder and the trainable count it logged."""
+class LaunchLines(logging.Handler):
+    """The launcher's log lines (a job's output) while it is attached."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def run_sft(root: Path, base: Path, method: str, **sections) -> tuple[Path, int, list[str]]:
+    """One sft job under torchrun; its output folder, the trainable count it logged and the
+    launcher's lines."""
     job = {
         "train_file": conversations(root / "conv.jsonl"),
         "model_dir": base,
@@ -118,12 +130,38 @@ def run_sft(root: Path, base: Path, method: str, caplog, **sections) -> tuple[Pa
         },
         **sections,
     }
-    with caplog.at_level(logging.INFO, logger="llm_pipeline.training.launch"):
+    logger = logging.getLogger("llm_pipeline.training.launch")
+    handler, level = LaunchLines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
         launch("llm_pipeline.training.sft", job, launch_config(), root / "jobs")
-    logged = [r.getMessage() for r in caplog.records if "Trainable parameters:" in r.getMessage()]
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    logged = [line for line in handler.lines if "Trainable parameters:" in line]
     assert len(logged) == 1, logged
     trainable = int(logged[0].split("Trainable parameters: ")[1].split()[0])
-    return root / method, trainable
+    return root / method, trainable, handler.lines
+
+
+# LoRA on q_proj and v_proj of the tiny model, a checkpoint every 2 of 6 steps.
+LORA = {
+    "lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+    "sft": {"learning_rate": 5e-2, "save_strategy": "steps", "save_steps": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory) -> tuple[Path, Path, Path, int]:
+    """One whole LoRA run (its base, its folder with the job's files and checkpoints, its
+    output and trainable count): read by the merged-weights test, copied by the resume test."""
+    root = tmp_path_factory.mktemp("lora")
+    base = build_tiny_model(root / "base")
+    run = root / "run"
+    run.mkdir()
+    folder, trainable, _ = run_sft(run, base, "lora", **copy.deepcopy(LORA))
+    return base, run, folder, trainable
 
 
 def peft_trainable_count(base: Path, job_sections: dict, method: str) -> int:
@@ -153,12 +191,11 @@ def generates(folder: Path) -> bool:
 
 
 @pytest.mark.slow
-def test_lora_trains_adapters_and_saves_them_merged(tmp_path, caplog):
-    base = build_tiny_model(tmp_path / "base")
-    lora = {"lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}}
-    folder, trainable = run_sft(tmp_path, base, "lora", caplog, sft={"learning_rate": 5e-2}, **lora)
+def test_lora_trains_adapters_and_saves_them_merged(lora_run):
+    base, _, folder, trainable = lora_run
 
     # r x (in + out) for q_proj and v_proj of one layer of hidden size 32: 2 x 4 x 64.
+    lora = {"lora": LORA["lora"]}
     assert trainable == peft_trainable_count(base, lora, "lora") == 512
     assert not is_adapter_folder(folder)
     before = load_file(base / "model.safetensors")
@@ -175,7 +212,7 @@ def test_lora_trains_adapters_and_saves_them_merged(tmp_path, caplog):
 
 
 @pytest.mark.slow
-def test_prompt_tuning_trains_a_soft_prompt_on_a_frozen_model(tmp_path, caplog):
+def test_prompt_tuning_trains_a_soft_prompt_on_a_frozen_model(tmp_path):
     base = build_tiny_model(tmp_path / "base")
     sections = {
         "prompt_tuning": {
@@ -186,8 +223,8 @@ def test_prompt_tuning_trains_a_soft_prompt_on_a_frozen_model(tmp_path, caplog):
         }
     }
     start = peft_trainable_count(base, sections, "prompt_tuning")
-    folder, trainable = run_sft(
-        tmp_path, base, "prompt_tuning", caplog, sft={"learning_rate": 0.3, "packing": True},
+    folder, trainable, _ = run_sft(
+        tmp_path, base, "prompt_tuning", sft={"learning_rate": 0.3, "packing": True},
         **sections,
     )  # fmt: skip
 
@@ -248,25 +285,20 @@ def test_prompt_tuning_turns_packing_off(tmp_path):
 
 
 @pytest.mark.slow
-def test_lora_fine_tuning_stopped_after_a_checkpoint_resumes_to_the_same_weights(tmp_path, caplog):
-    base = build_tiny_model(tmp_path / "base")
-    sections = {
-        "lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]},
-        "sft": {"learning_rate": 5e-2, "save_strategy": "steps", "save_steps": 2},
-    }
-    run = tmp_path / "run"
-    run.mkdir()
-    whole, _ = run_sft(run, base, "lora", caplog, **copy.deepcopy(sections))
+def test_lora_fine_tuning_stopped_after_a_checkpoint_resumes_to_the_same_weights(
+    lora_run, tmp_path
+):
+    base, whole_run, whole, _ = lora_run
     before = load_file(whole / "model.safetensors")
     # As if killed after step 2: the later checkpoints and the output were never written.
+    run = shutil.copytree(whole_run, tmp_path / "run")
     checkpoints = run / "lora-checkpoints"
     for step in (4, 6):
         shutil.rmtree(checkpoints / f"checkpoint-{step}")
-    shutil.rmtree(whole)
-    caplog.clear()
-    with caplog.at_level(logging.INFO):
-        resumed, _ = run_sft(run, base, "lora", caplog, **copy.deepcopy(sections))
-    assert "Resuming from" in caplog.text and "(step 2)" in caplog.text
+    shutil.rmtree(run / "lora")
+    resumed, _, lines = run_sft(run, base, "lora", **copy.deepcopy(LORA))
+    text = "\n".join(lines)
+    assert "Resuming from" in text and "(step 2)" in text
     after = load_file(resumed / "model.safetensors")
     assert weights_differ(load_file(base / "model.safetensors"), after)
     for name, tensor in before.items():

@@ -7,6 +7,7 @@ config without ``quantization_config`` and saved as safetensors.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -50,12 +51,14 @@ def convert_gguf(gguf_file: Path, cache_dir: Path) -> Path:
 
 def _write_safetensors_folder(gguf_file: Path, folder: Path) -> None:
     """Dequantise ``gguf_file`` and save model and tokenizer as a plain folder."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source, name = str(gguf_file.parent), gguf_file.name
     tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=name)
     loaded = AutoModelForCausalLM.from_pretrained(source, gguf_file=name)
-    config = AutoConfig.from_pretrained(source, gguf_file=name)
+    # The loaded model's own config, copied: each from_pretrained with gguf_file reads the whole
+    # file again (7 s of SmolLM2-135M's 49,152-token vocabulary on 2 cores).
+    config = copy.deepcopy(loaded.config)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     fresh = AutoModelForCausalLM.from_config(config)

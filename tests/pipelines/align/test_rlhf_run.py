@@ -31,6 +31,9 @@ SHORTER = [
     "finetune.sft.num_train_epochs=2",
     "align.rl.grpo.max_steps=20",
     "align.reward.num_train_epochs=1",
+    # The scratch environment's three system prompts are scored against each other on the
+    # aligned model; the alignment evidence reads none of them (8 s alone).
+    "evaluate.prompt_variants={}",
 ]
 
 
