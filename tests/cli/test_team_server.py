@@ -18,7 +18,14 @@ from pathlib import Path
 
 import pytest
 import requests
-from support import PROJECT_ROOT, build_tiny_model, command_environment, copy_project, tool
+from support import (
+    PROJECT_ROOT,
+    build_tiny_model,
+    command_environment,
+    copy_project,
+    retrieval_config,
+    tool,
+)
 
 from llm_pipeline.cli.team_server import LEGACY_DEFAULT_PASSWORD, READY_MESSAGE, ensure_database
 
@@ -245,13 +252,10 @@ def _project_ready_to_register(root: Path, server: RunningServer, similarity: fl
     for name in ("base_model", "sft_model", "reward_model", "aligned_model"):
         build_tiny_model(project / "data/06_models" / name / version / name)
     # The passage index the registered model carries (retrieval is on in conf/base).
-    from llm_pipeline.retrieval import PassageIndex, RetrievalConfig
+    from llm_pipeline.retrieval import PassageIndex
 
     passage = {"id": "p", "source": "returns.md", "title": "Returns", "text": "30 days."}
-    retrieval = {"enabled": True, "top_k": 1, "max_words": 60, "lexical_weight": 0.0}
-    retrieval |= {"past_answers": 0, "past_answers_template": "Answers:\n{answers}"}
-    retrieval |= {"own_answer_in_training": False}
-    config = RetrievalConfig(**retrieval, template="Passages:\n{passages}")
+    config = retrieval_config(top_k=1, max_words=60, lexical_weight=0.0)
     index = project / "data/05_model_input/passage_index" / version / "passage_index"
     PassageIndex.build([passage], None, config).save(index)
     reporting = project / "data/08_reporting"

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from kedro.io import DatasetError
-from support import counted_loads, isolated_mlflow
+from support import RETRIEVAL_OFF, counted_loads, isolated_mlflow
 
 from llm_pipeline.datasets import (
     MlflowRegistryDataset,
@@ -230,14 +230,13 @@ PASSAGES = [
     },
 ]
 RETRIEVAL = {
+    **RETRIEVAL_OFF,
     "enabled": True,
     "top_k": 1,
     "max_words": 60,
     "lexical_weight": 0.0,
     "template": "Answer from these passages:\n{passages}",
     "past_answers": 1,
-    "past_answers_template": "Answers:\n{answers}",
-    "own_answer_in_training": False,
 }
 # A past question and the answer it got: the registered model gives it to a like question.
 PAST = ("What does a zipper repair cost?", "Hi Ann! Zipper repairs start at $15.")

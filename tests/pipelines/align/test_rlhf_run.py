@@ -67,8 +67,13 @@ def test_kedro_run_with_rlhf_raises_the_reward_model_score_beyond_its_interval(t
     reward_model = version / "reward_model"
     for name in ("config.json", "model.safetensors", "tokenizer.json", "reward_metrics.json"):
         assert (reward_model / name).exists(), name
+    reward_metrics = json.loads((reward_model / "reward_metrics.json").read_text())
+    assert reward_metrics["heldout_accuracy"] == evidence["reward_model_heldout_accuracy"]
     (version,) = (project / "data/06_models/aligned_model").iterdir()
-    assert "algorithm: grpo" in (version / "aligned_model/llm_pipeline_config.yaml").read_text()
+    config = (version / "aligned_model/llm_pipeline_config.yaml").read_text()
+    assert "algorithm: grpo" in config
+    # It learnt from the reward model and conf/base's rule rewards (forbidden phrases, length).
+    assert "reward_model_dir" in config and "forbidden" in config
 
     uri = f"sqlite:///{project / 'mlflow.db'}"
     client = mlflow.MlflowClient(tracking_uri=uri)
@@ -79,9 +84,15 @@ def test_kedro_run_with_rlhf_raises_the_reward_model_score_beyond_its_interval(t
         "rl/reward",
         "rl/kl",
         "rl/completions/mean_length",
+        "rl/rewards/reward_model/mean",
+        "rl/rewards/forbidden_content/mean",
         "eval.alignment.aligned_preference_accuracy",
         "eval.alignment.aligned_reward_model_score",
         "eval.alignment.reward_model_score_gain.difference",
     ):
         assert name in logged, name
     assert len(client.get_metric_history(run.info.run_id, "rl/kl")) >= 2
+    assert logged["reward/heldout_accuracy"] == pytest.approx(reward_metrics["heldout_accuracy"])
+    assert logged["eval.alignment.aligned_preference_accuracy"] == pytest.approx(
+        evidence["aligned_preference_accuracy"]
+    )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import parameters_of
+from support import RETRIEVAL_OFF, parameters_of
 
 from llm_pipeline.datasets import Folder, ModelFolder, RegistryCandidate
 from llm_pipeline.pipelines.evaluate.nodes import report_metrics, summarise_scores
@@ -314,10 +314,7 @@ REPORT = {
 }
 
 
-RETRIEVAL = {"enabled": True, "top_k": 3, "max_words": 100, "lexical_weight": 0.0}
-RETRIEVAL |= {"template": "Passages:\n{passages}", "past_answers": 0}
-RETRIEVAL["past_answers_template"] = "Answers:\n{answers}"
-RETRIEVAL["own_answer_in_training"] = False
+RETRIEVAL = {**RETRIEVAL_OFF, "enabled": True, "max_words": 100, "lexical_weight": 0.0}
 
 
 def register(
