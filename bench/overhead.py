@@ -48,8 +48,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from llm_pipeline.pipeline_registry import STAGES
+
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["ingest", "validate", "pretrain", "finetune", "align", "evaluate", "register"]
 COLUMNS = ["compute", "catalog I/O", "tracking", "other hooks"]
 WORKER_READY = re.compile(
     r"\[(?P<job>\w+)\] .*worker ready (?P<total>[\d.]+) s after launch: "

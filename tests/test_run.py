@@ -239,6 +239,33 @@ def test_models_are_versioned_folders_with_their_config(finished_run):
     assert not list((project / "data/06_models").glob(".training-output-*"))
 
 
+def losses(folder: Path) -> list[float]:
+    history = json.loads((folder / "training_log.json").read_text())
+    return [entry["loss"] for entry in history if "loss" in entry]
+
+
+def test_each_training_job_lowered_its_loss_moved_the_weights_and_saved_no_pickle(finished_run):
+    # Each entrypoint ran as a torchrun job of the run (how DPO's loss falls: training/test_dpo).
+    from safetensors.torch import load_file
+
+    project, _ = finished_run
+    folders = {
+        name: next((project / "data/06_models" / name).iterdir()) / name
+        for name in ("base_model", "sft_model", "reward_model", "aligned_model")
+    }
+    pretraining, finetuning = losses(folders["base_model"]), losses(folders["sft_model"])
+    assert len(pretraining) >= 3 and pretraining[-1] < pretraining[0] - 0.3
+    assert len(finetuning) >= 3 and finetuning[-1] < finetuning[0]
+    for before, after in (("base_model", "sft_model"), ("sft_model", "aligned_model")):
+        old = load_file(folders[before] / "model.safetensors")
+        new = load_file(folders[after] / "model.safetensors")
+        assert set(old) == set(new) and any(not old[k].equal(new[k]) for k in old), after
+    for name, folder in folders.items():
+        assert "output_dir" in (folder / "llm_pipeline_config.yaml").read_text(), name
+        assert not (folder / "training_args.bin").exists(), name
+        assert not list(folder.parent.glob(f".{name}.saving")), name
+
+
 def test_a_broken_contract_stops_the_run_before_training(small_raw_data, tmp_path):
     project = copy_project(tmp_path, small_raw_data)
     shutil.rmtree(project / "data/01_raw/preferences")

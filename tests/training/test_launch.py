@@ -103,21 +103,6 @@ parser.add_argument("--config", type=Path)
 folder = Path(yaml.safe_load(parser.parse_args().config.read_text())["output_dir"])
 """
 
-ALL_REDUCE = (
-    WORKER_OUTPUT_DIR
-    + """
-import torch
-import torch.distributed as dist
-dist.init_process_group("gloo")
-total = torch.tensor([dist.get_rank() + 1.0])
-dist.all_reduce(total)
-(folder / f"rank{dist.get_rank()}.json").write_text(
-    json.dumps({"world_size": dist.get_world_size(), "total": total.item()})
-)
-dist.destroy_process_group()
-"""
-)
-
 
 def test_an_exception_on_one_rank_is_reported_from_torchs_error_files(tmp_path, monkeypatch):
     module = job_module(tmp_path, monkeypatch, "rank_one_raises", RANK_ONE_RAISES)
@@ -191,27 +176,9 @@ def test_a_rank_killed_by_a_signal_is_named_from_the_workers_markers(tmp_path, m
     assert "in wait_for_rank_one" in (rank_zero / "sigterm_stacks.txt").read_text()
 
 
-@pytest.mark.slow
-def test_the_same_job_runs_as_two_nodes_meeting_at_a_c10d_endpoint(tmp_path, monkeypatch):
-    module = job_module(tmp_path, monkeypatch, "all_reduce_job", ALL_REDUCE)
-    endpoint = f"127.0.0.1:{free_port()}"
-    nodes = [
-        launch_config(nnodes=2, node_rank=rank, rdzv_endpoint=endpoint, rdzv_id="two-nodes")
-        for rank in (0, 1)
-    ]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        runs = [
-            pool.submit(launch, module, {"output_dir": tmp_path}, node, tmp_path / f"node{rank}")
-            for rank, node in enumerate(nodes)
-        ]
-        for run in runs:
-            run.result(timeout=300)
-    results = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
-    assert results == [{"world_size": 2, "total": 3.0}] * 2
-
-
 # An entrypoint's end, as the training modules end: exit_without_teardown(main()) with a process
-# group still open, an exit handler to run and, with "thread", a non-daemon thread still writing.
+# group still open, an exit handler to run and, on the ranks in "thread_ranks", a non-daemon
+# thread still writing (the ordinary exit, which waits for it; the others leave at once).
 ENDS_FAST = (
     WORKER_OUTPUT_DIR
     + """
@@ -225,7 +192,7 @@ def main():
     dist.init_process_group("gloo")
     rank = dist.get_rank()
     atexit.register(lambda: (folder / f"atexit{rank}").write_text("ran"))
-    if yaml.safe_load(parser.parse_args().config.read_text()).get("thread"):
+    if rank in yaml.safe_load(parser.parse_args().config.read_text())["thread_ranks"]:
         def late():
             time.sleep(1)
             (folder / f"thread{rank}").write_text("finished")
@@ -239,16 +206,13 @@ exit_without_teardown(main())
 )
 
 
-@pytest.mark.parametrize("with_thread", [False, True], ids=["fast", "thread"])
-def test_a_worker_that_exits_early_still_runs_its_exit_handlers_and_threads(
-    tmp_path, monkeypatch, with_thread
-):
+def test_a_worker_that_exits_early_still_runs_its_exit_handlers_and_threads(tmp_path, monkeypatch):
     module = job_module(tmp_path, monkeypatch, "ends_fast", ENDS_FAST)
-    job = {"output_dir": tmp_path, "thread": with_thread}
+    job = {"output_dir": tmp_path, "thread_ranks": [1]}
     launch(module, job, launch_config(nproc_per_node=2), tmp_path / "logs")
     for rank in (0, 1):
         assert (tmp_path / f"atexit{rank}").read_text() == "ran"
-        assert (tmp_path / f"thread{rank}").exists() == with_thread
+        assert (tmp_path / f"thread{rank}").exists() == (rank == 1)
         worker_log = next((tmp_path / "logs").rglob(f"attempt_0/{rank}/stdout.log"))
         assert f"rank {rank} done" in worker_log.read_text()
 

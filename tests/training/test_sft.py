@@ -206,6 +206,10 @@ def test_lora_trains_adapters_and_saves_them_merged(lora_run):
         "model.layers.0.self_attn.v_proj.weight",
     ]
     assert generates(folder)
+    # The adapters learnt: the loss fell (the end-to-end LoRA runs are the smollm2 env's test).
+    history = json.loads((folder / "training_log.json").read_text())
+    curve = [entry["loss"] for entry in history if "loss" in entry]
+    assert len(curve) >= 3 and curve[-1] < curve[0], curve
     # The adapter stays beside the weights, naming the starting model: the registry can
     # register it alone over that base (register.weights: adapters).
     assert adapter_chain(folder) == (base.resolve(), [folder / KEPT_ADAPTER])
