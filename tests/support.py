@@ -283,6 +283,11 @@ def saved_weights(folder: Path) -> dict:
     return load_file(folder / "model.safetensors")
 
 
+# The trainer fields of a job that ``assert_resumes_after_losing_its_last_checkpoint`` resumes:
+# a checkpoint at steps 2 and 4, both kept.
+CHECKPOINT_EVERY_2_STEPS = {"save_strategy": "steps", "save_steps": 2, "save_total_limit": 2}
+
+
 def assert_resumes_after_losing_its_last_checkpoint(
     module: str,
     spec: dict[str, Any],

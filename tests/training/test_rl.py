@@ -10,6 +10,7 @@ import pytest
 from kedro.config import OmegaConfigLoader
 from pydantic import ValidationError
 from support import (
+    CHECKPOINT_EVERY_2_STEPS,
     assert_resumes_after_losing_its_last_checkpoint,
     build_tiny_model,
     launch_config,
@@ -235,7 +236,7 @@ def rl_job(inputs: dict, name: str, algorithm: str = "grpo", **trainer) -> dict:
 def grpo_run(rl_inputs) -> dict:
     """The GRPO job run whole, with a checkpoint at steps 2 and 4: the resume test starts from
     a copy of its checkpoints instead of running it again."""
-    spec = rl_job(rl_inputs, "grpo", save_strategy="steps", save_steps=2, save_total_limit=2)
+    spec = rl_job(rl_inputs, "grpo", **CHECKPOINT_EVERY_2_STEPS)
     launch("llm_pipeline.training.rl", spec, launch_config(), rl_inputs["root"] / "jobs")
     return spec
 
@@ -276,7 +277,7 @@ def test_an_interrupted_rl_run_resumes_from_its_last_complete_checkpoint(
 
     Within an epoch, that is: TRL's prompt sampler seeds its shuffling once, so a run resumed in
     a later epoch draws that epoch's prompts in another order."""
-    spec = rl_job(rl_inputs, "resumed", save_strategy="steps", save_steps=2, save_total_limit=2)
+    spec = rl_job(rl_inputs, "resumed", **CHECKPOINT_EVERY_2_STEPS)
     assert_resumes_after_losing_its_last_checkpoint(
         "llm_pipeline.training.rl", spec, rl_inputs["root"] / "jobs", caplog, finished=grpo_run
     )
