@@ -6,6 +6,7 @@ import atexit
 import copy
 import functools
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -281,6 +282,12 @@ def saved_weights(folder: Path) -> dict:
     from safetensors.torch import load_file
 
     return load_file(folder / "model.safetensors")
+
+
+def training_losses(folder: Path) -> list[float]:
+    """The training losses a saved model folder's ``training_log.json`` holds, in order."""
+    history = json.loads((folder / "training_log.json").read_text())
+    return [entry["loss"] for entry in history if "loss" in entry]
 
 
 # The trainer fields of a job that ``assert_resumes_after_losing_its_last_checkpoint`` resumes:

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import copy_project, isolated_mlflow, run_command, tool
+from support import copy_project, isolated_mlflow, run_command, tool, training_losses
 
 pytestmark = pytest.mark.slow
 
@@ -239,11 +239,6 @@ def test_models_are_versioned_folders_with_their_config(finished_run):
     assert not list((project / "data/06_models").glob(".training-output-*"))
 
 
-def losses(folder: Path) -> list[float]:
-    history = json.loads((folder / "training_log.json").read_text())
-    return [entry["loss"] for entry in history if "loss" in entry]
-
-
 def test_each_training_job_lowered_its_loss_moved_the_weights_and_saved_no_pickle(finished_run):
     # Each entrypoint ran as a torchrun job of the run (how DPO's loss falls: training/test_dpo).
     from safetensors.torch import load_file
@@ -253,7 +248,8 @@ def test_each_training_job_lowered_its_loss_moved_the_weights_and_saved_no_pickl
         name: next((project / "data/06_models" / name).iterdir()) / name
         for name in ("base_model", "sft_model", "reward_model", "aligned_model")
     }
-    pretraining, finetuning = losses(folders["base_model"]), losses(folders["sft_model"])
+    pretraining = training_losses(folders["base_model"])
+    finetuning = training_losses(folders["sft_model"])
     assert len(pretraining) >= 3 and pretraining[-1] < pretraining[0] - 0.3
     assert len(finetuning) >= 3 and finetuning[-1] < finetuning[0]
     for before, after in (("base_model", "sft_model"), ("sft_model", "aligned_model")):

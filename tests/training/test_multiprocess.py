@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
-from support import free_port, launch_config, shop_sentences, tokenizer_config
+from support import free_port, launch_config, shop_sentences, tokenizer_config, training_losses
 
 from llm_pipeline.training.launch import TrainingLaunchError, launch
 from llm_pipeline.training.tokenizer import train_tokenizer
@@ -99,8 +99,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 def test_two_processes_match_one_process_with_the_same_global_batch(runs):
     two, one = runs["two"], runs["one"]
 
-    losses_two = [entry["loss"] for entry in history(two) if "loss" in entry]
-    losses_one = [entry["loss"] for entry in history(one) if "loss" in entry]
+    losses_two, losses_one = training_losses(two), training_losses(one)
     assert len(losses_two) == len(losses_one) == 8
     assert losses_one[-1] < losses_one[0]
     assert losses_two == pytest.approx(losses_one, abs=LOSS_TOLERANCE)
@@ -116,9 +115,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(runs):
 def test_two_nodes_of_one_process_train_as_one_node_of_two(runs):
     two_nodes, two = runs["two_nodes"], runs["two"]
 
-    losses = [
-        [entry["loss"] for entry in history(run) if "loss" in entry] for run in (two_nodes, two)
-    ]
+    losses = [training_losses(run) for run in (two_nodes, two)]
     assert len(losses[0]) == 8
     assert losses[0] == pytest.approx(losses[1], abs=LOSS_TOLERANCE)
     weights_nodes, weights_two = (

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from support import shop_sentences, tokenizer_config
+from support import shop_sentences, tokenizer_config, training_losses
 
 from llm_pipeline.training.pretrain import PretrainJob, build_trainer, run
 from llm_pipeline.training.tokenizer import train_tokenizer
@@ -70,7 +70,7 @@ def test_each_architecture_trains_and_saves_a_loadable_model(corpus, tmp_path, a
 
     job = make_job(corpus, tmp_path, architecture, max_steps=16)
     run(job)
-    losses = [entry["loss"] for entry in history(job.output_dir) if "loss" in entry]
+    losses = training_losses(job.output_dir)
     assert losses[-1] < losses[0] - 0.5
     model = AutoModelForCausalLM.from_pretrained(job.output_dir)
     assert model.config.model_type == architecture

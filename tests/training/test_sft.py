@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from support import PROJECT_ROOT, build_tiny_model, launch_config
+from support import PROJECT_ROOT, build_tiny_model, launch_config, training_losses
 
 from llm_pipeline.training.launch import launch
 from llm_pipeline.training.models import (
@@ -207,8 +207,7 @@ def test_lora_trains_adapters_and_saves_them_merged(lora_run):
     ]
     assert generates(folder)
     # The adapters learnt: the loss fell (the end-to-end LoRA runs are the smollm2 env's test).
-    history = json.loads((folder / "training_log.json").read_text())
-    curve = [entry["loss"] for entry in history if "loss" in entry]
+    curve = training_losses(folder)
     assert len(curve) >= 3 and curve[-1] < curve[0], curve
     # The adapter stays beside the weights, naming the starting model: the registry can
     # register it alone over that base (register.weights: adapters).
