@@ -8,7 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import copy_project, isolated_mlflow, run_command, tool, training_losses
+from support import (
+    copy_project,
+    isolated_mlflow,
+    run_command,
+    saved_weights,
+    tool,
+    training_losses,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -241,8 +248,6 @@ def test_models_are_versioned_folders_with_their_config(finished_run):
 
 def test_each_training_job_lowered_its_loss_moved_the_weights_and_saved_no_pickle(finished_run):
     # Each entrypoint ran as a torchrun job of the run (how DPO's loss falls: training/test_dpo).
-    from safetensors.torch import load_file
-
     project, _ = finished_run
     folders = {
         name: next((project / "data/06_models" / name).iterdir()) / name
@@ -253,8 +258,7 @@ def test_each_training_job_lowered_its_loss_moved_the_weights_and_saved_no_pickl
     assert len(pretraining) >= 3 and pretraining[-1] < pretraining[0] - 0.3
     assert len(finetuning) >= 3 and finetuning[-1] < finetuning[0]
     for before, after in (("base_model", "sft_model"), ("sft_model", "aligned_model")):
-        old = load_file(folders[before] / "model.safetensors")
-        new = load_file(folders[after] / "model.safetensors")
+        old, new = saved_weights(folders[before]), saved_weights(folders[after])
         assert set(old) == set(new) and any(not old[k].equal(new[k]) for k in old), after
     for name, folder in folders.items():
         assert "output_dir" in (folder / "llm_pipeline_config.yaml").read_text(), name
